@@ -1,0 +1,64 @@
+"""The command line shared by every experiment module (`python -m experiments.<name> ...`)."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+
+from jgan import config as config_lib
+from jgan.errors import NonFiniteLossError, UserError
+
+
+def parse_config(default, argv, *, description: str):
+    """Flags and `--set group.field=value` overrides applied to an experiment's default config.
+
+    Returns `(config, workdir)`.
+    """
+    parser = argparse.ArgumentParser(
+        description=description, formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="Any config field: --set group.field=value, e.g. --set optim.g_lr=1e-4. "
+               f"Groups and fields: {_field_list(default)}")
+    parser.add_argument("--workdir", default=None,
+                        help="run directory; the same one again resumes (default runs/NAME_DATASET)")
+    parser.add_argument("--steps", type=int, help=f"total steps (default {default.train.steps})")
+    parser.add_argument("--batch-size", type=int,
+                        help=f"global batch size (default {default.train.batch_size})")
+    parser.add_argument("--seed", type=int, help=f"run seed (default {default.train.seed})")
+    parser.add_argument("--dataset", help=f"TFDS name (default {default.data.dataset})")
+    parser.add_argument("--data-dir", help="folder laid out as shared/datasets "
+                                           "(default: $JGAN_DATA_DIR, else bundled MNIST subset)")
+    parser.add_argument("--loss", choices=["nonsaturating", "minimax"],
+                        help=f"generator loss (default {default.loss.gan_loss})")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="override any config field (repeatable)")
+    args = parser.parse_args(argv)
+    flags = {"train.steps": args.steps, "train.batch_size": args.batch_size,
+             "train.seed": args.seed, "data.dataset": args.dataset, "data.data_dir": args.data_dir,
+             "loss.gan_loss": args.loss}
+    assignments = [f"{k}={v}" for k, v in flags.items() if v is not None] + args.set
+    config = config_lib.override(default, assignments)
+    workdir = args.workdir or f"runs/{config.name}_{config.data.dataset}"
+    return config, workdir
+
+
+def _field_list(config) -> str:
+    return "; ".join(f"{group.name}: " + ", ".join(f.name for f in dataclasses.fields(
+        getattr(config, group.name))) for group in dataclasses.fields(config)
+        if dataclasses.is_dataclass(getattr(config, group.name)))
+
+
+def run_experiment(default, argv=None, *, description: str = "") -> int:
+    """Parse flags, train, and turn user errors into one line on stderr. Returns the exit code."""
+    from jgan.train.loop import train
+
+    try:
+        config, workdir = parse_config(default, argv, description=description)
+        train(config, workdir)
+    except UserError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    except NonFiniteLossError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 3
+    return 0

@@ -1,0 +1,159 @@
+"""Run configuration: frozen, keyword-only dataclasses in small groups, overridable by `key=value`.
+
+An experiment builds its defaults with `Config(...)`; the command line replaces fields with
+`dataclasses.replace` through `override`; the resolved config is written to `config.json`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import typing
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class DataConfig:
+    dataset: str = "mnist"
+    data_dir: str | None = None  # None: $JGAN_DATA_DIR, else the bundled MNIST subset
+    split: str = "train"
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class ModelConfig:
+    arch: str = "dcgan"  # "dcgan" or "mlp"
+    z_dim: int = 100
+    base_features: int = 64  # dcgan: channels of D's first and G's last hidden layer
+    hidden: int = 1200  # mlp: width of G's hidden layers
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class OptimConfig:
+    g_lr: float = 2e-4
+    d_lr: float = 2e-4
+    b1: float = 0.5
+    b2: float = 0.999
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class LossConfig:
+    gan_loss: str = "nonsaturating"  # or "minimax"
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class TrainConfig:
+    steps: int = 2000
+    batch_size: int = 64
+    seed: int = 0
+    log_every: int = 50
+    sample_every: int = 500
+    checkpoint_every: int = 500
+    keep_checkpoints: int = 3
+    grid_size: int = 64  # images in each sample grid, from a fixed grid_z
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class Config:
+    name: str = "dcgan"
+    data: DataConfig = DataConfig()
+    model: ModelConfig = ModelConfig()
+    optim: OptimConfig = OptimConfig()
+    loss: LossConfig = LossConfig()
+    train: TrainConfig = TrainConfig()
+
+
+# Fields that may change between a run and its resumption: they set how long and how chattily it
+# runs, not what it computes.
+RESUMABLE_FIELDS = frozenset({
+    "train.steps", "train.log_every", "train.sample_every", "train.checkpoint_every",
+    "train.keep_checkpoints", "data.data_dir"})
+
+
+def _parse_value(text: str, annotation: str, where: str):
+    kind = annotation.replace(" | None", "").strip()
+    if text.lower() == "none" and "None" in annotation:
+        return None
+    try:
+        if kind == "int":
+            return int(text)
+        if kind == "float":
+            return float(text)
+        if kind == "bool":
+            if text.lower() not in ("true", "false", "1", "0"):
+                raise ValueError(text)
+            return text.lower() in ("true", "1")
+    except ValueError:
+        raise ValueError(f"--set {where}={text}: expected a {kind}") from None
+    return text
+
+
+def override(config, assignments: typing.Iterable[str]):
+    """Apply `group.field=value` strings (as given to `--set`) to a config, returning a new one."""
+    for assignment in assignments:
+        path, sep, text = assignment.partition("=")
+        if not sep:
+            raise ValueError(f"--set {assignment!r}: write it as group.field=value, "
+                             "e.g. --set optim.g_lr=1e-4")
+        config = _replace_path(config, path.strip().split("."), text.strip(), path)
+    return config
+
+
+def _replace_path(node, names, text, where):
+    fields = {f.name: f for f in dataclasses.fields(node)}
+    if names[0] not in fields:
+        raise ValueError(f"--set {where}: no field {names[0]!r} in {type(node).__name__}; "
+                         f"choose one of {sorted(fields)}")
+    field = fields[names[0]]
+    child = getattr(node, names[0])
+    if dataclasses.is_dataclass(child):
+        if len(names) == 1:
+            raise ValueError(f"--set {where}: name a field inside it, e.g. {where}."
+                             f"{dataclasses.fields(child)[0].name}=...")
+        value = _replace_path(child, names[1:], text, where)
+    else:
+        if len(names) > 1:
+            raise ValueError(f"--set {where}: {names[0]!r} has no fields")
+        value = _parse_value(text, str(field.type), where)
+    return dataclasses.replace(node, **{names[0]: value})
+
+
+def to_dict(config) -> dict:
+    return dataclasses.asdict(config)
+
+
+def from_dict(data: dict, cls=Config):
+    """Rebuild a config from `to_dict` output (as read from config.json)."""
+    kwargs = {}
+    hints = typing.get_type_hints(cls)
+    for field in dataclasses.fields(cls):
+        if field.name not in data:
+            continue
+        value = data[field.name]
+        if dataclasses.is_dataclass(hints[field.name]):
+            value = from_dict(value, hints[field.name])
+        kwargs[field.name] = value
+    return cls(**kwargs)
+
+
+def differences(old: dict, new: dict, prefix: str = "") -> list[tuple[str, object, object]]:
+    """The `(path, old, new)` fields where two config dicts differ."""
+    found = []
+    for key in sorted(set(old) | set(new)):
+        a, b, path = old.get(key), new.get(key), f"{prefix}{key}"
+        if isinstance(a, dict) and isinstance(b, dict):
+            found += differences(a, b, path + ".")
+        elif a != b and not (isinstance(a, float) and isinstance(b, float)
+                             and math.isnan(a) and math.isnan(b)):
+            found.append((path, a, b))
+    return found
+
+
+def save(config, path) -> None:
+    with open(path, "w") as f:
+        json.dump(to_dict(config), f, indent=2, sort_keys=True)
+        f.write("\n")
+
+
+def load(path) -> Config:
+    with open(path) as f:
+        return from_dict(json.load(f))

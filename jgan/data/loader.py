@@ -1,0 +1,68 @@
+"""Deterministic batches from a random-access source, positioned by the step.
+
+Epoch e visits the examples in the order `jax.random.permutation(fold_in(data_key, e), N)` and drops
+the last partial batch, so batch k is a pure function of (data key, batch size, k). The loader's
+position is therefore the step; it is still written into every checkpoint and checked on restore.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import functools
+
+import jax
+import numpy as np
+
+
+class BatchLoader:
+    """Batches `{"image": uint8 [B, H, W, C], "label": int32 [B]}` for steps k, k+1, ...
+
+    The next batch is read on a background thread while the current step runs.
+    """
+
+    def __init__(self, source, *, batch_size: int, data_key: jax.Array):
+        self.source = source
+        self.batch_size = batch_size
+        self.data_key = data_key
+        self.num_examples = len(source)
+        self.batches_per_epoch = self.num_examples // batch_size
+        if self.batches_per_epoch == 0:
+            raise ValueError(f"batch size {batch_size} exceeds the dataset's {self.num_examples}"
+                             " examples: use a smaller --batch-size")
+        self._executor = concurrent.futures.ThreadPoolExecutor(max_workers=1)
+
+    @functools.lru_cache(maxsize=2)
+    def _epoch_order(self, epoch: int) -> np.ndarray:
+        key = jax.random.fold_in(self.data_key, epoch)
+        with jax.default_device(jax.local_devices(backend="cpu")[0]):
+            return np.asarray(jax.random.permutation(key, self.num_examples))
+
+    def position(self, step: int) -> dict:
+        epoch, batch = divmod(step, self.batches_per_epoch)
+        return {"epoch": epoch, "batch_in_epoch": batch, "examples_seen": step * self.batch_size,
+                "batch_size": self.batch_size}
+
+    def batch(self, step: int) -> dict:
+        epoch, index = divmod(step, self.batches_per_epoch)
+        order = self._epoch_order(epoch)[index * self.batch_size:(index + 1) * self.batch_size]
+        examples = self.source.__getitems__(order.tolist())
+        batch = {"image": np.stack([e["image"] for e in examples])}
+        if "label" in examples[0]:
+            batch["label"] = np.asarray([e["label"] for e in examples], np.int32)
+        return batch
+
+    def iterate(self, start_step: int):
+        """Yield `(step, batch)` from `start_step` on, one batch read ahead."""
+        step = start_step
+        pending = self._executor.submit(self.batch, step)
+        while True:
+            batch = pending.result()
+            pending = self._executor.submit(self.batch, step + 1)
+            yield step, batch
+            step += 1
+
+
+def image_shape(source) -> tuple[int, int, int]:
+    """`(H, W, C)` of the source's images."""
+    image = np.asarray(source[0]["image"])
+    return image.shape if image.ndim == 3 else (*image.shape, 1)

@@ -1,0 +1,86 @@
+"""Find a dataset by its TFDS name and open it with `tfds.data_source` (array_record, no TensorFlow).
+
+Where a dataset is looked for, in order:
+1. the data folder (`--data-dir`, else `$JGAN_DATA_DIR`), laid out as `../shared/datasets`:
+   `DIR/tfds/<name>/` prepared by TFDS, or `DIR/<name>/` with raw IDX files (MNIST, Fashion-MNIST),
+   which jgan prepares once into `$JGAN_CACHE_DIR` (default `~/.cache/jgan`);
+2. with no data folder, MNIST only: the real 10,000-image MNIST subset bundled with jgan.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import logging
+import os
+from pathlib import Path
+
+from jgan.data.idx import IDX_DATASETS, missing_idx_files, prepare_idx_dataset
+from jgan.errors import DataError
+
+BUNDLED_DIR = Path(__file__).parent / "bundled"
+
+
+@dataclasses.dataclass(frozen=True)
+class DatasetSource:
+    name: str
+    tfds_data_dir: str  # a folder holding <name>/<version>/ in array_record
+    description: str  # where the examples come from, printed at the start of a run
+
+    def open(self, split: str):
+        import tensorflow_datasets as tfds
+
+        # Without OpenCV, TFDS decodes with PIL and warns once per process; PIL is what we want.
+        logging.getLogger("absl").setLevel(logging.ERROR)
+        try:
+            return tfds.data_source(self.name, data_dir=self.tfds_data_dir, split=split)
+        except ValueError as error:
+            raise DataError(f"cannot open split {split!r} of {self.name} in "
+                            f"{self.tfds_data_dir}: {error}") from None
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("JGAN_CACHE_DIR", Path.home() / ".cache" / "jgan"))
+
+
+def _prepared_from_raw(dataset: str, raw_dir: Path, description: str) -> DatasetSource:
+    # One prepared copy per raw folder, so two folders with different files never share a cache.
+    digest = hashlib.sha256(str(raw_dir.resolve()).encode()).hexdigest()[:12]
+    tfds_dir = cache_dir() / "tfds" / f"{dataset}-{digest}"
+    prepare_idx_dataset(dataset, raw_dir, tfds_dir)
+    return DatasetSource(dataset, str(tfds_dir), description)
+
+
+def find_dataset(dataset: str, data_dir: str | None = None) -> DatasetSource:
+    """Locate `dataset` (a TFDS name) as described in the module docstring."""
+    if not dataset or not dataset.replace("_", "").isalnum():
+        raise DataError(f"unknown dataset {dataset!r}: use a TFDS name such as mnist or "
+                        "fashion_mnist")
+    data_dir = data_dir or os.environ.get("JGAN_DATA_DIR") or None
+    if data_dir is None:
+        if dataset == "mnist":
+            return _prepared_from_raw(
+                "mnist", BUNDLED_DIR / "mnist",
+                "the MNIST subset bundled with jgan (10,000 train / 2,000 test images); pass "
+                "--data-dir or set JGAN_DATA_DIR for all 60,000")
+        raise DataError(f"{dataset} needs a data folder: pass --data-dir DIR or set "
+                        f"JGAN_DATA_DIR to a folder holding {dataset}/ (raw files) or "
+                        f"tfds/{dataset}/ (prepared by TFDS)")
+    root = Path(data_dir).expanduser()
+    if not root.is_dir():
+        raise DataError(f"data folder {str(root)!r} does not exist: pass --data-dir (or set "
+                        "JGAN_DATA_DIR) to a folder laid out as shared/datasets")
+    if (root / "tfds" / dataset).is_dir():
+        return DatasetSource(dataset, str(root / "tfds"),
+                             f"{dataset} prepared by TFDS in {root / 'tfds'}")
+    raw_dir = root / dataset
+    if dataset in IDX_DATASETS and raw_dir.is_dir():
+        missing = missing_idx_files(raw_dir)
+        if missing:
+            raise DataError(f"{raw_dir} lacks {', '.join(missing)}: copy the four IDX .gz "
+                            f"files of {dataset} there")
+        return _prepared_from_raw(dataset, raw_dir, f"{dataset} from the IDX files in {raw_dir}")
+    known = sorted(p.name for p in root.iterdir() if p.is_dir() and p.name != "tfds")
+    raise DataError(f"unknown dataset {dataset!r} in {root}: found {', '.join(known) or 'none'};"
+                    f" put raw files in {root / dataset} (mnist, fashion_mnist) or a TFDS "
+                    f"array_record preparation in {root / 'tfds' / dataset}")

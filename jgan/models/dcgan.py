@@ -1,0 +1,80 @@
+"""DCGAN generator and discriminator (Radford, Metz & Chintala 2016, Sec. 3 and Fig. 1).
+
+The paper's guidelines: strided convolutions instead of pooling, transposed convolutions to up-sample,
+BatchNorm in both networks except G's output and D's input layer, ReLU in G with tanh output,
+LeakyReLU(0.2) in D, weights drawn from N(0, 0.02). Images are NHWC in [-1, 1].
+
+The number of up-sampling stages follows the image size: 28 -> 7x7 start (MNIST), 32 and 64 -> 4x4.
+"""
+
+import flax.linen as nn
+import jax.numpy as jnp
+
+from jgan.nn import ConvTranspose
+
+dcgan_init = nn.initializers.normal(0.02)
+
+
+def _bn_scale_init(key, shape, dtype=jnp.float32):
+    return 1.0 + 0.02 * nn.initializers.normal(1.0)(key, shape, dtype)
+
+
+def _batch_norm(train: bool) -> nn.BatchNorm:
+    # PyTorch's defaults (momentum 0.1 there), so the DCGAN twin in benchmarks/ is the same model.
+    return nn.BatchNorm(use_running_average=not train, momentum=0.9, epsilon=1e-5,
+                        scale_init=_bn_scale_init)
+
+
+def num_resolution_stages(image_size: int) -> int:
+    """How many 2x steps separate the image from a start resolution of at most 7."""
+    stages, size = 0, image_size
+    while size > 7:
+        if size % 2:
+            raise ValueError(f"image size {image_size} does not halve down to 7 or less: "
+                             "use a size such as 28, 32 or 64")
+        size //= 2
+        stages += 1
+    return stages
+
+
+class DCGANGenerator(nn.Module):
+    """z [B, z_dim] -> images [B, H, W, C]: project, then 2x transposed-conv stages."""
+
+    image_shape: tuple[int, int, int]
+    base_features: int = 64
+
+    @nn.compact
+    def __call__(self, z, *, train: bool = True):
+        height, _, channels = self.image_shape
+        stages = num_resolution_stages(height)
+        start = height >> stages
+        features = self.base_features * 2 ** (stages - 1)
+        x = nn.Dense(start * start * features, use_bias=False, kernel_init=dcgan_init)(z)
+        x = nn.relu(_batch_norm(train)(x))
+        x = x.reshape(z.shape[0], start, start, features)
+        for _ in range(stages - 1):
+            features //= 2
+            x = ConvTranspose(features, use_bias=False, kernel_init=dcgan_init)(x)
+            x = nn.relu(_batch_norm(train)(x))
+        x = ConvTranspose(channels, kernel_init=dcgan_init)(x)
+        return jnp.tanh(x)
+
+
+class DCGANDiscriminator(nn.Module):
+    """images [B, H, W, C] -> logits [B]: stride-2 convolutions, then one linear unit."""
+
+    base_features: int = 64
+
+    @nn.compact
+    def __call__(self, x, *, train: bool = True):
+        stages = num_resolution_stages(x.shape[1])
+        features = self.base_features
+        for stage in range(stages):
+            x = nn.Conv(features, (4, 4), strides=(2, 2), padding=((1, 1), (1, 1)),
+                        use_bias=stage == 0, kernel_init=dcgan_init)(x)
+            if stage > 0:
+                x = _batch_norm(train)(x)
+            x = nn.leaky_relu(x, 0.2)
+            features *= 2
+        x = x.reshape(x.shape[0], -1)
+        return nn.Dense(1, kernel_init=dcgan_init)(x)[:, 0]

@@ -1,0 +1,162 @@
+"""The host loop shared by every family: data, the jitted step, progress, history, samples, checkpoints.
+
+Keys: `jax.random.key(seed)` is split once into named keys for init, the run (passed unchanged to
+every step, which folds in the step), the data order and the sample grid. A run resumed from its
+last checkpoint therefore replays exactly the steps an uninterrupted run would take.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+import time
+from pathlib import Path
+
+import jax
+import numpy as np
+from tqdm.auto import tqdm
+
+from jgan import config as config_lib
+from jgan.checkpoint import Checkpointer
+from jgan.data import BatchLoader, find_dataset, image_shape
+from jgan.errors import NonFiniteLossError, UserError
+from jgan.images import make_grid, save_png, to_uint8
+from jgan.train.history import History, plot_history
+from jgan.train.parallel import (check_batch_size, jit_data_parallel, make_mesh, replicated,
+                                 shard_batch)
+from jgan.train.setup import build_gan
+from jgan.train.state import init_train_state
+
+LOSS_CURVE = "loss_curve.png"
+
+
+def run_keys(seed: int) -> dict[str, jax.Array]:
+    k_init, k_run, k_data, k_grid = jax.random.split(jax.random.key(seed), 4)
+    return {"init": k_init, "run": k_run, "data": k_data, "grid": k_grid}
+
+
+def check_resumable(workdir: Path, config) -> None:
+    """A run directory may be resumed only with the settings that made its checkpoints."""
+    path = workdir / "config.json"
+    if not path.exists():
+        return
+    old = config_lib.to_dict(config_lib.load(path))
+    changed = [d for d in config_lib.differences(old, config_lib.to_dict(config))
+               if d[0] not in config_lib.RESUMABLE_FIELDS]
+    if changed:
+        field, was, now = changed[0]
+        raise UserError(f"{workdir} holds a run with {field}={was!r}, not {now!r} (and "
+                        f"{len(changed) - 1} more differences): use a new --workdir, or the "
+                        "run's own settings to resume it")
+
+
+def abstract_train_state(setup, key, mesh):
+    """Shapes, dtypes and shardings of the initial state, without computing it."""
+    shapes = jax.eval_shape(lambda k: init_train_state(setup.networks, k, setup.example_inputs),
+                            key)
+    return jax.tree.map(lambda s: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=replicated(mesh)),
+                        shapes)
+
+
+def train(config, workdir, *, log=print):
+    """Train (or resume) the run in `workdir` up to `config.train.steps`. Returns the final state."""
+    workdir = Path(workdir)
+    tc = config.train
+    workdir.mkdir(parents=True, exist_ok=True)
+    checkpointer = Checkpointer(workdir / "checkpoints", keep=tc.keep_checkpoints)
+    latest = checkpointer.latest_step()
+    if latest is not None:
+        check_resumable(workdir, config)
+    config_lib.save(config, workdir / "config.json")
+
+    source = find_dataset(config.data.dataset, config.data.data_dir)
+    log(f"data: {source.description}")
+    dataset = source.open(config.data.split)
+    shape = image_shape(dataset)
+    mesh = make_mesh()
+    check_batch_size(tc.batch_size, mesh)
+    keys = run_keys(tc.seed)
+    setup = build_gan(config, shape)
+    loader = BatchLoader(dataset, batch_size=tc.batch_size, data_key=keys["data"])
+
+    if latest is None:
+        init = jax.jit(lambda k: init_train_state(setup.networks, k, setup.example_inputs),
+                       out_shardings=replicated(mesh))
+        state, run_key, wall_offset = init(keys["init"]), keys["run"], 0.0
+    else:
+        state, run_key, meta = checkpointer.restore(
+            latest, abstract_train_state(setup, keys["init"], mesh))
+        if meta["data"] != loader.position(latest):
+            raise UserError(f"checkpoint {latest} in {workdir} was written at data position "
+                            f"{meta['data']}, not {loader.position(latest)}: use a new --workdir")
+        wall_offset = meta["wall_s"]
+        log(f"resuming {workdir} from step {latest}")
+    start = int(state.step)
+    if start >= tc.steps:
+        log(f"{workdir} is at step {start} of {tc.steps}: nothing to do (raise --steps to go on)")
+        checkpointer.close()
+        return state
+
+    history = History(workdir / "history.csv", resume_step=start)
+    compile_start = time.perf_counter()
+    step_fn = jit_data_parallel(setup.train_step, mesh).lower(
+        state, shard_batch(loader.batch(start), mesh), run_key).compile()
+    log(f"devices: {mesh.devices.size} x {jax.devices()[0].platform}; train step compiled in "
+        f"{time.perf_counter() - compile_start:.1f} s")
+    sample_fn = jax.jit(setup.sample)
+    grid_z = jax.random.normal(keys["grid"], (tc.grid_size, setup.z_dim))
+
+    def save_samples(step):
+        images = to_uint8(sample_fn(state, grid_z))
+        save_png(make_grid(images, columns=math.ceil(math.sqrt(tc.grid_size))),
+                 workdir / "samples" / f"step_{step:06d}.png")
+
+    def save_checkpoint(step, wall_s):
+        checkpointer.save(step, state, run_key,
+                          {"data": loader.position(step), "wall_s": wall_s,
+                           "image_shape": list(shape), "config": config_lib.to_dict(config)})
+
+    session_start = tick_start = time.perf_counter()
+    tick_sums, tick_steps = {}, 0
+    progress = tqdm(total=tc.steps, initial=start, desc=config.name, unit="step",
+                    dynamic_ncols=True, file=sys.stdout,
+                    mininterval=0.5 if sys.stdout.isatty() else 30.0)
+    try:
+        for step, batch in loader.iterate(start):
+            if step >= tc.steps:
+                break
+            state, metrics = step_fn(state, shard_batch(batch, mesh), run_key)
+            metrics = {name: float(value) for name, value in jax.device_get(metrics).items()}
+            done = step + 1
+            bad = [name for name, value in metrics.items() if not np.isfinite(value)]
+            if bad:
+                checkpointer.wait()
+                raise NonFiniteLossError(
+                    f"{bad[0]} = {metrics[bad[0]]} at step {done}: run stopped; its last good "
+                    f"checkpoint is step {checkpointer.latest_step()} in {workdir / 'checkpoints'}"
+                    " (lower the learning rates, or resume from there)")
+            for name, value in metrics.items():
+                tick_sums[name] = tick_sums.get(name, 0.0) + value
+            tick_steps += 1
+            progress.update(1)
+            wall_s = wall_offset + time.perf_counter() - session_start
+            if done % tc.log_every == 0 or done == tc.steps:
+                img_per_s = tick_steps * tc.batch_size / (time.perf_counter() - tick_start)
+                means = {name: total / tick_steps for name, total in tick_sums.items()}
+                history.append({"step": done, "kimg": done * tc.batch_size / 1000, **means,
+                                "img_per_s": img_per_s, "wall_s": wall_s})
+                progress.set_postfix({"D": f"{means['loss/d']:.3f}", "G": f"{means['loss/g']:.3f}",
+                                      "img/s": f"{img_per_s:.0f}"}, refresh=False)
+                tick_sums, tick_steps, tick_start = {}, 0, time.perf_counter()
+            if done % tc.sample_every == 0 or done == tc.steps:
+                save_samples(done)
+                plot_history(history.rows(), workdir / LOSS_CURVE)
+            if done % tc.checkpoint_every == 0 or done == tc.steps:
+                save_checkpoint(done, wall_s)
+    finally:
+        progress.close()
+        checkpointer.wait()
+        checkpointer.close()
+    log(f"done: step {int(state.step)}, samples in {workdir / 'samples'}, curves in "
+        f"{workdir / LOSS_CURVE}")
+    return state

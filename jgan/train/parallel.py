@@ -1,0 +1,44 @@
+"""Data parallelism with global-view code: one mesh axis "data", batch split over it, state replicated.
+
+The step is written for one device and compiled by `jax.jit` with shardings; XLA inserts the
+all-reduces. So means over the batch (losses, BatchNorm statistics) are global means, exactly as on
+one device, and the same code runs on 1 CPU, 8 forced CPU devices or a GPU host.
+"""
+
+from __future__ import annotations
+
+import jax
+import numpy as np
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
+
+from jgan.errors import UserError
+
+
+def make_mesh(devices=None) -> Mesh:
+    return Mesh(np.asarray(devices if devices is not None else jax.devices()), ("data",))
+
+
+def replicated(mesh: Mesh) -> NamedSharding:
+    return NamedSharding(mesh, PartitionSpec())
+
+
+def batch_split(mesh: Mesh) -> NamedSharding:
+    return NamedSharding(mesh, PartitionSpec("data"))
+
+
+def check_batch_size(batch_size: int, mesh: Mesh) -> None:
+    devices = mesh.devices.size
+    if batch_size % devices:
+        fixed = max(devices, round(batch_size / devices) * devices)
+        raise UserError(f"batch size {batch_size} does not split over {devices} devices: use a "
+                        f"multiple of {devices} (e.g. --batch-size {fixed})")
+
+
+def shard_batch(batch: dict, mesh: Mesh) -> dict:
+    return jax.device_put(batch, batch_split(mesh))
+
+
+def jit_data_parallel(step, mesh: Mesh):
+    """`jax.jit(step)` for `(state, batch, key) -> (state, metrics)` over the mesh."""
+    return jax.jit(step, in_shardings=(replicated(mesh), batch_split(mesh), replicated(mesh)),
+                   out_shardings=(replicated(mesh), replicated(mesh)))

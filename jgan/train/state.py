@@ -1,0 +1,76 @@
+"""Train states: immutable pytrees holding every network of a run by name.
+
+A GAN has `{"g", "d"}`; BiGAN adds `"e"`; CycleGAN has two generators and two discriminators. Each
+network carries its parameters, its optimizer state and its non-trainable variables (BatchNorm
+statistics, spectral-norm vectors). Family-specific extras (EMA weights, an image pool) go in
+`extra`. Modules and optimizers are not state: they live in `Network`, outside the pytree.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import flax
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import optax
+
+
+@flax.struct.dataclass
+class NetworkState:
+    params: Any
+    opt_state: Any
+    collections: Any  # non-trainable variables by collection, e.g. {"batch_stats": ...}
+
+    def variables(self, params=None) -> dict:
+        """Flax variables for `apply`, optionally with other parameters (for gradients)."""
+        return {"params": self.params if params is None else params, **self.collections}
+
+
+@flax.struct.dataclass
+class TrainState:
+    step: jax.Array  # int32 scalar: completed steps
+    nets: dict[str, NetworkState]
+    extra: dict = flax.struct.field(default_factory=dict)
+
+
+@dataclasses.dataclass(frozen=True)
+class Network:
+    """What is fixed for a run: the module and its optimizer."""
+
+    module: nn.Module
+    tx: optax.GradientTransformation
+
+
+def apply_network(module: nn.Module, variables: dict, *args, rngs=None, **kwargs):
+    """`module.apply` that always returns `(output, updated non-trainable collections)`."""
+    mutable = [name for name in variables if name != "params"]
+    if not mutable:
+        return module.apply(variables, *args, rngs=rngs, **kwargs), {}
+    return module.apply(variables, *args, rngs=rngs, mutable=mutable, **kwargs)
+
+
+def init_network(network: Network, key: jax.Array, *example_inputs) -> NetworkState:
+    k_params, k_dropout = jax.random.split(key)
+    variables = network.module.init({"params": k_params, "dropout": k_dropout},
+                                    *example_inputs, train=False)
+    params = variables.pop("params")
+    return NetworkState(params=params, opt_state=network.tx.init(params),
+                        collections=dict(variables))
+
+
+def init_train_state(networks: dict[str, Network], key: jax.Array,
+                     example_inputs: dict[str, tuple]) -> TrainState:
+    """Initialise each named network from its own key, folded in by its sorted position."""
+    nets = {name: init_network(networks[name], jax.random.fold_in(key, index),
+                               *example_inputs[name])
+            for index, name in enumerate(sorted(networks))}
+    return TrainState(step=jnp.zeros((), jnp.int32), nets=nets)
+
+
+def apply_gradients(network: Network, state: NetworkState, grads, collections) -> NetworkState:
+    updates, opt_state = network.tx.update(grads, state.opt_state, state.params)
+    return state.replace(params=optax.apply_updates(state.params, updates), opt_state=opt_state,
+                         collections=collections)
