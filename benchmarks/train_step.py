@@ -1,0 +1,192 @@
+"""Training-step throughput of DCGAN on MNIST-sized images: jgan vs. a PyTorch twin.
+
+One step = draw z, run G once, update D on real and fake (Adam), update G with the non-saturating
+loss. The model is DCGAN for 28x28x1, z_dim 100, base_features 64, in three forms:
+
+  jgan            the library's compiled step (`build_gan` + `jit_data_parallel`), as training runs it
+  jgan-xla-convT  the same step with G's up-sampling layers swapped for `flax.linen.ConvTranspose`,
+                  whose kernel gradient XLA derives itself: what jgan's custom VJP buys
+  pytorch         a layer-for-layer PyTorch twin of `jgan/models/dcgan.py` with the training step
+                  of the reference PyTorch DCGAN example (skipped if torch is not importable)
+
+Inputs are synthetic (random uint8 images; random floats in [-1, 1] for PyTorch): this measures
+speed only. Each row is timed over `--steps` steps after `--warmup` steps; ms_per_step is the
+median step time and img_per_s = batch / median seconds. compile_s is the time of
+`jitted.lower(...).compile()` for JAX and of the first warm-up step for PyTorch. The last line gives
+img_per_s ratios (above 1: the numerator is faster).
+
+Run from the repository root:  python benchmarks/train_step.py [--batch 64 256] [--steps 30]
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import statistics
+import time
+
+import flax.linen as nn
+import jax
+import numpy as np
+
+import jgan.models.dcgan as dcgan
+from jgan.config import Config, ModelConfig, TrainConfig
+from jgan.train.parallel import jit_data_parallel, make_mesh, shard_batch
+from jgan.train.setup import build_gan
+from jgan.train.state import init_train_state
+
+IMAGE_SHAPE = (28, 28, 1)
+Z_DIM, FEATURES = 100, 64
+
+
+def xla_conv_transpose(features, *, use_bias=True, kernel_init=nn.initializers.lecun_normal()):
+    """jgan's `ConvTranspose` (kernel 4, stride 2, torch padding 1) as plain Flax: same params."""
+    return nn.ConvTranspose(features, (4, 4), strides=(2, 2), padding=((2, 2), (2, 2)),
+                            use_bias=use_bias, kernel_init=kernel_init)
+
+
+@contextlib.contextmanager
+def xla_conv_transpose_patched():
+    original = dcgan.ConvTranspose
+    dcgan.ConvTranspose = xla_conv_transpose
+    try:
+        yield
+    finally:
+        dcgan.ConvTranspose = original
+
+
+def median_step_seconds(run_step, steps: int) -> float:
+    times = []
+    for _ in range(steps):
+        start = time.perf_counter()
+        run_step()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def row(framework: str, batch: int, seconds: float, compile_s, **extra) -> dict:
+    return {"model": "dcgan-mnist", "framework": framework, "batch": batch,
+            "img_per_s": round(batch / seconds, 1), "ms_per_step": round(1e3 * seconds, 2),
+            "compile_s": None if compile_s is None else round(compile_s, 2), **extra}
+
+
+def time_jgan(framework: str, batch_size: int, steps: int, warmup: int) -> dict:
+    config = Config(name="dcgan", model=ModelConfig(arch="dcgan", z_dim=Z_DIM,
+                                                    base_features=FEATURES),
+                    train=TrainConfig(batch_size=batch_size))
+    setup = build_gan(config, IMAGE_SHAPE)
+    state = init_train_state(setup.networks, jax.random.key(0), setup.example_inputs)
+    mesh = make_mesh()
+    images = np.random.default_rng(0).integers(0, 256, (batch_size, *IMAGE_SHAPE), dtype=np.uint8)
+    batch = shard_batch({"image": images}, mesh)
+    key = jax.random.key(1)
+    start = time.perf_counter()
+    step = jit_data_parallel(setup.train_step, mesh).lower(state, batch, key).compile()
+    compile_s = time.perf_counter() - start
+
+    def run_step():
+        nonlocal state
+        state, _ = jax.block_until_ready(step(state, batch, key))
+
+    for _ in range(warmup):
+        run_step()
+    seconds = median_step_seconds(run_step, steps)
+    device = jax.devices()[0]
+    return row(framework, batch_size, seconds, compile_s, threads=os.cpu_count(),
+               device=f"{device.platform}:{device.device_kind}", devices=jax.device_count())
+
+
+def torch_dcgan(torch):
+    """G and D of `jgan/models/dcgan.py` for 28x28x1 (NCHW), with the same DCGAN init."""
+    tnn = torch.nn
+    start = 7 * 7 * 2 * FEATURES
+    g = tnn.Sequential(
+        tnn.Linear(Z_DIM, start, bias=False), tnn.BatchNorm1d(start), tnn.ReLU(),
+        tnn.Unflatten(1, (2 * FEATURES, 7, 7)),
+        tnn.ConvTranspose2d(2 * FEATURES, FEATURES, 4, 2, 1, bias=False),
+        tnn.BatchNorm2d(FEATURES), tnn.ReLU(),
+        tnn.ConvTranspose2d(FEATURES, 1, 4, 2, 1), tnn.Tanh())
+    d = tnn.Sequential(
+        tnn.Conv2d(1, FEATURES, 4, 2, 1), tnn.LeakyReLU(0.2),
+        tnn.Conv2d(FEATURES, 2 * FEATURES, 4, 2, 1, bias=False), tnn.BatchNorm2d(2 * FEATURES),
+        tnn.LeakyReLU(0.2), tnn.Flatten(), tnn.Linear(2 * FEATURES * 7 * 7, 1))
+    for module in (*g.modules(), *d.modules()):
+        if isinstance(module, (tnn.Linear, tnn.Conv2d, tnn.ConvTranspose2d)):
+            tnn.init.normal_(module.weight, 0.0, 0.02)
+            if module.bias is not None:
+                tnn.init.zeros_(module.bias)
+        elif isinstance(module, (tnn.BatchNorm1d, tnn.BatchNorm2d)):
+            tnn.init.normal_(module.weight, 1.0, 0.02)
+            tnn.init.zeros_(module.bias)
+    return g, d
+
+
+def time_pytorch(batch_size: int, steps: int, warmup: int) -> dict:
+    import torch
+
+    torch.manual_seed(0)
+    g, d = torch_dcgan(torch)
+    opt_g = torch.optim.Adam(g.parameters(), lr=2e-4, betas=(0.5, 0.999))
+    opt_d = torch.optim.Adam(d.parameters(), lr=2e-4, betas=(0.5, 0.999))
+    bce = torch.nn.BCEWithLogitsLoss()
+    real = torch.rand(batch_size, 1, 28, 28) * 2 - 1
+    ones, zeros = torch.ones(batch_size), torch.zeros(batch_size)
+
+    def run_step():
+        fake = g(torch.randn(batch_size, Z_DIM))
+        d.zero_grad()
+        loss_d = bce(d(real)[:, 0], ones) + bce(d(fake.detach())[:, 0], zeros)
+        loss_d.backward()
+        opt_d.step()
+        g.zero_grad()
+        loss_g = bce(d(fake)[:, 0], ones)
+        loss_g.backward()
+        opt_g.step()
+
+    compile_s = median_step_seconds(run_step, 1) if warmup else None
+    for _ in range(warmup - 1):
+        run_step()
+    seconds = median_step_seconds(run_step, steps)
+    return row("pytorch", batch_size, seconds, compile_s, threads=torch.get_num_threads(),
+               device="cpu")
+
+
+def ratios(rows: list[dict]) -> dict:
+    speed = {(r["framework"], r["batch"]): r["img_per_s"] for r in rows if "img_per_s" in r}
+    pairs = [("jgan", "pytorch"), ("jgan-xla-convT", "pytorch"), ("jgan", "jgan-xla-convT")]
+    return {f"{a}/{b}@{batch}": round(speed[a, batch] / speed[b, batch], 2)
+            for a, b in pairs for (name, batch) in speed if name == a and (b, batch) in speed}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--batch", type=int, nargs="+", default=[64, 256])
+    parser.add_argument("--steps", type=int, default=30, help="timed steps")
+    parser.add_argument("--warmup", type=int, default=5, help="untimed steps before timing")
+    args = parser.parse_args()
+    try:
+        import torch  # noqa: F401
+        have_torch = True
+    except ImportError:
+        have_torch = False
+    rows = []
+
+    def emit(result: dict) -> None:
+        rows.append(result)
+        print(json.dumps(result), flush=True)
+
+    for batch in args.batch:
+        emit(time_jgan("jgan", batch, args.steps, args.warmup))
+        with xla_conv_transpose_patched():
+            emit(time_jgan("jgan-xla-convT", batch, args.steps, args.warmup))
+        if have_torch:
+            emit(time_pytorch(batch, args.steps, args.warmup))
+    if not have_torch:
+        emit({"framework": "pytorch", "skipped": "torch is not importable"})
+    print(json.dumps({"ratios": ratios(rows)}), flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,40 @@
+"""Shared fixtures: the real datasets beside the repository, an isolated cache, tiny configs."""
+
+import dataclasses
+import os
+from pathlib import Path
+
+import pytest
+
+from jgan.config import Config, ModelConfig, TrainConfig
+
+SHARED_DATASETS = Path(__file__).resolve().parents[2] / "shared" / "datasets"
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="session", autouse=True)
+def isolated_cache(tmp_path_factory):
+    """Prepared datasets go to a per-session cache; no test reads the user's environment."""
+    os.environ["JGAN_CACHE_DIR"] = str(tmp_path_factory.mktemp("jgan_cache"))
+    os.environ.pop("JGAN_DATA_DIR", None)
+    yield
+
+
+@pytest.fixture
+def shared_datasets() -> Path:
+    if not (SHARED_DATASETS / "mnist" / "train-images-idx3-ubyte.gz").is_file():
+        pytest.skip(f"real datasets not found at {SHARED_DATASETS} (clone beside ../shared)")
+    return SHARED_DATASETS
+
+
+def tiny_config(arch: str = "dcgan", **train) -> Config:
+    """A DCGAN (or MLP GAN) small enough to compile and step in about a second on a CPU."""
+    defaults = dict(steps=4, batch_size=16, log_every=1, sample_every=2, checkpoint_every=2,
+                    grid_size=4)
+    return Config(name=f"tiny_{arch}", model=ModelConfig(arch=arch, z_dim=8, base_features=8,
+                                                         hidden=32),
+                  train=TrainConfig(**{**defaults, **train}))
+
+
+def with_train(config: Config, **changes) -> Config:
+    return dataclasses.replace(config, train=dataclasses.replace(config.train, **changes))

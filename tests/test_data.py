@@ -1,0 +1,103 @@
+import itertools
+
+import jax
+import numpy as np
+import pytest
+
+from jgan.data import BatchLoader, DataError, find_dataset, image_shape, read_idx_images
+from jgan.data.idx import read_idx_labels
+from jgan.data.sources import BUNDLED_DIR
+
+
+def test_bundled_subset_is_the_first_real_mnist_images(shared_datasets):
+    for split, count in [("train", 10_000), ("t10k", 2_000)]:
+        bundled = read_idx_images(BUNDLED_DIR / "mnist" / f"{split}-images-idx3-ubyte.gz")
+        full = read_idx_images(shared_datasets / "mnist" / f"{split}-images-idx3-ubyte.gz")
+        assert bundled.shape == (count, 28, 28)
+        np.testing.assert_array_equal(bundled, full[:count])
+        labels = read_idx_labels(BUNDLED_DIR / "mnist" / f"{split}-labels-idx1-ubyte.gz")
+        full_labels = read_idx_labels(shared_datasets / "mnist" / f"{split}-labels-idx1-ubyte.gz")
+        np.testing.assert_array_equal(labels, full_labels[:count])
+
+
+def test_bundled_mnist_is_used_without_a_data_folder():
+    source = find_dataset("mnist")
+    assert "bundled" in source.description
+    train = source.open("train")
+    assert len(train) == 10_000 and len(source.open("test")) == 2_000
+    assert image_shape(train) == (28, 28, 1)
+
+
+def test_idx_preparation_equals_the_stock_tfds_mnist(shared_datasets, tmp_path):
+    # Prepare from raw IDX only (a data folder without tfds/), then compare with the stock build.
+    (tmp_path / "mnist").symlink_to(shared_datasets / "mnist")
+    ours = find_dataset("mnist", str(tmp_path))
+    assert "IDX" in ours.description
+    stock = find_dataset("mnist", str(shared_datasets))
+    assert "prepared by TFDS" in stock.description
+    for split in ("train", "test"):
+        a, b = ours.open(split), stock.open(split)
+        assert len(a) == len(b)
+        indices = [0, 1, 777, len(a) - 1]
+        for x, y in zip(a.__getitems__(indices), b.__getitems__(indices)):
+            assert x["label"] == y["label"]
+            np.testing.assert_array_equal(x["image"], y["image"])
+
+
+def test_fashion_mnist_from_raw_files(shared_datasets):
+    source = find_dataset("fashion_mnist", str(shared_datasets))
+    train = source.open("train")
+    assert len(train) == 60_000
+    labels = {train[i]["label"] for i in range(200)}
+    assert labels == set(range(10))
+
+
+def test_batches_are_a_function_of_key_and_step():
+    source = find_dataset("mnist").open("train")
+    key = jax.random.key(3)
+    first = BatchLoader(source, batch_size=32, data_key=key)
+    again = BatchLoader(source, batch_size=32, data_key=key)
+    other = BatchLoader(source, batch_size=32, data_key=jax.random.key(4))
+    for step in (0, 5, 312, 313):  # 312 batches per epoch: 313 is in the second epoch
+        np.testing.assert_array_equal(first.batch(step)["image"], again.batch(step)["image"])
+    assert not np.array_equal(first.batch(0)["image"], other.batch(0)["image"])
+    batch = first.batch(0)
+    assert batch["image"].shape == (32, 28, 28, 1) and batch["image"].dtype == np.uint8
+    assert batch["label"].shape == (32,)
+    assert first.position(313) == {"epoch": 1, "batch_in_epoch": 1, "examples_seen": 313 * 32,
+                                   "batch_size": 32}
+    iterated = list(itertools.islice(first.iterate(5), 3))
+    assert [step for step, _ in iterated] == [5, 6, 7]
+    np.testing.assert_array_equal(iterated[2][1]["image"], first.batch(7)["image"])
+
+
+def test_an_epoch_visits_every_example_once():
+    source = find_dataset("mnist").open("test")
+    loader = BatchLoader(source, batch_size=500, data_key=jax.random.key(0))
+    seen = np.concatenate([loader.batch(step)["label"] for step in range(4)])
+    labels = read_idx_labels(BUNDLED_DIR / "mnist" / "t10k-labels-idx1-ubyte.gz")
+    np.testing.assert_array_equal(np.bincount(seen, minlength=10), np.bincount(labels))
+
+
+@pytest.mark.parametrize("dataset,data_dir,message", [
+    ("mnsit", "SHARED", "unknown dataset 'mnsit'"),
+    ("mnist", "/no/such/folder", "does not exist: pass --data-dir"),
+    ("fashion_mnist", None, "needs a data folder: pass --data-dir"),
+    ("../etc", None, "unknown dataset"),
+])
+def test_bad_dataset_requests_name_the_fix(dataset, data_dir, message, shared_datasets):
+    data_dir = str(shared_datasets) if data_dir == "SHARED" else data_dir
+    with pytest.raises(DataError, match=message):
+        find_dataset(dataset, data_dir)
+
+
+def test_incomplete_raw_folder_lists_missing_files(tmp_path):
+    (tmp_path / "mnist").mkdir()
+    with pytest.raises(DataError, match="lacks train-images-idx3-ubyte.gz"):
+        find_dataset("mnist", str(tmp_path))
+
+
+def test_batch_larger_than_dataset_is_refused():
+    with pytest.raises(ValueError, match="smaller --batch-size"):
+        BatchLoader(find_dataset("mnist").open("test"), batch_size=4096,
+                    data_key=jax.random.key(0))

@@ -1,0 +1,46 @@
+"""1 device against 8 forced CPU devices: the same training, and a clear error for bad batches."""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+
+from conftest import REPO
+
+WORKER = """
+import json, sys
+import jax, numpy as np
+sys.path.insert(0, "tests")
+from conftest import tiny_config
+from jgan.errors import UserError
+from jgan.train import loop
+state = loop.train(tiny_config(steps=3), sys.argv[1], log=lambda _: None)
+leaves = [np.asarray(x).tolist() for x in jax.tree.leaves(state)]
+bad_batch = None
+try:
+    loop.train(tiny_config(steps=1, batch_size=12), sys.argv[1] + "_bad", log=lambda _: None)
+except UserError as error:
+    bad_batch = str(error)
+print(json.dumps({"devices": jax.device_count(), "leaves": leaves, "bad_batch": bad_batch}))
+"""
+
+
+def _run(devices: int, workdir) -> dict:
+    env = {**os.environ, "JAX_PLATFORMS": "cpu",
+           "XLA_FLAGS": f"--xla_force_host_platform_device_count={devices}"}
+    out = subprocess.run([sys.executable, "-c", WORKER, str(workdir)], cwd=REPO, env=env,
+                         capture_output=True, text=True, timeout=300, check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def test_eight_devices_train_like_one(tmp_path):
+    one, eight = _run(1, tmp_path / "one"), _run(8, tmp_path / "eight")
+    assert (one["devices"], eight["devices"]) == (1, 8)
+    assert len(one["leaves"]) == len(eight["leaves"])
+    for a, b in zip(one["leaves"], eight["leaves"]):
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-4, atol=1e-5)
+    assert one["bad_batch"] is None  # 12 splits over 1 device
+    assert "batch size 12 does not split over 8 devices" in eight["bad_batch"]
+    assert "--batch-size 16" in eight["bad_batch"]

@@ -1,0 +1,90 @@
+"""The host loop: resume equivalence, history, NaN handling, run-directory checks."""
+
+import csv
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from conftest import tiny_config, with_train
+from jgan.checkpoint import Checkpointer
+from jgan.errors import NonFiniteLossError, UserError
+from jgan.train import loop
+from jgan.train.setup import build_gan
+
+
+def _rows(workdir):
+    with open(workdir / "history.csv") as f:
+        return list(csv.DictReader(f))
+
+
+def _assert_same_bits(a, b):
+    leaves_a, leaves_b = jax.tree.leaves(a), jax.tree.leaves(b)
+    assert len(leaves_a) == len(leaves_b)
+    for x, y in zip(leaves_a, leaves_b):
+        np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
+
+
+def test_resumed_run_equals_uninterrupted_run(tmp_path):
+    config = tiny_config(steps=5)
+    straight = loop.train(config, tmp_path / "straight", log=lambda _: None)
+    loop.train(with_train(config, steps=2), tmp_path / "resumed", log=lambda _: None)
+    resumed = loop.train(config, tmp_path / "resumed", log=lambda _: None)
+    _assert_same_bits(straight, resumed)
+
+    rows_straight, rows_resumed = _rows(tmp_path / "straight"), _rows(tmp_path / "resumed")
+    assert [r["step"] for r in rows_resumed] == ["1", "2", "3", "4", "5"]
+    for a, b in zip(rows_straight, rows_resumed):
+        assert (a["loss/d"], a["loss/g"]) == (b["loss/d"], b["loss/g"])
+    assert float(rows_resumed[-1]["wall_s"]) >= float(rows_resumed[1]["wall_s"])
+
+
+def test_run_writes_every_output_and_a_finished_run_does_nothing(tmp_path):
+    config = tiny_config(steps=4)
+    loop.train(config, tmp_path, log=lambda _: None)
+    assert (tmp_path / "config.json").is_file() and (tmp_path / loop.LOSS_CURVE).is_file()
+    assert sorted(p.name for p in (tmp_path / "samples").iterdir()) == [
+        "step_000002.png", "step_000004.png"]
+    assert Checkpointer(tmp_path / "checkpoints").latest_step() == 4
+    messages = []
+    state = loop.train(config, tmp_path, log=messages.append)
+    assert int(state.step) == 4 and "nothing to do" in messages[-1]
+    assert len(_rows(tmp_path)) == 4
+
+
+def test_rows_after_the_last_checkpoint_are_replaced_on_resume(tmp_path):
+    config = tiny_config(steps=3, checkpoint_every=2)  # checkpoints at 2 and 3
+    loop.train(config, tmp_path, log=lambda _: None)
+    Checkpointer(tmp_path / "checkpoints").close()
+    # Pretend the run died after logging step 3 but before checkpointing it.
+    import shutil
+    shutil.rmtree(tmp_path / "checkpoints" / "3")
+    loop.train(config, tmp_path, log=lambda _: None)
+    assert [r["step"] for r in _rows(tmp_path)] == ["1", "2", "3"]
+
+
+def test_nan_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch):
+    def build_gan_that_diverges(config, image_shape):
+        setup = build_gan(config, image_shape)
+
+        def train_step(state, batch, key):
+            new_state, metrics = setup.train_step(state, batch, key)
+            metrics["loss/g"] = jnp.where(state.step >= 2, jnp.nan, metrics["loss/g"])
+            return new_state, metrics
+
+        return type(setup)(setup.networks, setup.example_inputs, train_step, setup.z_dim)
+
+    monkeypatch.setattr(loop, "build_gan", build_gan_that_diverges)
+    with pytest.raises(NonFiniteLossError, match=r"loss/g = nan at step 3: .*checkpoint is step 2"):
+        loop.train(tiny_config(steps=6), tmp_path, log=lambda _: None)
+    assert Checkpointer(tmp_path / "checkpoints").latest_step() == 2
+    monkeypatch.undo()
+    state = loop.train(tiny_config(steps=3), tmp_path, log=lambda _: None)
+    assert int(state.step) == 3
+
+
+def test_changed_settings_on_an_existing_run_are_refused(tmp_path):
+    loop.train(tiny_config(steps=2), tmp_path, log=lambda _: None)
+    with pytest.raises(UserError, match=r"train.seed=0, not 1.*new --workdir"):
+        loop.train(tiny_config(steps=2, seed=1), tmp_path, log=lambda _: None)
