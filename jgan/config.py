@@ -11,6 +11,8 @@ import json
 import math
 import typing
 
+from jgan.errors import UserError
+
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class DataConfig:
@@ -80,10 +82,10 @@ def _parse_value(text: str, annotation: str, where: str):
             return float(text)
         if kind == "bool":
             if text.lower() not in ("true", "false", "1", "0"):
-                raise ValueError(text)
+                raise UserError(text)
             return text.lower() in ("true", "1")
     except ValueError:
-        raise ValueError(f"--set {where}={text}: expected a {kind}") from None
+        raise UserError(f"--set {where}={text}: expected a {kind}") from None
     return text
 
 
@@ -92,7 +94,7 @@ def override(config, assignments: typing.Iterable[str]):
     for assignment in assignments:
         path, sep, text = assignment.partition("=")
         if not sep:
-            raise ValueError(f"--set {assignment!r}: write it as group.field=value, "
+            raise UserError(f"--set {assignment!r}: write it as group.field=value, "
                              "e.g. --set optim.g_lr=1e-4")
         config = _replace_path(config, path.strip().split("."), text.strip(), path)
     return config
@@ -101,18 +103,18 @@ def override(config, assignments: typing.Iterable[str]):
 def _replace_path(node, names, text, where):
     fields = {f.name: f for f in dataclasses.fields(node)}
     if names[0] not in fields:
-        raise ValueError(f"--set {where}: no field {names[0]!r} in {type(node).__name__}; "
+        raise UserError(f"--set {where}: no field {names[0]!r} in {type(node).__name__}; "
                          f"choose one of {sorted(fields)}")
     field = fields[names[0]]
     child = getattr(node, names[0])
     if dataclasses.is_dataclass(child):
         if len(names) == 1:
-            raise ValueError(f"--set {where}: name a field inside it, e.g. {where}."
+            raise UserError(f"--set {where}: name a field inside it, e.g. {where}."
                              f"{dataclasses.fields(child)[0].name}=...")
         value = _replace_path(child, names[1:], text, where)
     else:
         if len(names) > 1:
-            raise ValueError(f"--set {where}: {names[0]!r} has no fields")
+            raise UserError(f"--set {where}: {names[0]!r} has no fields")
         value = _parse_value(text, str(field.type), where)
     return dataclasses.replace(node, **{names[0]: value})
 

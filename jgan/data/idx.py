@@ -74,11 +74,15 @@ def prepare_idx_dataset(dataset: str, raw_dir, tfds_data_dir) -> Path:
 
     Does nothing if it is already there. Returns the prepared folder.
     """
+    import tensorflow_datasets as tfds
+
     raw_dir, tfds_data_dir = Path(raw_dir).resolve(), Path(tfds_data_dir)
     prepared = tfds_data_dir / dataset / _TFDS_VERSION
     if (prepared / "dataset_info.json").is_file():
         return prepared
     os.makedirs(tfds_data_dir, exist_ok=True)
+    print(f"preparing {dataset} for tfds.data_source from {raw_dir} into {prepared} (once)")
+    tfds.disable_progress_bar()
     builder = _make_builder_class(dataset, raw_dir)(data_dir=str(tfds_data_dir))
     # TFDS writes into an `incomplete.*` folder and renames it when done, so an interrupted
     # preparation leaves nothing half-written behind.
