@@ -3,7 +3,7 @@
 One step = draw z, run G once, update D on real and fake (Adam), update G with the non-saturating
 loss. The model is DCGAN for 28x28x1, z_dim 100, base_features 64, in three forms:
 
-  jgan            the library's compiled step (`build_gan` + `jit_data_parallel`), as training runs it
+  jgan            the library's compiled step (`build_gan` + `jit_data_parallel`), as in training
   jgan-xla-convT  the same step with G's up-sampling layers swapped for `flax.linen.ConvTranspose`,
                   whose kernel gradient XLA derives itself: what jgan's custom VJP buys
   pytorch         a layer-for-layer PyTorch twin of `jgan/models/dcgan.py` with the training step

@@ -1,6 +1,6 @@
 """DCGAN (Radford, Metz & Chintala 2016) on MNIST: the quick-start run.
 
-    python -m experiments.dcgan                       # 2000 steps of 64, bundled MNIST subset
+    python -m experiments.dcgan                       # 4000 steps of 64 on the bundled MNIST subset
     python -m experiments.dcgan --data-dir ../shared/datasets --dataset fashion_mnist
 
 Paper settings: Adam(2e-4, beta1 0.5), batch 64 (the paper used 128), N(0, 0.02) weights,

@@ -44,7 +44,7 @@ class LossConfig:
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class TrainConfig:
-    steps: int = 2000
+    steps: int = 4000
     batch_size: int = 64
     seed: int = 0
     log_every: int = 50

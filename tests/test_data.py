@@ -65,7 +65,7 @@ def test_batches_are_a_function_of_key_and_step():
     assert batch["image"].shape == (32, 28, 28, 1) and batch["image"].dtype == np.uint8
     assert batch["label"].shape == (32,)
     assert first.position(313) == {"epoch": 1, "batch_in_epoch": 1, "examples_seen": 313 * 32,
-                                   "batch_size": 32}
+                                   "batch_size": 32, "dataset_size": 10_000}
     iterated = list(itertools.islice(first.iterate(5), 3))
     assert [step for step, _ in iterated] == [5, 6, 7]
     np.testing.assert_array_equal(iterated[2][1]["image"], first.batch(7)["image"])

@@ -40,7 +40,7 @@ class BatchLoader:
     def position(self, step: int) -> dict:
         epoch, batch = divmod(step, self.batches_per_epoch)
         return {"epoch": epoch, "batch_in_epoch": batch, "examples_seen": step * self.batch_size,
-                "batch_size": self.batch_size}
+                "batch_size": self.batch_size, "dataset_size": self.num_examples}
 
     def batch(self, step: int) -> dict:
         epoch, index = divmod(step, self.batches_per_epoch)

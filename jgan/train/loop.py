@@ -88,7 +88,8 @@ def train(config, workdir, *, log=print):
             latest, abstract_train_state(setup, keys["init"], mesh))
         if meta["data"] != loader.position(latest):
             raise UserError(f"checkpoint {latest} in {workdir} was written at data position "
-                            f"{meta['data']}, not {loader.position(latest)}: use a new --workdir")
+                            f"{meta['data']}, not {loader.position(latest)} (another dataset?): "
+                            "resume with the run's own data, or use a new --workdir")
         wall_offset = meta["wall_s"]
         log(f"resuming {workdir} from step {latest}")
     start = int(state.step)
