@@ -1,6 +1,6 @@
 """Layers shared by the model families."""
 
-from jgan.nn.conv_transpose import ConvTranspose, conv_transpose, torch_style_padding
+from jgan.nn.transposed_conv import ConvTranspose, conv_transpose, torch_style_padding
 from jgan.nn.maxout import Maxout
 
 __all__ = ["ConvTranspose", "Maxout", "conv_transpose", "torch_style_padding"]
