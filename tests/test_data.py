@@ -80,13 +80,13 @@ def test_an_epoch_visits_every_example_once():
 
 
 @pytest.mark.parametrize("dataset,data_dir,message", [
-    ("mnsit", "SHARED", "unknown dataset 'mnsit'"),
+    ("mnsit", "TMP", "unknown dataset 'mnsit'"),
     ("mnist", "/no/such/folder", "does not exist: pass --data-dir"),
     ("fashion_mnist", None, "needs a data folder: pass --data-dir"),
     ("../etc", None, "unknown dataset"),
 ])
-def test_bad_dataset_requests_name_the_fix(dataset, data_dir, message, shared_datasets):
-    data_dir = str(shared_datasets) if data_dir == "SHARED" else data_dir
+def test_bad_dataset_requests_name_the_fix(dataset, data_dir, message, tmp_path):
+    data_dir = str(tmp_path) if data_dir == "TMP" else data_dir
     with pytest.raises(DataError, match=message):
         find_dataset(dataset, data_dir)
 
