@@ -57,9 +57,13 @@ def test_batches_are_a_function_of_key_and_step():
     key = jax.random.key(3)
     first = BatchLoader(source, batch_size=32, data_key=key)
     again = BatchLoader(source, batch_size=32, data_key=key)
+    uncached = BatchLoader(source, batch_size=32, data_key=key, cache_bytes=0)
     other = BatchLoader(source, batch_size=32, data_key=jax.random.key(4))
-    for step in (0, 5, 312, 313):  # 312 batches per epoch: 313 is in the second epoch
-        np.testing.assert_array_equal(first.batch(step)["image"], again.batch(step)["image"])
+    for step in (0, 5, 312, 313, 0):  # 312 batches per epoch: 313 is in the second epoch
+        batch = first.batch(step)
+        for twin in (again.batch(step), uncached.batch(step)):
+            for name in ("image", "label"):
+                np.testing.assert_array_equal(batch[name], twin[name])
     assert not np.array_equal(first.batch(0)["image"], other.batch(0)["image"])
     batch = first.batch(0)
     assert batch["image"].shape == (32, 28, 28, 1) and batch["image"].dtype == np.uint8

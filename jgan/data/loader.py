@@ -17,10 +17,12 @@ import numpy as np
 class BatchLoader:
     """Batches `{"image": uint8 [B, H, W, C], "label": int32 [B]}` for steps k, k+1, ...
 
-    The next batch is read on a background thread while the current step runs.
+    The next batch is read on a background thread while the current step runs. A dataset whose
+    images fit in `cache_bytes` is decoded once: each example is kept after its first read.
     """
 
-    def __init__(self, source, *, batch_size: int, data_key: jax.Array):
+    def __init__(self, source, *, batch_size: int, data_key: jax.Array,
+                 cache_bytes: int = 2 << 30):
         self.source = source
         self.batch_size = batch_size
         self.data_key = data_key
@@ -30,6 +32,13 @@ class BatchLoader:
             raise ValueError(f"batch size {batch_size} exceeds the dataset's {self.num_examples}"
                              " examples: use a smaller --batch-size")
         self._executor = concurrent.futures.ThreadPoolExecutor(max_workers=1)
+        first = source[0]
+        self._cache = None
+        if self.num_examples * np.asarray(first["image"]).nbytes <= cache_bytes:
+            self._cache = {name: np.zeros((self.num_examples, *np.shape(value)),
+                                          np.int32 if name == "label" else np.asarray(value).dtype)
+                           for name, value in first.items() if name in ("image", "label")}
+            self._cached = np.zeros(self.num_examples, bool)
 
     @functools.lru_cache(maxsize=2)
     def _epoch_order(self, epoch: int) -> np.ndarray:
@@ -45,7 +54,17 @@ class BatchLoader:
     def batch(self, step: int) -> dict:
         epoch, index = divmod(step, self.batches_per_epoch)
         order = self._epoch_order(epoch)[index * self.batch_size:(index + 1) * self.batch_size]
-        examples = self.source.__getitems__(order.tolist())
+        if self._cache is None:
+            return self._read(order)
+        missing = order[~self._cached[order]]
+        if missing.size:
+            for name, values in self._read(missing).items():
+                self._cache[name][missing] = values
+            self._cached[missing] = True
+        return {name: values[order] for name, values in self._cache.items()}
+
+    def _read(self, indices: np.ndarray) -> dict:
+        examples = self.source.__getitems__(indices.tolist())
         batch = {"image": np.stack([e["image"] for e in examples])}
         if "label" in examples[0]:
             batch["label"] = np.asarray([e["label"] for e in examples], np.int32)

@@ -107,12 +107,12 @@ def train(config, workdir, *, log=print):
     sample_fn = jax.jit(setup.sample)
     grid_z = jax.random.normal(keys["grid"], (tc.grid_size, setup.z_dim))
 
-    def save_samples(step):
+    def save_samples(state, step):
         images = to_uint8(sample_fn(state, grid_z))
         save_png(make_grid(images, columns=math.ceil(math.sqrt(tc.grid_size))),
                  workdir / "samples" / f"step_{step:06d}.png")
 
-    def save_checkpoint(step, wall_s):
+    def save_checkpoint(state, step, wall_s):
         checkpointer.save(step, state, run_key,
                           {"data": loader.position(step), "wall_s": wall_s,
                            "image_shape": list(shape), "config": config_lib.to_dict(config)})
@@ -122,38 +122,50 @@ def train(config, workdir, *, log=print):
     progress = tqdm(total=tc.steps, initial=start, desc=config.name, unit="step",
                     dynamic_ncols=True, file=sys.stdout,
                     mininterval=0.5 if sys.stdout.isatty() else 30.0)
+
+    def finish(done, metrics, state):
+        """Check, log, sample and checkpoint a step whose successor is already dispatched."""
+        nonlocal tick_sums, tick_steps, tick_start
+        metrics = {name: float(value) for name, value in jax.device_get(metrics).items()}
+        bad = [name for name, value in metrics.items() if not np.isfinite(value)]
+        if bad:
+            checkpointer.wait()
+            raise NonFiniteLossError(
+                f"{bad[0]} = {metrics[bad[0]]} at step {done}: run stopped; its last good "
+                f"checkpoint is step {checkpointer.latest_step()} in {workdir / 'checkpoints'}"
+                " (lower the learning rates, or resume from there)")
+        for name, value in metrics.items():
+            tick_sums[name] = tick_sums.get(name, 0.0) + value
+        tick_steps += 1
+        progress.update(1)
+        wall_s = wall_offset + time.perf_counter() - session_start
+        if done % tc.log_every == 0 or done == tc.steps:
+            img_per_s = tick_steps * tc.batch_size / (time.perf_counter() - tick_start)
+            means = {name: total / tick_steps for name, total in tick_sums.items()}
+            history.append({"step": done, "kimg": done * tc.batch_size / 1000, **means,
+                            "img_per_s": img_per_s, "wall_s": wall_s})
+            progress.set_postfix({"D": f"{means['loss/d']:.3f}", "G": f"{means['loss/g']:.3f}",
+                                  "img/s": f"{img_per_s:.0f}"}, refresh=False)
+            tick_sums, tick_steps, tick_start = {}, 0, time.perf_counter()
+        if done % tc.sample_every == 0 or done == tc.steps:
+            save_samples(state, done)
+            plot_history(history.rows(), workdir / LOSS_CURVE)
+        if done % tc.checkpoint_every == 0 or done == tc.steps:
+            save_checkpoint(state, done, wall_s)
+
+    # Step k+1 is dispatched before step k's metrics are read, so the host's work (reading them,
+    # the next batch, PNGs, checkpoints) overlaps the device's. A step is checked for NaN before
+    # its state is ever saved.
+    previous = None
     try:
         for step, batch in loader.iterate(start):
+            if step < tc.steps:
+                state, metrics = step_fn(state, shard_batch(batch, mesh), run_key)
+            if previous is not None:
+                finish(*previous)
             if step >= tc.steps:
                 break
-            state, metrics = step_fn(state, shard_batch(batch, mesh), run_key)
-            metrics = {name: float(value) for name, value in jax.device_get(metrics).items()}
-            done = step + 1
-            bad = [name for name, value in metrics.items() if not np.isfinite(value)]
-            if bad:
-                checkpointer.wait()
-                raise NonFiniteLossError(
-                    f"{bad[0]} = {metrics[bad[0]]} at step {done}: run stopped; its last good "
-                    f"checkpoint is step {checkpointer.latest_step()} in {workdir / 'checkpoints'}"
-                    " (lower the learning rates, or resume from there)")
-            for name, value in metrics.items():
-                tick_sums[name] = tick_sums.get(name, 0.0) + value
-            tick_steps += 1
-            progress.update(1)
-            wall_s = wall_offset + time.perf_counter() - session_start
-            if done % tc.log_every == 0 or done == tc.steps:
-                img_per_s = tick_steps * tc.batch_size / (time.perf_counter() - tick_start)
-                means = {name: total / tick_steps for name, total in tick_sums.items()}
-                history.append({"step": done, "kimg": done * tc.batch_size / 1000, **means,
-                                "img_per_s": img_per_s, "wall_s": wall_s})
-                progress.set_postfix({"D": f"{means['loss/d']:.3f}", "G": f"{means['loss/g']:.3f}",
-                                      "img/s": f"{img_per_s:.0f}"}, refresh=False)
-                tick_sums, tick_steps, tick_start = {}, 0, time.perf_counter()
-            if done % tc.sample_every == 0 or done == tc.steps:
-                save_samples(done)
-                plot_history(history.rows(), workdir / LOSS_CURVE)
-            if done % tc.checkpoint_every == 0 or done == tc.steps:
-                save_checkpoint(done, wall_s)
+            previous = (step + 1, metrics, state)
     finally:
         progress.close()
         checkpointer.wait()
