@@ -88,3 +88,20 @@ def test_changed_settings_on_an_existing_run_are_refused(tmp_path):
     loop.train(tiny_config(steps=2), tmp_path, log=lambda _: None)
     with pytest.raises(UserError, match=r"train.seed=0, not 1.*new --workdir"):
         loop.train(tiny_config(steps=2, seed=1), tmp_path, log=lambda _: None)
+
+
+def test_checkpoint_holds_run_key_data_position_and_statistics(tmp_path):
+    config = tiny_config(steps=2)
+    state = loop.train(config, tmp_path, log=lambda _: None)
+    checkpointer = Checkpointer(tmp_path / "checkpoints")
+    setup = build_gan(config, (28, 28, 1))
+    keys = loop.run_keys(config.train.seed)
+    restored, run_key, meta = checkpointer.restore(
+        2, loop.abstract_train_state(setup, keys["init"], loop.make_mesh()))
+    checkpointer.close()
+    _assert_same_bits(restored, state)
+    assert "batch_stats" in restored.nets["g"].collections
+    np.testing.assert_array_equal(jax.random.key_data(run_key), jax.random.key_data(keys["run"]))
+    assert meta["data"] == {"epoch": 0, "batch_in_epoch": 2, "examples_seen": 32,
+                            "batch_size": 16, "dataset_size": 10_000}
+    assert meta["image_shape"] == [28, 28, 1]
