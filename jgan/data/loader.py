@@ -13,6 +13,8 @@ import functools
 import jax
 import numpy as np
 
+from jgan.errors import UserError
+
 
 class BatchLoader:
     """Batches `{"image": uint8 [B, H, W, C], "label": int32 [B]}` for steps k, k+1, ...
@@ -29,7 +31,7 @@ class BatchLoader:
         self.num_examples = len(source)
         self.batches_per_epoch = self.num_examples // batch_size
         if self.batches_per_epoch == 0:
-            raise ValueError(f"batch size {batch_size} exceeds the dataset's {self.num_examples}"
+            raise UserError(f"batch size {batch_size} exceeds the dataset's {self.num_examples}"
                              " examples: use a smaller --batch-size")
         self._executor = concurrent.futures.ThreadPoolExecutor(max_workers=1)
         first = source[0]
