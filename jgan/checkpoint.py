@@ -24,6 +24,9 @@ class Checkpointer:
     def latest_step(self) -> int | None:
         return self._manager.latest_step()
 
+    def all_steps(self) -> list[int]:
+        return list(self._manager.all_steps())
+
     def save(self, step: int, state, run_key: jax.Array, meta: dict) -> None:
         tree = {"train_state": state, "run_key": jax.random.key_data(run_key)}
         self._manager.save(step, args=ocp.args.Composite(

@@ -34,7 +34,12 @@ def load_run(run_dir, step: int | None = None):
     checkpointer = Checkpointer(run_dir / "checkpoints")
     step = checkpointer.latest_step() if step is None else step
     if step is None:
+        checkpointer.close()
         raise UserError(f"{run_dir} has no checkpoint yet: train it first")
+    if step not in checkpointer.all_steps():
+        steps = checkpointer.all_steps()
+        checkpointer.close()
+        raise UserError(f"{run_dir} has no checkpoint at step {step}: choose one of {steps}")
     try:
         meta = checkpointer.restore_meta(step)
         config = config_lib.from_dict(meta["config"])

@@ -40,9 +40,9 @@ def make_gan_train_step(*, generator: Network, discriminator: Network, gan_loss:
     def d_update(d: NetworkState, real, fake, k_real, k_fake):
         def loss_fn(params):
             real_logits, collections = discriminate(d, params, real, k_real)
-            fake_logits, collections = apply_network(
-                discriminator.module, {"params": params, **collections}, fake, train=True,
-                rngs={"dropout": k_fake})
+            # The fake pass sees the statistics the real pass left, as two calls of D in PyTorch.
+            fake_logits, collections = discriminate(d.replace(collections=collections), params,
+                                                    fake, k_fake)
             loss = d_loss_fn(real_logits=real_logits, fake_logits=fake_logits)
             return loss, (collections, real_logits, fake_logits)
 
