@@ -7,6 +7,7 @@ import dataclasses
 import sys
 
 from jgan import config as config_lib
+from jgan import losses
 from jgan.errors import NonFiniteLossError, UserError
 
 
@@ -28,8 +29,8 @@ def parse_config(default, argv, *, description: str):
     parser.add_argument("--dataset", help=f"TFDS name (default {default.data.dataset})")
     parser.add_argument("--data-dir", help="folder laid out as shared/datasets "
                                            "(default: $JGAN_DATA_DIR, else bundled MNIST subset)")
-    parser.add_argument("--loss", choices=["nonsaturating", "minimax"],
-                        help=f"generator loss (default {default.loss.gan_loss})")
+    parser.add_argument("--loss", choices=losses.LOSS_NAMES,
+                        help=f"adversarial loss (default {default.loss.gan_loss})")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="override any config field (repeatable)")
     args = parser.parse_args(argv)

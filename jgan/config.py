@@ -27,19 +27,35 @@ class ModelConfig:
     z_dim: int = 100
     base_features: int = 64  # dcgan: channels of D's first and G's last hidden layer
     hidden: int = 1200  # mlp: width of G's hidden layers
+    d_norm: str = "batch"  # dcgan: "batch", or "none" (critics under a gradient penalty)
+    spectral_norm: bool = False  # spectral normalization of D's weights (Miyato et al. 2018)
+    # "none"; "input": the label is fed to G and D (CGAN); "auxiliary": fed to G and predicted
+    # by a class head on D (ACGAN)
+    conditioning: str = "none"
+    num_classes: int = 10  # used when conditioning is not "none"
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class OptimConfig:
-    g_lr: float = 2e-4
+    optimizer: str = "adam"  # or "rmsprop" (PyTorch's: decay 0.99, eps outside the root)
+    g_lr: float = 2e-4  # separate rates for G and D: the two time-scale rule (Heusel et al. 2017)
     d_lr: float = 2e-4
     b1: float = 0.5
     b2: float = 0.999
+    decay_steps: int = 0  # > 0: both rates fall linearly to 0 over this many steps
+    d_clip: float = 0.0  # > 0: D's weights are clipped to [-d_clip, d_clip] (WGAN)
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class LossConfig:
-    gan_loss: str = "nonsaturating"  # or "minimax"
+    gan_loss: str = "nonsaturating"  # a name from jgan.losses.LOSSES
+    real_label: float = 1.0  # < 1: one-sided label smoothing (Salimans et al. 2016)
+    focal_gamma: float = 2.0  # gan_loss "focal" only
+    gp_weight: float = 0.0  # WGAN-GP's lambda
+    r1_gamma: float = 0.0  # R1 on reals (Mescheder et al. 2018)
+    r2_gamma: float = 0.0  # R2 on fakes
+    reg_interval: int = 1  # > 1: lazy R1/R2, a separate D update every reg_interval steps
+    class_weight: float = 1.0  # ACGAN: weight of the auxiliary classification loss
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -52,6 +68,8 @@ class TrainConfig:
     checkpoint_every: int = 500
     keep_checkpoints: int = 3
     grid_size: int = 64  # images in each sample grid, from a fixed grid_z
+    n_critic: int = 1  # D updates per G update, each on its own real batch
+    ema_kimg: float = 0.0  # > 0: half-life, in thousands of generated images, of G's EMA
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)

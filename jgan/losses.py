@@ -1,16 +1,35 @@
-"""Adversarial losses as pure, keyword-only functions of discriminator logits.
+"""Adversarial losses and regularizers as pure, keyword-only functions of discriminator outputs.
 
 With D(x) = sigmoid(l(x)) (Goodfellow et al. 2014, Eq. 1), log D = -softplus(-l) and
-log(1 - D) = -softplus(l). Every function returns the batch mean as a scalar.
+log(1 - D) = -softplus(l). Every loss takes logits (or raw critic scores) of shape [B] and returns
+the batch mean as a scalar. `get_losses` picks a `(d, g)` pair by name, with its options bound.
 """
+
+from __future__ import annotations
+
+import functools
+from typing import Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
+import optax
+
+from jgan.errors import UserError
 
 
-def minimax_d_loss(*, real_logits: jax.Array, fake_logits: jax.Array) -> jax.Array:
-    """-log D(x) - log(1 - D(G(z))): the discriminator side of the minimax game (Eq. 1)."""
-    return jnp.mean(jax.nn.softplus(-real_logits)) + jnp.mean(jax.nn.softplus(fake_logits))
+def _bce(logits: jax.Array, target: float) -> jax.Array:
+    """Binary cross-entropy per example, t * softplus(-l) + (1 - t) * softplus(l), via optax."""
+    return optax.sigmoid_binary_cross_entropy(logits, target)
+
+
+def minimax_d_loss(*, real_logits: jax.Array, fake_logits: jax.Array,
+                   real_label: float = 1.0) -> jax.Array:
+    """-log D(x) - log(1 - D(G(z))): the discriminator side of the minimax game (Eq. 1).
+
+    `real_label` < 1 is one-sided label smoothing (Salimans et al. 2016, Sec. 3.4): real targets
+    become `real_label`, fake targets stay 0.
+    """
+    return jnp.mean(_bce(real_logits, real_label)) + jnp.mean(_bce(fake_logits, 0.0))
 
 
 nonsaturating_d_loss = minimax_d_loss
@@ -24,15 +43,186 @@ def minimax_g_loss(*, fake_logits: jax.Array) -> jax.Array:
 
 def nonsaturating_g_loss(*, fake_logits: jax.Array) -> jax.Array:
     """-log D(G(z)): the 'non-saturating' generator loss of Goodfellow et al. 2014, Sec. 3."""
+    return jnp.mean(_bce(fake_logits, 1.0))
+
+
+def logistic_d_loss(*, real_logits: jax.Array, fake_logits: jax.Array,
+                    real_label: float = 1.0) -> jax.Array:
+    """softplus(-D(x)) + softplus(D(G(z))): StyleGAN's logistic loss (Karras et al. 2019, 2020).
+
+    The non-saturating loss written with softplus, as in the StyleGAN code; `real_label` as in
+    `minimax_d_loss`.
+    """
+    real = real_label * jax.nn.softplus(-real_logits) + (1.0 - real_label) * jax.nn.softplus(
+        real_logits)
+    return jnp.mean(real) + jnp.mean(jax.nn.softplus(fake_logits))
+
+
+def logistic_g_loss(*, fake_logits: jax.Array) -> jax.Array:
+    """softplus(-D(G(z))): StyleGAN's non-saturating logistic generator loss."""
     return jnp.mean(jax.nn.softplus(-fake_logits))
 
 
-G_LOSSES = {"minimax": minimax_g_loss, "nonsaturating": nonsaturating_g_loss}
-D_LOSSES = {"minimax": minimax_d_loss, "nonsaturating": nonsaturating_d_loss}
+def hinge_d_loss(*, real_logits: jax.Array, fake_logits: jax.Array) -> jax.Array:
+    """mean relu(1 - D(x)) + mean relu(1 + D(G(z))) (Lim & Ye 2017; Miyato et al. 2018, Eq. 16)."""
+    return jnp.mean(jax.nn.relu(1.0 - real_logits)) + jnp.mean(jax.nn.relu(1.0 + fake_logits))
 
 
-def get_losses(name: str):
-    """The `(d_loss, g_loss)` pair for a loss name from the config."""
-    if name not in G_LOSSES:
-        raise ValueError(f"unknown loss {name!r}: choose one of {sorted(G_LOSSES)}")
-    return D_LOSSES[name], G_LOSSES[name]
+def wasserstein_d_loss(*, real_logits: jax.Array, fake_logits: jax.Array) -> jax.Array:
+    """mean f(G(z)) - mean f(x), minimised by the critic f (Arjovsky et al. 2017, Algorithm 1)."""
+    return jnp.mean(fake_logits) - jnp.mean(real_logits)
+
+
+def wasserstein_g_loss(*, fake_logits: jax.Array) -> jax.Array:
+    """-mean f(G(z)) (Arjovsky et al. 2017, Algorithm 1, line 10)."""
+    return -jnp.mean(fake_logits)
+
+
+hinge_g_loss = wasserstein_g_loss
+"""-mean D(G(z)): the hinge generator loss is the Wasserstein one (Miyato et al. 2018, Eq. 17)."""
+
+
+def least_squares_d_loss(*, real_logits: jax.Array, fake_logits: jax.Array,
+                         real_label: float = 1.0) -> jax.Array:
+    """LSGAN with a = 0, b = c = 1 (Mao et al. 2017, Eq. 9) on raw scores, no sigmoid.
+
+    0.5 * mean (D(x) - real_label)^2 + 0.5 * mean D(G(z))^2; `real_label` = b, smoothed below 1.
+    """
+    return 0.5 * jnp.mean((real_logits - real_label) ** 2) + 0.5 * jnp.mean(fake_logits ** 2)
+
+
+def least_squares_g_loss(*, fake_logits: jax.Array) -> jax.Array:
+    """0.5 * mean (D(G(z)) - 1)^2 (Mao et al. 2017, Eq. 9, c = 1)."""
+    return 0.5 * jnp.mean((fake_logits - 1.0) ** 2)
+
+
+def _focal(logits: jax.Array, target: float, gamma: float) -> jax.Array:
+    """Per example, -(1 - p_t)^gamma * log p_t with p_t = t * p + (1 - t) * (1 - p)."""
+    # 1 - p_t from sigmoids of both signs: 1 - sigmoid(l) cancels to 0 long before l is large.
+    miss = target * jax.nn.sigmoid(-logits) + (1.0 - target) * jax.nn.sigmoid(logits)
+    # x ** gamma has an infinite or NaN derivative at x = 0 for gamma < 1 (gamma = 0 included),
+    # and a saturated logit gives x = 0; the floor changes the loss by less than 1e-38.
+    miss = jnp.maximum(miss, jnp.finfo(miss.dtype).tiny)
+    return miss ** gamma * _bce(logits, target)
+
+
+def focal_d_loss(*, real_logits: jax.Array, fake_logits: jax.Array, real_label: float = 1.0,
+                 gamma: float = 2.0) -> jax.Array:
+    """Binary focal loss -(1 - p_t)^gamma log p_t (Lin et al. 2017, Eq. 5) on real and fake.
+
+    Real targets are `real_label`, fake targets 0; for a soft target the cross-entropy is weighted
+    by (1 - p_t)^gamma. gamma = 0 is `nonsaturating_d_loss`.
+    """
+    return (jnp.mean(_focal(real_logits, real_label, gamma))
+            + jnp.mean(_focal(fake_logits, 0.0, gamma)))
+
+
+def focal_g_loss(*, fake_logits: jax.Array, gamma: float = 2.0) -> jax.Array:
+    """Focal loss of fakes against target 1 (Lin et al. 2017, Eq. 5); gamma = 0 is nonsaturating."""
+    return jnp.mean(_focal(fake_logits, 1.0, gamma))
+
+
+class GANLoss(NamedTuple):
+    """A discriminator loss and the generator loss it is played with."""
+    d: Callable[..., jax.Array]
+    g: Callable[..., jax.Array]
+
+
+LOSSES: dict[str, GANLoss] = {
+    "minimax": GANLoss(minimax_d_loss, minimax_g_loss),
+    "nonsaturating": GANLoss(nonsaturating_d_loss, nonsaturating_g_loss),
+    "logistic": GANLoss(logistic_d_loss, logistic_g_loss),
+    "hinge": GANLoss(hinge_d_loss, hinge_g_loss),
+    "wasserstein": GANLoss(wasserstein_d_loss, wasserstein_g_loss),
+    "least_squares": GANLoss(least_squares_d_loss, least_squares_g_loss),
+    "focal": GANLoss(focal_d_loss, focal_g_loss),
+}
+LOSS_NAMES = tuple(LOSSES)
+# Hinge and Wasserstein scores have no target to smooth.
+_SMOOTHABLE = ("minimax", "nonsaturating", "logistic", "least_squares", "focal")
+
+
+def get_losses(name: str, *, real_label: float = 1.0, focal_gamma: float = 2.0) -> GANLoss:
+    """The `(d, g)` pair for a loss name from the config, with `real_label` and `gamma` bound."""
+    if name not in LOSSES:
+        raise UserError(f"unknown loss {name!r}: choose one of {list(LOSS_NAMES)}")
+    if not 0.0 < real_label <= 1.0:
+        raise UserError(f"real_label {real_label} is outside (0, 1]: use 1.0, or e.g. 0.9 to "
+                        "smooth the real targets")
+    if real_label != 1.0 and name not in _SMOOTHABLE:
+        raise UserError(f"loss {name!r} has no labels to smooth: label smoothing applies to the "
+                        f"probabilistic losses {list(_SMOOTHABLE)}; set real_label to 1.0")
+    if focal_gamma < 0.0:
+        raise UserError(f"focal_gamma {focal_gamma} is negative: use a gamma >= 0 (Lin et al. "
+                        "use 2.0)")
+    d, g = LOSSES[name]
+    if name in _SMOOTHABLE:
+        d = functools.partial(d, real_label=real_label)
+    if name == "focal":
+        d, g = functools.partial(d, gamma=focal_gamma), functools.partial(g, gamma=focal_gamma)
+    return GANLoss(d, g)
+
+
+def classification_loss(*, class_logits: jax.Array, labels: jax.Array) -> jax.Array:
+    """Mean softmax cross-entropy -log P(C = c | x): ACGAN's L_C (Odena et al. 2017, Eq. 2-3).
+
+    Args:
+      class_logits: [B, K] unnormalised class scores of the auxiliary classifier.
+      labels: [B] integer classes in [0, K).
+    """
+    return jnp.mean(optax.softmax_cross_entropy_with_integer_labels(class_logits, labels))
+
+
+def interpolates(*, real: jax.Array, fake: jax.Array, key: jax.Array) -> jax.Array:
+    """eps * real + (1 - eps) * fake, one eps ~ U[0, 1] per example (Gulrajani 2017, Algorithm 1).
+
+    Args:
+      real, fake: [B, ...] of the same shape.
+    Returns:
+      [B, ...], each example on the segment between its real and fake.
+    """
+    if real.shape != fake.shape:
+        raise ValueError(f"real {real.shape} and fake {fake.shape} must have the same shape")
+    eps = jax.random.uniform(key, (real.shape[0],) + (1,) * (real.ndim - 1), dtype=real.dtype)
+    return eps * real + (1.0 - eps) * fake
+
+
+def _squared_input_grad_norm(fn: Callable[[jax.Array], jax.Array], x: jax.Array) -> jax.Array:
+    """||grad_x fn(x)_i||^2 per example, summed over all non-batch axes: [B, ...] -> [B].
+
+    One backward pass of sum_i fn(x)_i gives every example's gradient, as fn(x)_i depends on x_i
+    alone when the network has no batch-coupling layer (batch norm in train mode couples them).
+    """
+    grads = jax.grad(lambda x: jnp.sum(fn(x)))(x)
+    return jnp.sum(grads ** 2, axis=tuple(range(1, grads.ndim)))
+
+
+def gradient_penalty(critic: Callable[[jax.Array], jax.Array], *, real: jax.Array,
+                     fake: jax.Array, key: jax.Array, weight: float = 10.0) -> jax.Array:
+    """weight * mean (||grad f(x_hat)||_2 - 1)^2 at interpolates x_hat (Gulrajani 2017, Eq. 3).
+
+    Args:
+      critic: images [B, ...] -> scores [B], with no batch-coupling layer (no batch norm: the
+        paper uses layer norm), so that one gradient of the summed scores is per example.
+      real, fake: [B, ...] images; key: draws the interpolation weights.
+    """
+    x_hat = interpolates(real=real, fake=fake, key=key)
+    # sqrt has an infinite derivative at 0, reached when the critic is flat at x_hat (a constant
+    # or dead-ReLU critic); 1e-12 keeps the gradient finite and is lost in float32 next to 1.
+    norms = jnp.sqrt(_squared_input_grad_norm(critic, x_hat) + 1e-12)
+    return weight * jnp.mean((norms - 1.0) ** 2)
+
+
+def r1_penalty(discriminator: Callable[[jax.Array], jax.Array], *, real: jax.Array,
+               gamma: float) -> jax.Array:
+    """gamma / 2 * mean ||grad D(x)||^2 on real images (Mescheder et al. 2018, Eq. 9; StyleGAN2).
+
+    `discriminator` maps [B, ...] -> logits [B] with no batch-coupling layer.
+    """
+    return 0.5 * gamma * jnp.mean(_squared_input_grad_norm(discriminator, real))
+
+
+def r2_penalty(discriminator: Callable[[jax.Array], jax.Array], *, fake: jax.Array,
+               gamma: float) -> jax.Array:
+    """gamma / 2 * mean ||grad D(G(z))||^2 on generated images (Mescheder et al. 2018, Eq. 10)."""
+    return 0.5 * gamma * jnp.mean(_squared_input_grad_norm(discriminator, fake))

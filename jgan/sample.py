@@ -1,7 +1,9 @@
 """Sample a trained run: `python -m jgan.sample RUN_DIR --num 64 --seed 0 --out grid.png`.
 
 The generator comes from the run's latest checkpoint (or `--step`), with BatchNorm in inference
-mode, so the same command on the same checkpoint writes the same pixels.
+mode and G's EMA weights when the run keeps them, so the same command on the same checkpoint
+writes the same pixels. A conditional run takes `--labels 0,1,2`: `--num` images split evenly
+over the labels, one row per label (default: every class).
 """
 
 from __future__ import annotations
@@ -51,42 +53,98 @@ def load_run(run_dir, step: int | None = None):
     return setup, state
 
 
+def image_labels(labels, num_images: int, num_classes: int) -> np.ndarray | None:
+    """Per-image labels [num_images]: `num_images / len(labels)` images of each label in turn.
+
+    An unconditional run (num_classes 0) takes no labels; a conditional one defaults to every
+    class.
+    """
+    if not num_classes:
+        if labels is not None:
+            raise UserError("this run's generator is unconditional: drop --labels")
+        return None
+    labels = list(range(num_classes)) if labels is None else [int(label) for label in labels]
+    bad = [label for label in labels if not 0 <= label < num_classes]
+    if bad or not labels:
+        raise UserError(f"label {bad[0] if bad else 'list is empty'}: this run has classes "
+                        f"0 to {num_classes - 1}")
+    if num_images % len(labels):
+        fixed = max(1, round(num_images / len(labels))) * len(labels)
+        raise UserError(f"{num_images} images do not split evenly over {len(labels)} labels: "
+                        f"ask for a multiple of {len(labels)} (e.g. --num {fixed})")
+    return np.repeat(np.asarray(labels, np.int32), num_images // len(labels))
+
+
 def generate_images(run_dir, num_images: int, save_folder=None, *, seed: int = 0,
-                    step: int | None = None) -> np.ndarray:
+                    step: int | None = None, labels=None) -> np.ndarray:
     """uint8 images `[num_images, H, W, C]` from the run's generator, z drawn from `seed`.
 
-    With `save_folder`, each image is also written as `000000.png`, `000001.png`, ...
+    For a conditional run, `labels` (default: every class) are spread evenly: image i has label
+    `labels[i // (num_images // len(labels))]`. With `save_folder`, each image is also written as
+    `000000.png`, `000001.png`, ...
     """
     if num_images < 1:
         raise UserError(f"num_images is {num_images}: ask for at least 1")
     setup, state = load_run(run_dir, step)
+    per_image_labels = image_labels(labels, num_images, setup.num_classes)
     z = jax.random.normal(jax.random.key(seed), (num_images, setup.z_dim))
     sample = jax.jit(setup.sample)
-    images = np.concatenate([to_uint8(sample(state, z[i:i + CHUNK]))
-                             for i in range(0, num_images, CHUNK)])
+    images = np.concatenate([
+        to_uint8(sample(state, z[i:i + CHUNK],
+                        None if per_image_labels is None else per_image_labels[i:i + CHUNK]))
+        for i in range(0, num_images, CHUNK)])
     if save_folder is not None:
         for index, image in enumerate(images):
             save_png(image, Path(save_folder) / f"{index:06d}.png")
     return images
 
 
+def _num_classes(run_dir) -> int:
+    """Classes of a run's conditional generator (0 if unconditional), from its config.json."""
+    path = Path(run_dir) / "config.json"
+    if not path.is_file():
+        return 0  # load_run names the problem
+    model = config_lib.load(path).model
+    return model.num_classes if model.conditioning != "none" else 0
+
+
+def _parse_labels(text: str | None) -> list[int] | None:
+    if text is None:
+        return None
+    try:
+        return [int(part) for part in text.split(",")]
+    except ValueError:
+        raise UserError(f"--labels {text}: write class numbers separated by commas, "
+                        "e.g. --labels 0,1,2") from None
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m jgan.sample", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("run_dir", help="a training run's --workdir")
-    parser.add_argument("--num", type=int, default=64, help="number of images (default 64)")
+    parser.add_argument("--num", type=int, default=None,
+                        help="number of images (default 64, or 8 per label)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the latents (default 0)")
     parser.add_argument("--step", type=int, default=None, help="checkpoint step (default latest)")
     parser.add_argument("--out", default="samples.png", help="PNG grid to write")
     parser.add_argument("--save-folder", default=None, help="also write each image here")
+    parser.add_argument("--labels", default=None,
+                        help="conditional runs: comma-separated classes, one grid row each "
+                             "(default: every class)")
     args = parser.parse_args(argv)
     try:
-        images = generate_images(args.run_dir, args.num, args.save_folder, seed=args.seed,
-                                 step=args.step)
+        labels = _parse_labels(args.labels)
+        classes = _num_classes(args.run_dir)
+        if classes and labels is None:
+            labels = list(range(classes))
+        num = args.num if args.num is not None else 8 * len(labels) if classes else 64
+        images = generate_images(args.run_dir, num, args.save_folder, seed=args.seed,
+                                 step=args.step, labels=labels)
     except UserError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    save_png(make_grid(images, columns=math.ceil(math.sqrt(len(images)))), args.out)
+    columns = len(images) // len(labels) if classes else math.ceil(math.sqrt(len(images)))
+    save_png(make_grid(images, columns=columns), args.out)
     print(f"wrote {len(images)} images to {args.out}")
     return 0
 

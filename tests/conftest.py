@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from jgan.config import Config, ModelConfig, TrainConfig
+from jgan.config import Config, LossConfig, ModelConfig, TrainConfig
 
 SHARED_DATASETS = Path(__file__).resolve().parents[2] / "shared" / "datasets"
 REPO = Path(__file__).resolve().parents[1]
@@ -38,3 +38,14 @@ def tiny_config(arch: str = "dcgan", **train) -> Config:
 
 def with_train(config: Config, **changes) -> Config:
     return dataclasses.replace(config, train=dataclasses.replace(config.train, **changes))
+
+
+def tiny_everything_config(**train) -> Config:
+    """Every piece of state and schedule at once: spectral-norm vectors, G's EMA, two critic
+    updates per step, a gradient penalty, lazy R1 every 2 steps, and ACGAN's class labels."""
+    config = tiny_config("dcgan", **{"n_critic": 2, "ema_kimg": 0.1, **train})
+    return dataclasses.replace(
+        config, name="tiny_everything",
+        model=dataclasses.replace(config.model, d_norm="none", spectral_norm=True,
+                                  conditioning="auxiliary", num_classes=10),
+        loss=LossConfig(gan_loss="hinge", gp_weight=1.0, r1_gamma=1.0, reg_interval=2))

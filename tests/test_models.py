@@ -1,5 +1,6 @@
 import jax
 import jax.numpy as jnp
+import numpy as np
 import pytest
 
 from jgan.config import ModelConfig
@@ -30,3 +31,34 @@ def test_dcgan_stages_follow_image_size():
 def test_unknown_architecture_is_refused():
     with pytest.raises(ValueError, match="unknown model.arch"):
         build_models(ModelConfig(arch="resnet"), (28, 28, 1))
+
+
+@pytest.mark.parametrize("arch", ["dcgan", "mlp"])
+def test_conditional_generator_output_changes_with_the_label(arch):
+    models = build_models(ModelConfig(arch=arch, z_dim=8, base_features=4, conditioning="input",
+                                      num_classes=10), (28, 28, 1))
+    z = jnp.tile(jax.random.normal(jax.random.key(0), (1, 8)), (3, 1))
+    labels = jnp.array([0, 1, 0])
+    variables = models["g"].init(jax.random.key(1), z, labels, train=False)
+    images = models["g"].apply(variables, z, labels, train=False, mutable=["batch_stats"])[0]
+    assert images.shape == (3, 28, 28, 1)
+    assert float(jnp.abs(images[0] - images[1]).max()) > 1e-4  # same z, other label
+    np.testing.assert_array_equal(images[0], images[2])  # same z, same label
+    with pytest.raises(ValueError, match="pass labels"):
+        models["g"].apply(variables, z, train=False, mutable=["batch_stats"])
+
+
+def test_conditional_discriminators_see_or_predict_the_label():
+    images = jax.random.normal(jax.random.key(0), (2, 28, 28, 1))
+    images = jnp.concatenate([images[:1], images[:1]])
+    for conditioning in ("input", "auxiliary"):
+        d = build_models(ModelConfig(base_features=4, conditioning=conditioning,
+                                     num_classes=10), (28, 28, 1))["d"]
+        labels = jnp.array([2, 5])
+        args = (images, labels) if conditioning == "input" else (images,)
+        out, _ = d.init_with_output(jax.random.key(1), *args, train=False)
+        if conditioning == "input":
+            assert out.shape == (2,) and float(jnp.abs(out[0] - out[1])) > 0
+        else:
+            logits, class_logits = out
+            assert logits.shape == (2,) and class_logits.shape == (2, 10)

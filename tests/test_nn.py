@@ -4,7 +4,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jgan.nn import ConvTranspose, Maxout
+from jgan.nn import SPECTRAL_STATS, ConvTranspose, Maxout, maybe_spectral_norm
 
 
 @pytest.mark.parametrize("shape,features,kernel,stride,padding", [
@@ -46,3 +46,38 @@ def test_maxout_is_max_over_pieces():
     dense = variables["params"]["Dense_0"]
     affine = (x @ dense["kernel"] + dense["bias"]).reshape(4, 2, 3)
     np.testing.assert_allclose(layer.apply(variables, x), affine.max(-1), rtol=1e-6)
+
+
+class _SpectralNormed(nn.Module):
+    layer: nn.Module
+
+    @nn.compact
+    def __call__(self, x, *, train: bool):
+        return maybe_spectral_norm(self.layer, x, enabled=True, train=train)
+
+
+@pytest.mark.parametrize("layer,shape", [(nn.Dense(6), (4, 10)),
+                                         (nn.Conv(5, (3, 3)), (2, 6, 6, 4))])
+def test_spectral_norm_sigma_is_about_one_after_power_iterations(layer, shape):
+    x = jax.random.normal(jax.random.key(0), shape)
+    module = _SpectralNormed(layer)
+    variables = module.init(jax.random.key(1), x, train=True)
+    variables = {"params": jax.tree.map(lambda w: 3.0 * w, variables["params"]),
+                 SPECTRAL_STATS: variables[SPECTRAL_STATS]}
+    for _ in range(50):  # one power iteration per training call
+        _, updates = module.apply(variables, x, train=True, mutable=[SPECTRAL_STATS])
+        variables = {**variables, **updates}
+    kernel = variables["params"]["layer"]["kernel"]
+    matrix = np.asarray(kernel).reshape(-1, kernel.shape[-1])
+    (sigma,) = [v for path, v in jax.tree_util.tree_leaves_with_path(variables[SPECTRAL_STATS])
+                if "sigma" in jax.tree_util.keystr(path)]
+    true_sigma = np.linalg.svd(matrix, compute_uv=False)[0]
+    np.testing.assert_allclose(sigma, true_sigma, rtol=1e-3)
+    normalized = np.linalg.svd(matrix / np.asarray(sigma), compute_uv=False)[0]
+    np.testing.assert_allclose(normalized, 1.0, rtol=1e-3)
+    # The layer really uses W / sigma: its output is that of the normalized kernel.
+    out = module.apply(variables, x, train=False)
+    plain = layer.clone(parent=None).apply(
+        {"params": {**variables["params"]["layer"],
+                    "kernel": kernel / np.asarray(sigma)}}, x)
+    np.testing.assert_allclose(out, plain, rtol=1e-4, atol=1e-5)

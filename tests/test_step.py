@@ -5,25 +5,23 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from conftest import tiny_config
+from conftest import tiny_config, tiny_everything_config
 from jgan.data import BatchLoader, find_dataset
-from jgan.train import build_gan, init_train_state, make_gan_train_step
+from jgan.train import build_gan, make_gan_train_step
 
 
-def _setup_and_batch(arch="dcgan"):
-    config = tiny_config(arch)
+def _setup_and_batch(arch="dcgan", config=None):
+    config = config or tiny_config(arch)
     setup = build_gan(config, (28, 28, 1))
-    state = init_train_state(setup.networks, jax.random.key(0), setup.example_inputs)
-    batch = BatchLoader(find_dataset("mnist").open("train"), batch_size=16,
-                        data_key=jax.random.key(1)).batch(0)
+    state = setup.init_state(jax.random.key(0))
+    batch = BatchLoader(find_dataset("mnist").open("train"),
+                        batch_size=16 * config.train.n_critic, data_key=jax.random.key(1)).batch(0)
     return config, setup, state, batch
 
 
 def _step(setup, config, **flags):
-    return jax.jit(make_gan_train_step(generator=setup.networks["g"],
-                                       discriminator=setup.networks["d"],
-                                       gan_loss=config.loss.gan_loss, z_dim=config.model.z_dim,
-                                       **flags))
+    return jax.jit(make_gan_train_step(config, generator=setup.networks["g"],
+                                       discriminator=setup.networks["d"], **flags))
 
 
 def _same(a, b) -> bool:

@@ -1,13 +1,14 @@
 """The host loop: resume equivalence, history, NaN handling, run-directory checks."""
 
 import csv
+import dataclasses
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from conftest import tiny_config, with_train
+from conftest import tiny_config, tiny_everything_config, with_train
 from jgan.checkpoint import Checkpointer
 from jgan.errors import NonFiniteLossError, UserError
 from jgan.train import loop
@@ -26,8 +27,10 @@ def _assert_same_bits(a, b):
         np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
 
 
-def test_resumed_run_equals_uninterrupted_run(tmp_path):
-    config = tiny_config(steps=5)
+@pytest.mark.parametrize("make_config", [tiny_config, tiny_everything_config],
+                         ids=["dcgan", "everything"])
+def test_resumed_run_equals_uninterrupted_run(tmp_path, make_config):
+    config = make_config(steps=5)
     straight = loop.train(config, tmp_path / "straight", log=lambda _: None)
     loop.train(with_train(config, steps=2), tmp_path / "resumed", log=lambda _: None)
     resumed = loop.train(config, tmp_path / "resumed", log=lambda _: None)
@@ -73,7 +76,7 @@ def test_nan_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_path, monkeypa
             metrics["loss/g"] = jnp.where(state.step >= 2, jnp.nan, metrics["loss/g"])
             return new_state, metrics
 
-        return type(setup)(setup.networks, setup.example_inputs, train_step, setup.z_dim)
+        return dataclasses.replace(setup, train_step=train_step)
 
     monkeypatch.setattr(loop, "build_gan", build_gan_that_diverges)
     with pytest.raises(NonFiniteLossError, match=r"loss/g = nan at step 3: .*checkpoint is step 2"):

@@ -87,3 +87,9 @@ def image_shape(source) -> tuple[int, int, int]:
     """`(H, W, C)` of the source's images."""
     image = np.asarray(source[0]["image"])
     return image.shape if image.ndim == 3 else (*image.shape, 1)
+
+
+def num_classes(source) -> int:
+    """Classes of the source's "label" feature; 0 when it has no class labels."""
+    features = source.dataset_info.features
+    return int(getattr(features["label"], "num_classes", 0) or 0) if "label" in features else 0

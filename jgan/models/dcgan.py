@@ -5,12 +5,16 @@ BatchNorm in both networks except G's output and D's input layer, ReLU in G with
 LeakyReLU(0.2) in D, weights drawn from N(0, 0.02). Images are NHWC in [-1, 1].
 
 The number of up-sampling stages follows the image size: 28 -> 7x7 start (MNIST), 32 and 64 -> 4x4.
+
+The same networks serve the families built on DCGAN: conditional G and D (CGAN, ACGAN's class
+head), a critic without BatchNorm (WGAN-GP, Gulrajani et al. 2017 Sec. 4), and spectral
+normalization of D's weights (SNGAN).
 """
 
 import flax.linen as nn
 import jax.numpy as jnp
 
-from jgan.nn import ConvTranspose
+from jgan.nn import ConvTranspose, concat_label_planes, concat_label_vector, maybe_spectral_norm
 
 dcgan_init = nn.initializers.normal(0.02)
 
@@ -38,13 +42,19 @@ def num_resolution_stages(image_size: int) -> int:
 
 
 class DCGANGenerator(nn.Module):
-    """z [B, z_dim] -> images [B, H, W, C]: project, then 2x transposed-conv stages."""
+    """z [B, z_dim] (and labels [B] if num_classes) -> images [B, H, W, C].
+
+    Project, then 2x transposed-conv stages. A conditional G takes the one-hot label beside z.
+    """
 
     image_shape: tuple[int, int, int]
     base_features: int = 64
+    num_classes: int = 0  # > 0: conditional
 
     @nn.compact
-    def __call__(self, z, *, train: bool = True):
+    def __call__(self, z, labels=None, *, train: bool = True):
+        if self.num_classes:
+            z = concat_label_vector(z, labels, self.num_classes)
         height, _, channels = self.image_shape
         stages = num_resolution_stages(height)
         start = height >> stages
@@ -61,20 +71,39 @@ class DCGANGenerator(nn.Module):
 
 
 class DCGANDiscriminator(nn.Module):
-    """images [B, H, W, C] -> logits [B]: stride-2 convolutions, then one linear unit."""
+    """images [B, H, W, C] -> logits [B]: stride-2 convolutions, then one linear unit.
+
+    conditioning "input": label planes join the image channels (labels required).
+    conditioning "auxiliary": a second head returns class logits, so the output is
+    `(logits [B], class_logits [B, num_classes])` (Odena et al. 2017).
+    """
 
     base_features: int = 64
+    norm: str = "batch"  # or "none"
+    spectral_norm: bool = False
+    conditioning: str = "none"
+    num_classes: int = 0
 
     @nn.compact
-    def __call__(self, x, *, train: bool = True):
+    def __call__(self, x, labels=None, *, train: bool = True):
+        if self.conditioning == "input":
+            x = concat_label_planes(x, labels, self.num_classes)
         stages = num_resolution_stages(x.shape[1])
         features = self.base_features
         for stage in range(stages):
-            x = nn.Conv(features, (4, 4), strides=(2, 2), padding=((1, 1), (1, 1)),
-                        use_bias=stage == 0, kernel_init=dcgan_init)(x)
-            if stage > 0:
+            normalized = stage > 0 and self.norm == "batch"
+            conv = nn.Conv(features, (4, 4), strides=(2, 2), padding=((1, 1), (1, 1)),
+                           use_bias=not normalized, kernel_init=dcgan_init)
+            x = maybe_spectral_norm(conv, x, enabled=self.spectral_norm, train=train)
+            if normalized:
                 x = _batch_norm(train)(x)
             x = nn.leaky_relu(x, 0.2)
             features *= 2
         x = x.reshape(x.shape[0], -1)
-        return nn.Dense(1, kernel_init=dcgan_init)(x)[:, 0]
+        logits = maybe_spectral_norm(nn.Dense(1, kernel_init=dcgan_init), x,
+                                     enabled=self.spectral_norm, train=train)[:, 0]
+        if self.conditioning != "auxiliary":
+            return logits
+        class_logits = maybe_spectral_norm(nn.Dense(self.num_classes, kernel_init=dcgan_init), x,
+                                           enabled=self.spectral_norm, train=train)
+        return logits, class_logits

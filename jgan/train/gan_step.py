@@ -1,8 +1,15 @@
-"""The alternating GAN update of Goodfellow et al. 2014 (Algorithm 1, k = 1), as one pure step.
+"""The alternating GAN update (Goodfellow et al. 2014, Algorithm 1) as one pure, jitted step.
 
-One step: draw z, run G once (keeping its VJP), update D on real and G(z), then take G's loss
-through the updated D and pull its gradient back through the saved VJP, so G's forward pass is
-computed once per step, as in the reference PyTorch DCGAN.
+One step = `n_critic` D updates, each on its own real minibatch and fresh fakes (WGAN, Arjovsky
+et al. 2017, Algorithm 1), run by `lax.scan` inside the step; then one G update. The objective is
+chosen by config: any loss of `jgan.losses`, a gradient penalty (WGAN-GP), R1/R2 (optionally lazy,
+as a separate D update every `reg_interval` steps, Karras et al. 2020 Appendix B), and for ACGAN
+(Odena et al. 2017, Eq. 2-3) the auxiliary classification loss on both sides.
+
+With n_critic = 1 the G update reuses the fakes D was just trained on, and G's forward pass is
+kept as a VJP, so G runs once per step as in the reference PyTorch DCGAN. With n_critic > 1 G
+draws fresh z, as in WGAN's Algorithm 1. When `train.ema_kimg` is set, an exponential moving
+average of G's weights moves in the same step (`state.extra["g_ema"]`).
 """
 
 from __future__ import annotations
@@ -13,70 +20,213 @@ import jax.numpy as jnp
 from jgan import losses
 from jgan.train.state import Network, NetworkState, TrainState, apply_gradients, apply_network
 
+# Losses whose D output is a logit of "real": their D/real metric is reported as a probability.
+PROBABILITY_LOSSES = frozenset({"minimax", "nonsaturating", "logistic", "focal"})
+
 
 def images_to_float(images: jax.Array) -> jax.Array:
     """uint8 [0, 255] -> float32 [-1, 1]."""
     return images.astype(jnp.float32) / 127.5 - 1.0
 
 
-def make_gan_train_step(*, generator: Network, discriminator: Network, gan_loss: str,
-                        z_dim: int, update_d: bool = True, update_g: bool = True):
-    """The step `(state, batch, key) -> (state, metrics)` of an unconditional GAN.
+def split_critic_batches(batch: dict, n_critic: int) -> dict:
+    """Leaves [n_critic * B, ...] -> [n_critic, B, ...]; row i * n_critic + j goes to update j.
+
+    Interleaving (rather than taking blocks) keeps each device's rows on that device when the
+    batch axis is sharded: the B axis stays split as the loaded axis was.
+    """
+    def split(x):
+        return jnp.moveaxis(x.reshape(x.shape[0] // n_critic, n_critic, *x.shape[1:]), 1, 0)
+
+    return jax.tree.map(split, batch)
+
+
+def ema_decay(batch_size: int, ema_kimg: float) -> float:
+    """Per-step EMA decay for a half-life of `ema_kimg` thousand generated images (StyleGAN2-ADA)."""
+    return 0.5 ** (batch_size / (ema_kimg * 1000.0))
+
+
+def make_gan_train_step(config, *, generator: Network, discriminator: Network,
+                        update_d: bool = True, update_g: bool = True):
+    """The step `(state, batch, key) -> (state, metrics)` of the config's GAN.
 
     Args:
+      config: a `jgan.config.Config`; the step reads its model, loss and train groups.
       generator, discriminator: the networks `state.nets["g"]` and `state.nets["d"]` belong to.
-      gan_loss: a name from `jgan.losses.G_LOSSES` ("nonsaturating", "minimax").
-      z_dim: latent size; z ~ N(0, I).
       update_d, update_g: turn either update off (a G-only step, a D-only step).
-    The key is the run key: the step folds in `state.step`, so step k sees the same noise
-    however the run was interrupted.
+    The batch holds `n_critic * batch_size` real images (and labels for a conditional GAN). The
+    key is the run key: the step folds in `state.step`, so step k sees the same noise however the
+    run was interrupted.
     """
-    d_loss_fn, g_loss_fn = losses.get_losses(gan_loss)
+    model, loss_cfg, train_cfg = config.model, config.loss, config.train
+    gan_loss = losses.get_losses(loss_cfg.gan_loss, real_label=loss_cfg.real_label,
+                                 focal_gamma=loss_cfg.focal_gamma)
+    conditional = model.conditioning != "none"
+    label_input = model.conditioning == "input"
+    auxiliary = model.conditioning == "auxiliary"
+    n_critic, z_dim = train_cfg.n_critic, model.z_dim
+    reg_interval = loss_cfg.reg_interval
+    lazy = reg_interval > 1 and (loss_cfg.r1_gamma > 0 or loss_cfg.r2_gamma > 0)
+    ema_beta = ema_decay(train_cfg.batch_size, train_cfg.ema_kimg) if train_cfg.ema_kimg else None
+    to_score = jax.nn.sigmoid if loss_cfg.gan_loss in PROBABILITY_LOSSES else (lambda x: x)
 
-    def discriminate(d: NetworkState, params, images, key):
-        return apply_network(discriminator.module, d.variables(params), images, train=True,
-                             rngs={"dropout": key})
+    def latents(key, batch_size):
+        k_z, k_label = jax.random.split(key)
+        z = jax.random.normal(k_z, (batch_size, z_dim))
+        labels = (jax.random.randint(k_label, (batch_size,), 0, model.num_classes)
+                  if conditional else None)
+        return z, labels
 
-    def d_update(d: NetworkState, real, fake, k_real, k_fake):
+    def generate(g: NetworkState, params, z, labels):
+        inputs = (z, labels) if conditional else (z,)
+        return apply_network(generator.module, g.variables(params), *inputs, train=True)
+
+    def discriminate(d: NetworkState, params, images, labels, key):
+        """`(logits [B], class logits [B, K] or None, updated collections)`."""
+        inputs = (images, labels) if label_input else (images,)
+        out, collections = apply_network(discriminator.module, d.variables(params), *inputs,
+                                         train=True, rngs={"dropout": key})
+        logits, class_logits = out if auxiliary else (out, None)
+        return logits, class_logits, collections
+
+    def penalties(d: NetworkState, params, real, real_labels, fake, fake_labels, key):
+        """Regularizer terms of D's loss. D's collection updates in these passes are dropped."""
+        k_gp, k_r1, k_r2 = jax.random.split(key, 3)
+
+        def scores(labels, k):
+            return lambda images: discriminate(d, params, images, labels, k)[0]
+
+        terms = {}
+        if loss_cfg.gp_weight:
+            # Interpolates between a real and a fake image keep the real image's label.
+            terms["loss/d/gp"] = losses.gradient_penalty(
+                scores(real_labels, k_gp), real=real, fake=fake, key=k_gp,
+                weight=loss_cfg.gp_weight)
+        if loss_cfg.r1_gamma:
+            terms["loss/d/r1"] = losses.r1_penalty(scores(real_labels, k_r1), real=real,
+                                                   gamma=loss_cfg.r1_gamma)
+        if loss_cfg.r2_gamma:
+            terms["loss/d/r2"] = losses.r2_penalty(scores(fake_labels, k_r2), fake=fake,
+                                                   gamma=loss_cfg.r2_gamma)
+        return terms
+
+    def d_update(d: NetworkState, real, real_labels, fake, fake_labels, key):
+        k_real, k_fake, k_reg = jax.random.split(key, 3)
+
         def loss_fn(params):
-            real_logits, collections = discriminate(d, params, real, k_real)
+            real_logits, real_class, collections = discriminate(d, params, real, real_labels,
+                                                                k_real)
             # The fake pass sees the statistics the real pass left, as two calls of D in PyTorch.
-            fake_logits, collections = discriminate(d.replace(collections=collections), params,
-                                                    fake, k_fake)
-            loss = d_loss_fn(real_logits=real_logits, fake_logits=fake_logits)
-            return loss, (collections, real_logits, fake_logits)
+            fake_logits, fake_class, collections = discriminate(
+                d.replace(collections=collections), params, fake, fake_labels, k_fake)
+            terms = {"loss/d/adv": gan_loss.d(real_logits=real_logits, fake_logits=fake_logits)}
+            if auxiliary:
+                terms["loss/d/class"] = loss_cfg.class_weight * (
+                    losses.classification_loss(class_logits=real_class, labels=real_labels)
+                    + losses.classification_loss(class_logits=fake_class, labels=fake_labels))
+            if not lazy:
+                terms.update(penalties(d, params, real, real_labels, fake, fake_labels, k_reg))
+            return sum(terms.values()), (collections, terms, real_logits, fake_logits, real_class)
 
-        (loss, (collections, real_logits, fake_logits)), grads = jax.value_and_grad(
-            loss_fn, has_aux=True)(d.params)
+        (loss, (collections, terms, real_logits, fake_logits, real_class)), grads = (
+            jax.value_and_grad(loss_fn, has_aux=True)(d.params))
         if update_d:
             d = apply_gradients(discriminator, d, grads, collections)
-        return d, {"loss/d": loss, "d/real": jnp.mean(jax.nn.sigmoid(real_logits)),
-                   "d/fake": jnp.mean(jax.nn.sigmoid(fake_logits))}
+        metrics = {"loss/d": loss, "d/real": jnp.mean(to_score(real_logits)),
+                   "d/fake": jnp.mean(to_score(fake_logits))}
+        if len(terms) > 1:
+            metrics.update(terms)
+        if auxiliary:
+            metrics["d/class_accuracy"] = jnp.mean(jnp.argmax(real_class, -1) == real_labels)
+        return d, metrics
+
+    def lazy_regularization(d: NetworkState, step, real, real_labels, fake, fake_labels, key):
+        """Every reg_interval steps, one more D update on reg_interval x (R1 + R2) alone."""
+
+        def regularize(d):
+            def loss_fn(params):
+                terms = penalties(d, params, real, real_labels, fake, fake_labels, key)
+                return reg_interval * sum(terms.values()), terms
+
+            (_, terms), grads = jax.value_and_grad(loss_fn, has_aux=True)(d.params)
+            if update_d:
+                d = apply_gradients(discriminator, d, grads, d.collections)
+            return d, {name: reg_interval * value for name, value in terms.items()}
+
+        def skip(d):
+            return d, jax.tree.map(jnp.zeros_like, jax.eval_shape(lambda: regularize(d)[1]))
+
+        # The logged value is this step's share: reg_interval x penalty on due steps, else 0.
+        return jax.lax.cond(step % reg_interval == 0, regularize, skip, d)
 
     def train_step(state: TrainState, batch: dict, key: jax.Array):
         key = jax.random.fold_in(key, state.step)
-        k_z, k_drop_real, k_drop_fake, k_drop_g = jax.random.split(key, 4)
+        k_critic, k_g_latents, k_g_drop, k_reg = jax.random.split(key, 4)
         g, d = state.nets["g"], state.nets["d"]
-        real = images_to_float(batch["image"])
-        z = jax.random.normal(k_z, (real.shape[0], z_dim))
+        chunks = split_critic_batches(batch, n_critic)
+        batch_size = chunks["image"].shape[1]
 
-        def generate(params):
-            return apply_network(generator.module, g.variables(params), z, train=True)
+        def real_minibatch(chunk):
+            return images_to_float(chunk["image"]), chunk.get("label")
 
-        fake, g_vjp, g_collections = jax.vjp(generate, g.params, has_aux=True)
-        d, metrics = d_update(d, real, fake, k_drop_real, k_drop_fake)
+        def take(index):
+            return jax.tree.map(lambda x: x[index], chunks)
+
+        if n_critic == 1:
+            k_latents, k_d = jax.random.split(k_critic)
+            z, fake_labels = latents(k_latents, batch_size)
+            fake, g_vjp, g_collections = jax.vjp(
+                lambda params: generate(g, params, z, fake_labels), g.params, has_aux=True)
+            real, real_labels = real_minibatch(take(0))
+            d, metrics = d_update(d, real, real_labels, fake, fake_labels, k_d)
+        else:
+            def critic_iteration(carry, inputs):
+                g_collections, d = carry
+                chunk, k = inputs
+                k_latents, k_d = jax.random.split(k)
+                z, fake_labels = latents(k_latents, batch_size)
+                fake, g_collections = generate(g.replace(collections=g_collections), g.params,
+                                               z, fake_labels)
+                real, real_labels = real_minibatch(chunk)
+                d, metrics = d_update(d, real, real_labels, fake, fake_labels, k_d)
+                return (g_collections, d), metrics
+
+            (g_collections, d), metrics = jax.lax.scan(
+                critic_iteration, (g.collections, d),
+                (chunks, jax.random.split(k_critic, n_critic)))
+            metrics = jax.tree.map(jnp.mean, metrics)
+            g = g.replace(collections=g_collections)
+            z, fake_labels = latents(k_g_latents, batch_size)
+            fake, g_vjp, g_collections = jax.vjp(
+                lambda params: generate(g, params, z, fake_labels), g.params, has_aux=True)
+            real, real_labels = real_minibatch(take(n_critic - 1))
+
+        if lazy:
+            d, reg_terms = lazy_regularization(d, state.step, real, real_labels,
+                                               jax.lax.stop_gradient(fake), fake_labels, k_reg)
+            metrics.update(reg_terms)
 
         def g_loss_of_fake(fake):
             # D's statistics from this pass are discarded: D was updated on this batch already.
-            logits, _ = discriminate(d, d.params, fake, k_drop_g)
-            return g_loss_fn(fake_logits=logits)
+            logits, class_logits, _ = discriminate(d, d.params, fake, fake_labels, k_g_drop)
+            terms = {"loss/g/adv": gan_loss.g(fake_logits=logits)}
+            if auxiliary:
+                terms["loss/g/class"] = loss_cfg.class_weight * losses.classification_loss(
+                    class_logits=class_logits, labels=fake_labels)
+            return sum(terms.values()), terms
 
-        g_loss, fake_grad = jax.value_and_grad(g_loss_of_fake)(fake)
+        (g_loss, g_terms), fake_grad = jax.value_and_grad(g_loss_of_fake, has_aux=True)(fake)
         if update_g:
             (g_grads,) = g_vjp(fake_grad)
             g = apply_gradients(generator, g, g_grads, g_collections)
         metrics["loss/g"] = g_loss
+        if len(g_terms) > 1:
+            metrics.update(g_terms)
+        extra = dict(state.extra)
+        if ema_beta is not None:
+            extra["g_ema"] = jax.tree.map(lambda average, p: p + ema_beta * (average - p),
+                                          state.extra["g_ema"], g.params)
         nets = {**state.nets, "g": g, "d": d}
-        return state.replace(step=state.step + 1, nets=nets), metrics
+        return state.replace(step=state.step + 1, nets=nets, extra=extra), metrics
 
     return train_step

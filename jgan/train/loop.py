@@ -13,19 +13,19 @@ import time
 from pathlib import Path
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 from tqdm.auto import tqdm
 
 from jgan import config as config_lib
 from jgan.checkpoint import Checkpointer
-from jgan.data import BatchLoader, find_dataset, image_shape
+from jgan.data import BatchLoader, find_dataset, image_shape, num_classes
 from jgan.errors import NonFiniteLossError, UserError
 from jgan.images import make_grid, save_png, to_uint8
 from jgan.train.history import History, plot_history
 from jgan.train.parallel import (check_batch_size, jit_data_parallel, make_mesh, replicated,
                                  shard_batch)
-from jgan.train.setup import build_gan
-from jgan.train.state import init_train_state
+from jgan.train.setup import GANSetup, build_gan
 
 LOSS_CURVE = "loss_curve.png"
 
@@ -52,10 +52,36 @@ def check_resumable(workdir: Path, config) -> None:
 
 def abstract_train_state(setup, key, mesh):
     """Shapes, dtypes and shardings of the initial state, without computing it."""
-    shapes = jax.eval_shape(lambda k: init_train_state(setup.networks, k, setup.example_inputs),
-                            key)
+    shapes = jax.eval_shape(setup.init_state, key)
     return jax.tree.map(lambda s: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=replicated(mesh)),
                         shapes)
+
+
+def check_labels(setup: GANSetup, dataset, name: str) -> None:
+    """A conditional GAN needs class labels, and at least as many classes as the dataset has."""
+    if not setup.num_classes:
+        return
+    classes = num_classes(dataset)
+    if classes == 0:
+        raise UserError(f"dataset {name} has no class labels, which a conditional GAN needs: "
+                        "choose a labelled dataset or --set model.conditioning=none")
+    if classes > setup.num_classes:
+        raise UserError(f"dataset {name} has {classes} classes but model.num_classes is "
+                        f"{setup.num_classes}: add --set model.num_classes={classes}")
+
+
+def sample_grid_inputs(key, grid_size: int, z_dim: int, num_classes: int):
+    """`(z, labels or None, columns)` of a sample grid.
+
+    Unconditional: grid_size latents in a square. Conditional: one row per class, each column
+    one latent shared by all rows, so a column shows one z across the classes.
+    """
+    columns = math.ceil(math.sqrt(grid_size))
+    if not num_classes:
+        return jax.random.normal(key, (grid_size, z_dim)), None, columns
+    z = jax.random.normal(key, (columns, z_dim))
+    return (jnp.tile(z, (num_classes, 1)), jnp.repeat(jnp.arange(num_classes), columns),
+            columns)
 
 
 def train(config, workdir, *, log=print):
@@ -77,11 +103,12 @@ def train(config, workdir, *, log=print):
     check_batch_size(tc.batch_size, mesh)
     keys = run_keys(tc.seed)
     setup = build_gan(config, shape)
-    loader = BatchLoader(dataset, batch_size=tc.batch_size, data_key=keys["data"])
+    check_labels(setup, dataset, config.data.dataset)
+    images_per_step = tc.batch_size * setup.real_batches_per_step
+    loader = BatchLoader(dataset, batch_size=images_per_step, data_key=keys["data"])
 
     if latest is None:
-        init = jax.jit(lambda k: init_train_state(setup.networks, k, setup.example_inputs),
-                       out_shardings=replicated(mesh))
+        init = jax.jit(setup.init_state, out_shardings=replicated(mesh))
         state, run_key, wall_offset = init(keys["init"]), keys["run"], 0.0
     else:
         state, run_key, meta = checkpointer.restore(
@@ -105,11 +132,12 @@ def train(config, workdir, *, log=print):
     log(f"devices: {mesh.devices.size} x {jax.devices()[0].platform}; train step compiled in "
         f"{time.perf_counter() - compile_start:.1f} s")
     sample_fn = jax.jit(setup.sample)
-    grid_z = jax.random.normal(keys["grid"], (tc.grid_size, setup.z_dim))
+    grid_z, grid_labels, grid_columns = sample_grid_inputs(keys["grid"], tc.grid_size,
+                                                           setup.z_dim, setup.num_classes)
 
     def save_samples(state, step):
-        images = to_uint8(sample_fn(state, grid_z))
-        save_png(make_grid(images, columns=math.ceil(math.sqrt(tc.grid_size))),
+        images = to_uint8(sample_fn(state, grid_z, grid_labels))
+        save_png(make_grid(images, columns=grid_columns),
                  workdir / "samples" / f"step_{step:06d}.png")
 
     def save_checkpoint(state, step, wall_s):
@@ -140,9 +168,9 @@ def train(config, workdir, *, log=print):
         progress.update(1)
         wall_s = wall_offset + time.perf_counter() - session_start
         if done % tc.log_every == 0 or done == tc.steps:
-            img_per_s = tick_steps * tc.batch_size / (time.perf_counter() - tick_start)
+            img_per_s = tick_steps * images_per_step / (time.perf_counter() - tick_start)
             means = {name: total / tick_steps for name, total in tick_sums.items()}
-            history.append({"step": done, "kimg": done * tc.batch_size / 1000, **means,
+            history.append({"step": done, "kimg": done * images_per_step / 1000, **means,
                             "img_per_s": img_per_s, "wall_s": wall_s})
             progress.set_postfix({"D": f"{means['loss/d']:.3f}", "G": f"{means['loss/g']:.3f}",
                                   "img/s": f"{img_per_s:.0f}"}, refresh=False)

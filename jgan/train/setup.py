@@ -1,6 +1,7 @@
 """From a config to everything the host loop needs: networks, optimizers, the step, sampling.
 
-A family adds a builder here; the loop, data, checkpoints, logging and sampling stay shared.
+A family adds its networks to `jgan.models` and, where it must, its step; the loop, data,
+checkpoints, logging and sampling stay shared.
 """
 
 from __future__ import annotations
@@ -12,9 +13,13 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from jgan.models import build_models
+from jgan import losses, optim
+from jgan.errors import UserError
+from jgan.models import ARCHS, CONDITIONINGS, build_models
 from jgan.train.gan_step import make_gan_train_step
-from jgan.train.state import Network, TrainState, apply_network
+from jgan.train.state import Network, TrainState, apply_network, init_train_state
+
+OPTIMIZERS = ("adam", "rmsprop")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -23,24 +28,111 @@ class GANSetup:
     example_inputs: dict[str, tuple]  # per network: arguments for `module.init`
     train_step: Callable  # (state, batch, key) -> (state, metrics)
     z_dim: int
+    num_classes: int = 0  # > 0: G takes labels
+    real_batches_per_step: int = 1  # n_critic: the loader's batch is this many minibatches
+    ema: bool = False  # the state keeps an EMA of G's weights in extra["g_ema"]
 
-    def sample(self, state: TrainState, z: jax.Array) -> jax.Array:
-        """Images in [-1, 1] from latents, with BatchNorm in inference mode (running statistics)."""
-        images, _ = apply_network(self.networks["g"].module, state.nets["g"].variables(), z,
+    def init_state(self, key: jax.Array) -> TrainState:
+        state = init_train_state(self.networks, key, self.example_inputs)
+        if self.ema:
+            state = state.replace(extra={"g_ema": state.nets["g"].params})
+        return state
+
+    def sample(self, state: TrainState, z: jax.Array, labels: jax.Array | None = None):
+        """Images in [-1, 1] from latents (and labels [B] if conditional).
+
+        BatchNorm runs in inference mode (running statistics), and G's EMA weights are used when
+        the run keeps them.
+        """
+        if self.num_classes and labels is None:
+            raise UserError("this generator is conditional: pass labels, e.g. --labels 0,1,2")
+        if not self.num_classes and labels is not None:
+            raise UserError("this generator is unconditional: drop the labels")
+        g = state.nets["g"]
+        params = state.extra.get("g_ema", g.params)
+        inputs = (z,) if labels is None else (z, labels)
+        images, _ = apply_network(self.networks["g"].module, g.variables(params), *inputs,
                                   train=False)
         return images
 
 
+def check_config(config) -> None:
+    """Refuse settings that cannot work together, in one line that says what to change."""
+    model, loss_cfg, optim_cfg, train_cfg = config.model, config.loss, config.optim, config.train
+    choices = {"model.arch": (model.arch, ARCHS), "model.conditioning": (
+        model.conditioning, CONDITIONINGS), "model.d_norm": (model.d_norm, ("batch", "none")),
+        "optim.optimizer": (optim_cfg.optimizer, OPTIMIZERS),
+        "loss.gan_loss": (loss_cfg.gan_loss, losses.LOSS_NAMES)}
+    for field, (value, allowed) in choices.items():
+        if value not in allowed:
+            raise UserError(f"{field}={value!r} is unknown: choose one of {list(allowed)}")
+    losses.get_losses(loss_cfg.gan_loss, real_label=loss_cfg.real_label,
+                      focal_gamma=loss_cfg.focal_gamma)
+    if model.conditioning != "none" and model.num_classes < 2:
+        raise UserError(f"model.num_classes={model.num_classes}: a conditional GAN needs 2 or "
+                        "more classes")
+    if model.arch == "mlp" and (model.conditioning == "auxiliary" or model.spectral_norm
+                                or model.d_norm != "batch"):
+        raise UserError("the mlp arch has no auxiliary head, spectral norm or d_norm option: "
+                        "use --set model.arch=dcgan")
+    if train_cfg.n_critic < 1:
+        raise UserError(f"train.n_critic={train_cfg.n_critic}: use 1 or more")
+    if loss_cfg.reg_interval < 1:
+        raise UserError(f"loss.reg_interval={loss_cfg.reg_interval}: use 1 or more")
+    penalties = [name for name in ("gp_weight", "r1_gamma", "r2_gamma")
+                 if getattr(loss_cfg, name) < 0]
+    if penalties:
+        raise UserError(f"loss.{penalties[0]} is negative: use 0 (off) or more")
+    if (loss_cfg.gp_weight or loss_cfg.r1_gamma or loss_cfg.r2_gamma) and (
+            model.arch == "dcgan" and model.d_norm == "batch"):
+        raise UserError("gradient penalties need per-example gradients, which BatchNorm in D "
+                        "mixes: add --set model.d_norm=none")
+    if train_cfg.ema_kimg < 0:
+        raise UserError(f"train.ema_kimg={train_cfg.ema_kimg}: use 0 (off) or a half-life > 0")
+
+
+def make_optimizer(optim_cfg, learning_rate: float, *, updates_per_step: int = 1,
+                   clip: float = 0.0, lazy_interval: int = 1) -> optax.GradientTransformation:
+    """Adam or RMSprop for one network, with its own rate: G and D get one each (TTUR).
+
+    `decay_steps` > 0 decays the rate linearly to 0 over that many steps (`updates_per_step`
+    optimizer updates each); `clip` > 0 clips the weights after every update (WGAN);
+    `lazy_interval` > 1 applies StyleGAN2's correction for the extra regularization updates.
+    """
+    b1, b2 = optim_cfg.b1, optim_cfg.b2
+    if lazy_interval > 1:
+        learning_rate, b1, b2 = optim.lazy_regularization(learning_rate, b1, b2, lazy_interval)
+    schedule = learning_rate
+    if optim_cfg.decay_steps:
+        schedule = optax.linear_schedule(learning_rate, 0.0,
+                                         optim_cfg.decay_steps * updates_per_step)
+    if optim_cfg.optimizer == "adam":
+        tx = optax.adam(schedule, b1=b1, b2=b2)
+    else:
+        # PyTorch's RMSprop, as in the WGAN reference code: decay 0.99, eps added after the root.
+        tx = optax.rmsprop(schedule, decay=0.99, eps=1e-8, eps_in_sqrt=False)
+    return optax.chain(tx, optim.clip_weights(clip)) if clip else tx
+
+
 def build_gan(config, image_shape: tuple[int, int, int]) -> GANSetup:
-    """The 2014 GAN (arch "mlp") or DCGAN (arch "dcgan") with Adam for G and D."""
-    models = build_models(config.model, tuple(image_shape))
-    optim = config.optim
+    """Every GAN of the config's families: networks, optimizers and the step."""
+    check_config(config)
+    model, loss_cfg, optim_cfg = config.model, config.loss, config.optim
+    models = build_models(model, tuple(image_shape))
+    lazy = loss_cfg.reg_interval > 1 and (loss_cfg.r1_gamma or loss_cfg.r2_gamma)
     networks = {
-        "g": Network(models["g"], optax.adam(optim.g_lr, b1=optim.b1, b2=optim.b2)),
-        "d": Network(models["d"], optax.adam(optim.d_lr, b1=optim.b1, b2=optim.b2)),
+        "g": Network(models["g"], make_optimizer(optim_cfg, optim_cfg.g_lr)),
+        "d": Network(models["d"], make_optimizer(
+            optim_cfg, optim_cfg.d_lr, updates_per_step=config.train.n_critic,
+            clip=optim_cfg.d_clip, lazy_interval=loss_cfg.reg_interval if lazy else 1)),
     }
-    example_inputs = {"g": (jnp.zeros((1, config.model.z_dim)),),
-                      "d": (jnp.zeros((1, *image_shape)),)}
-    step = make_gan_train_step(generator=networks["g"], discriminator=networks["d"],
-                               gan_loss=config.loss.gan_loss, z_dim=config.model.z_dim)
-    return GANSetup(networks, example_inputs, step, config.model.z_dim)
+    conditional = model.conditioning != "none"
+    labels = (jnp.zeros((1,), jnp.int32),)
+    example_inputs = {"g": (jnp.zeros((1, model.z_dim)), *(labels if conditional else ())),
+                      "d": (jnp.zeros((1, *image_shape)),
+                            *(labels if model.conditioning == "input" else ()))}
+    step = make_gan_train_step(config, generator=networks["g"], discriminator=networks["d"])
+    return GANSetup(networks, example_inputs, step, model.z_dim,
+                    num_classes=model.num_classes if conditional else 0,
+                    real_batches_per_step=config.train.n_critic,
+                    ema=config.train.ema_kimg > 0)

@@ -1,0 +1,54 @@
+"""Optimizer pieces for GANs: WGAN weight clipping, StyleGAN2's lazy-regularization correction."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import optax
+
+
+def clip_weights(limit: float) -> optax.GradientTransformation:
+    """WGAN weight clipping (Arjovsky et al. 2017, Algorithm 1, line 7) as an optax transform.
+
+    Put it last in a chain, e.g. `optax.chain(optax.rmsprop(5e-5), clip_weights(0.01))`: its
+    update is clip(params + updates, -limit, limit) - params, so that after `optax.apply_updates`
+    every parameter lies in [-limit, limit]. apply_updates adds that difference back in floating
+    point, so a parameter that jumps a long way (from |p| >> limit) can land up to half an ulp of
+    |p| outside; from inside the range the result is the clipped value, exact to an ulp of limit.
+    `update` needs `params`.
+    """
+    if not limit > 0:
+        raise ValueError(f"clip_weights: limit must be positive, got {limit}")
+
+    def init_fn(params):
+        del params
+        return optax.EmptyState()
+
+    def update_fn(updates, state, params=None):
+        if params is None:
+            raise ValueError("clip_weights needs the parameters: call "
+                             "tx.update(grads, opt_state, params)")
+        updates = jax.tree.map(lambda p, u: jnp.clip(p + u, -limit, limit) - p, params, updates)
+        return updates, state
+
+    return optax.GradientTransformation(init_fn, update_fn)
+
+
+def lazy_regularization(lr: float, b1: float, b2: float,
+                        interval: int) -> tuple[float, float, float]:
+    """Adam's (lr, b1, b2) for a regularizer applied every `interval` steps (Karras et al. 2020,
+    Appendix B, "lazy regularization").
+
+    A separate regularization step every `interval` main steps makes interval + 1 optimizer
+    steps where there were `interval`; with c = interval / (interval + 1) the learning rate
+    becomes lr * c and the betas b ** c, so step size and momentum per main step stay as they
+    were. Interval 1 (the regularizer added to every step's loss) or 0 (no regularizer) adds no
+    steps, so the inputs come back unchanged; stylegan2-ada instead counts interval 1 as a
+    separate step with c = 1/2.
+    """
+    if interval < 0:
+        raise ValueError(f"lazy_regularization: interval must be >= 0, got {interval}")
+    if interval <= 1:
+        return lr, b1, b2
+    c = interval / (interval + 1)
+    return lr * c, b1 ** c, b2 ** c

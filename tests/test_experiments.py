@@ -1,0 +1,79 @@
+"""Every experiment of issue 3 as a user runs it: a few steps, save, resume, sample."""
+
+import importlib
+
+import numpy as np
+import PIL.Image
+import pytest
+
+from jgan.checkpoint import Checkpointer
+from jgan.config import load
+from jgan.errors import UserError
+from jgan.sample import generate_images
+from jgan.sample import main as sample_main
+
+TINY = ["--set", "model.base_features=8", "--set", "model.z_dim=8", "--set", "model.hidden=32",
+        "--set", "train.log_every=1", "--set", "train.sample_every=2", "--set",
+        "train.checkpoint_every=2", "--set", "train.grid_size=4", "--batch-size", "16"]
+
+# name -> what its config must say (the paper defaults the README's table quotes)
+DEFAULTS = {
+    "cgan": {"model.arch": "mlp", "model.conditioning": "input"},
+    "acgan": {"model.conditioning": "auxiliary", "optim.g_lr": 2e-4},
+    "wgan": {"loss.gan_loss": "wasserstein", "optim.optimizer": "rmsprop", "optim.d_lr": 5e-5,
+             "optim.d_clip": 0.01, "train.n_critic": 5},
+    "wgan_gp": {"loss.gan_loss": "wasserstein", "loss.gp_weight": 10.0, "optim.d_lr": 1e-4,
+                "optim.b1": 0.0, "optim.b2": 0.9, "train.n_critic": 5, "model.d_norm": "none"},
+    "sngan": {"loss.gan_loss": "hinge", "model.spectral_norm": True, "model.d_norm": "none"},
+}
+
+
+def _field(config, path):
+    group, name = path.split(".")
+    return getattr(getattr(config, group), name)
+
+
+@pytest.mark.parametrize("name", sorted(DEFAULTS))
+def test_experiment_runs_saves_resumes_and_samples(name, tmp_path):
+    module = importlib.import_module(f"experiments.{name}")
+    for path, value in DEFAULTS[name].items():
+        assert _field(module.get_config(), path) == value, path
+    workdir = tmp_path / "run"
+    assert module.main(["--workdir", str(workdir), "--steps", "2", *TINY]) == 0
+    assert module.main(["--workdir", str(workdir), "--steps", "3", *TINY]) == 0
+    assert Checkpointer(workdir / "checkpoints").all_steps() == [2, 3]
+    config = load(workdir / "config.json")
+    conditional = config.model.conditioning != "none"
+    grid = np.asarray(PIL.Image.open(workdir / "samples" / "step_000003.png"))
+    rows = (grid.shape[0] - 2) // 30  # 28-pixel images with 2-pixel borders
+    assert rows == (10 if conditional else 2)  # one row per class; 2 x 2 otherwise
+    if conditional:
+        images = generate_images(workdir, 6, seed=1, labels=[3, 7])
+        assert images.shape == (6, 28, 28, 1)
+        assert sample_main([str(workdir), "--labels", "3,7", "--out",
+                            str(tmp_path / "grid.png")]) == 0
+        assert np.asarray(PIL.Image.open(tmp_path / "grid.png")).shape[0] == 2 * 30 + 2
+    else:
+        assert generate_images(workdir, 3, seed=1).shape == (3, 28, 28, 1)
+        with pytest.raises(UserError, match="unconditional: drop --labels"):
+            generate_images(workdir, 3, labels=[1])
+
+
+def test_labels_are_checked_against_the_run(tmp_path, capsys):
+    module = importlib.import_module("experiments.acgan")
+    assert module.main(["--workdir", str(tmp_path), "--steps", "1", *TINY]) == 0
+    for labels, message in [("3,12", "label 12: this run has classes 0 to 9"),
+                            ("three", "write class numbers separated by commas")]:
+        assert sample_main([str(tmp_path), "--labels", labels, "--out",
+                            str(tmp_path / "x.png")]) == 2
+        assert message in capsys.readouterr().err
+    assert sample_main([str(tmp_path), "--labels", "1,2", "--num", "5", "--out",
+                        str(tmp_path / "x.png")]) == 2
+    assert "do not split evenly over 2 labels" in capsys.readouterr().err
+
+
+def test_conditional_gan_trains_on_fashion_mnist(shared_datasets, tmp_path):
+    module = importlib.import_module("experiments.acgan")
+    assert module.main(["--workdir", str(tmp_path), "--steps", "2", "--dataset", "fashion_mnist",
+                        "--data-dir", str(shared_datasets), *TINY]) == 0
+    assert (tmp_path / "samples" / "step_000002.png").is_file()

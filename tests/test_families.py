@@ -1,0 +1,152 @@
+"""The pieces the families are made of, inside the real step: n_critic, clipping, spectral norm,
+EMA, lazy regularization, ACGAN's class head, and every loss by name."""
+
+import dataclasses
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+from conftest import tiny_config, tiny_everything_config
+from jgan import losses
+from jgan.config import override
+from jgan.errors import UserError
+from jgan.data import BatchLoader, find_dataset
+from jgan.train import build_gan, make_gan_train_step
+from jgan.train.gan_step import ema_decay
+
+
+def _tiny(*assignments, arch="dcgan"):
+    return override(tiny_config(arch), list(assignments))
+
+
+def _start(config):
+    setup = build_gan(config, (28, 28, 1))
+    loader = BatchLoader(find_dataset("mnist").open("train"),
+                         batch_size=config.train.batch_size * config.train.n_critic,
+                         data_key=jax.random.key(1))
+    return setup, setup.init_state(jax.random.key(0)), loader
+
+
+def _run(config, steps):
+    setup, state, loader = _start(config)
+    step = jax.jit(setup.train_step)
+    history = []
+    for k in range(steps):
+        state, metrics = step(state, loader.batch(k), jax.random.key(2))
+        history.append(jax.device_get(metrics))
+    return setup, state, history
+
+
+def _update_count(network_state) -> int:
+    return int(optax.tree_utils.tree_get(network_state.opt_state, "count"))
+
+
+def test_n_critic_updates_run_in_one_scan_of_one_traced_step():
+    config = _tiny("train.n_critic=3", "model.d_norm=none", "loss.gan_loss=wasserstein",
+                   "loss.gp_weight=10")
+    setup, state, loader = _start(config)
+    traces = []
+
+    def counted(state, batch, key):
+        traces.append(1)
+        return setup.train_step(state, batch, key)
+
+    batch = loader.batch(0)
+    assert batch["image"].shape[0] == 3 * 16  # three real minibatches per step
+    assert "scan" in str(jax.make_jaxpr(setup.train_step)(state, batch, jax.random.key(0)))
+    step = jax.jit(counted)
+    for k in range(2):
+        state, _ = step(state, loader.batch(k), jax.random.key(0))
+    assert len(traces) == 1
+    assert _update_count(state.nets["d"]) == 6 and _update_count(state.nets["g"]) == 2
+
+
+def test_weight_clipping_keeps_every_critic_weight_in_range():
+    config = _tiny("optim.optimizer=rmsprop", "optim.d_clip=0.01", "optim.d_lr=5e-5",
+                   "optim.g_lr=5e-5", "loss.gan_loss=wasserstein", "train.n_critic=2")
+    setup, state, loader = _start(config)
+    before = np.concatenate([np.ravel(x) for x in jax.tree.leaves(state.nets["d"].params)])
+    assert np.abs(before).max() > 0.02  # N(0, 0.02) draws: clipping has work to do
+    _, state, _ = _run(config, 2)
+    d_weights = np.concatenate([np.ravel(x) for x in jax.tree.leaves(state.nets["d"].params)])
+    g_weights = np.concatenate([np.ravel(x) for x in jax.tree.leaves(state.nets["g"].params)])
+    assert np.abs(d_weights).max() <= 0.01 * (1 + 1e-6)
+    assert np.abs(d_weights).max() >= 0.01 * (1 - 1e-6)  # clipped, not shrunk
+    assert np.abs(g_weights).max() > 0.02  # G is not clipped
+
+
+def test_spectral_norm_vectors_are_state_and_move_with_training():
+    config = _tiny("model.spectral_norm=true", "model.d_norm=none", "loss.gan_loss=hinge")
+    setup, state, _ = _start(config)
+    _, trained, _ = _run(config, 2)
+    before = state.nets["d"].collections["spectral_stats"]
+    after = trained.nets["d"].collections["spectral_stats"]
+    assert jax.tree.structure(before) == jax.tree.structure(after)
+    assert any(not np.array_equal(a, b)
+               for a, b in zip(jax.tree.leaves(before), jax.tree.leaves(after)))
+    sigmas = [float(v) for path, v in jax.tree_util.tree_leaves_with_path(after)
+              if "sigma" in jax.tree_util.keystr(path)]
+    assert len(sigmas) == 3 and all(s > 0 for s in sigmas)
+
+
+def test_ema_moves_by_its_half_life_and_is_used_for_sampling():
+    config = _tiny("train.ema_kimg=0.1")
+    setup, state, loader = _start(config)
+    assert all(np.array_equal(a, b) for a, b in zip(
+        jax.tree.leaves(state.extra["g_ema"]), jax.tree.leaves(state.nets["g"].params)))
+    new, _ = jax.jit(setup.train_step)(state, loader.batch(0), jax.random.key(2))
+    beta = ema_decay(16, 0.1)
+    np.testing.assert_allclose(beta, 0.5 ** (16 / 100))
+    for ema, old, p in zip(jax.tree.leaves(new.extra["g_ema"]),
+                           jax.tree.leaves(state.nets["g"].params),
+                           jax.tree.leaves(new.nets["g"].params)):
+        np.testing.assert_allclose(ema, beta * old + (1 - beta) * p, rtol=1e-5, atol=1e-7)
+    z = jax.random.normal(jax.random.key(3), (4, 8))
+    with_ema = setup.sample(new, z)
+    with_params = setup.sample(new.replace(extra={"g_ema": new.nets["g"].params}), z)
+    old_weights = setup.sample(new.replace(extra={"g_ema": state.nets["g"].params}), z)
+    assert not np.allclose(with_ema, with_params) and not np.allclose(with_ema, old_weights)
+
+
+def test_lazy_r1_is_an_extra_d_update_every_interval_steps():
+    config = _tiny("model.d_norm=none", "loss.r1_gamma=10", "loss.reg_interval=2")
+    _, state, history = _run(config, 3)
+    assert _update_count(state.nets["d"]) == 3 + 2  # steps 0 and 2 regularize
+    r1 = [float(m["loss/d/r1"]) for m in history]
+    assert r1[0] > 0 and r1[1] == 0 and r1[2] > 0
+
+
+def test_gradient_penalties_refuse_batchnorm_in_d():
+    with pytest.raises(UserError, match="d_norm=none"):
+        build_gan(_tiny("loss.gp_weight=10"), (28, 28, 1))
+
+
+def test_acgan_step_teaches_d_the_classes():
+    config = _tiny("model.conditioning=auxiliary", "model.num_classes=10")
+    setup, state, loader = _start(config)
+    batch, key = loader.batch(0), jax.random.key(2)
+    new, metrics = jax.jit(setup.train_step)(state, batch, key)
+    assert {"loss/d/class", "loss/g/class", "d/class_accuracy"} <= set(metrics)
+    frozen = jax.jit(make_gan_train_step(config, generator=setup.networks["g"],
+                                         discriminator=setup.networks["d"], update_d=False,
+                                         update_g=False))
+    _, after = frozen(new.replace(step=state.step), batch, key)
+    assert float(after["loss/d/class"]) < float(metrics["loss/d/class"])
+
+
+@pytest.mark.parametrize("name", losses.LOSS_NAMES)
+def test_every_loss_trains_the_2014_gan(name):
+    _, state, history = _run(_tiny(f"loss.gan_loss={name}", arch="mlp"), 2)
+    assert all(np.isfinite(float(v)) for m in history for v in m.values())
+    assert int(state.step) == 2
+
+
+def test_everything_at_once_steps_and_keeps_its_state():
+    config = tiny_everything_config()
+    setup, state, history = _run(config, 2)
+    assert set(state.nets["d"].collections) == {"spectral_stats"}
+    assert "g_ema" in state.extra and setup.num_classes == 10
+    assert {"loss/d/gp", "loss/d/r1", "loss/d/class"} <= set(history[0])
