@@ -19,7 +19,7 @@ def get_config() -> Config:
     return Config(name="wgan_gp", model=ModelConfig(arch="dcgan", d_norm="none"),
                   optim=OptimConfig(g_lr=1e-4, d_lr=1e-4, b1=0.0, b2=0.9),
                   loss=LossConfig(gan_loss="wasserstein", gp_weight=10.0),
-                  train=TrainConfig(steps=2000, n_critic=5))
+                  train=TrainConfig(steps=1500, n_critic=5))
 
 
 def main(argv=None) -> int:

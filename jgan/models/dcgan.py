@@ -14,7 +14,8 @@ normalization of D's weights (SNGAN).
 import flax.linen as nn
 import jax.numpy as jnp
 
-from jgan.nn import ConvTranspose, concat_label_planes, concat_label_vector, maybe_spectral_norm
+from jgan.nn import (Conv, ConvTranspose, concat_label_planes, concat_label_vector,
+                     maybe_spectral_norm)
 
 dcgan_init = nn.initializers.normal(0.02)
 
@@ -92,8 +93,9 @@ class DCGANDiscriminator(nn.Module):
         features = self.base_features
         for stage in range(stages):
             normalized = stage > 0 and self.norm == "batch"
-            conv = nn.Conv(features, (4, 4), strides=(2, 2), padding=((1, 1), (1, 1)),
-                           use_bias=not normalized, kernel_init=dcgan_init)
+            # jgan's Conv: the same layer, with a fast second-order pass for gradient penalties.
+            conv = Conv(features, (4, 4), strides=(2, 2), padding=((1, 1), (1, 1)),
+                        use_bias=not normalized, kernel_init=dcgan_init)
             x = maybe_spectral_norm(conv, x, enabled=self.spectral_norm, train=train)
             if normalized:
                 x = _batch_norm(train)(x)

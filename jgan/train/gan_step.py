@@ -193,7 +193,7 @@ def make_gan_train_step(config, *, generator: Network, discriminator: Network,
 
             (g_collections, d), metrics = jax.lax.scan(
                 critic_iteration, (g.collections, d),
-                (chunks, jax.random.split(k_critic, n_critic)))
+                (chunks, jax.random.split(k_critic, n_critic)), unroll=True)
             metrics = jax.tree.map(jnp.mean, metrics)
             g = g.replace(collections=g_collections)
             z, fake_labels = latents(k_g_latents, batch_size)
