@@ -35,7 +35,6 @@ import jgan.models.dcgan as dcgan
 from jgan.config import Config, ModelConfig, TrainConfig
 from jgan.train.parallel import jit_data_parallel, make_mesh, shard_batch
 from jgan.train.setup import build_gan
-from jgan.train.state import init_train_state
 
 IMAGE_SHAPE = (28, 28, 1)
 Z_DIM, FEATURES = 100, 64
@@ -77,7 +76,7 @@ def time_jgan(framework: str, batch_size: int, steps: int, warmup: int) -> dict:
                                                     base_features=FEATURES),
                     train=TrainConfig(batch_size=batch_size))
     setup = build_gan(config, IMAGE_SHAPE)
-    state = init_train_state(setup.networks, jax.random.key(0), setup.example_inputs)
+    state = setup.init_state(jax.random.key(0))
     mesh = make_mesh()
     images = np.random.default_rng(0).integers(0, 256, (batch_size, *IMAGE_SHAPE), dtype=np.uint8)
     batch = shard_batch({"image": images}, mesh)

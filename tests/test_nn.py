@@ -4,7 +4,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jgan.nn import SPECTRAL_STATS, ConvTranspose, Maxout, maybe_spectral_norm
+from jgan.nn import SPECTRAL_STATS, Conv, ConvTranspose, Maxout, maybe_spectral_norm
 
 
 @pytest.mark.parametrize("shape,features,kernel,stride,padding", [
@@ -81,3 +81,33 @@ def test_spectral_norm_sigma_is_about_one_after_power_iterations(layer, shape):
         {"params": {**variables["params"]["layer"],
                     "kernel": kernel / np.asarray(sigma)}}, x)
     np.testing.assert_allclose(out, plain, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("shape,kernel,stride,padding", [
+    ((2, 28, 28, 3), 4, 2, ((1, 1), (1, 1))),  # DCGAN's D
+    ((2, 7, 7, 4), 3, 2, ((0, 0), (0, 0))),  # a row no window reaches
+    ((2, 9, 9, 2), 4, 2, ((1, 2), (1, 2))),
+    ((1, 8, 8, 3), 3, 1, ((1, 1), (1, 1))),
+])
+def test_conv_matches_flax_to_second_order(shape, kernel, stride, padding):
+    x = jax.random.normal(jax.random.key(0), shape)
+    ours = Conv(5, (kernel, kernel), strides=(stride, stride), padding=padding)
+    reference = nn.Conv(5, (kernel, kernel), strides=(stride, stride), padding=padding)
+    variables = reference.init(jax.random.key(1), x)
+    mine = ours.init(jax.random.key(1), x)
+    assert all(np.array_equal(a, b) for a, b in zip(jax.tree.leaves(mine),
+                                                    jax.tree.leaves(variables)))
+    np.testing.assert_allclose(ours.apply(variables, x), reference.apply(variables, x),
+                               rtol=1e-5, atol=1e-5)
+
+    def first_order(module):
+        return lambda v, x: jnp.sum(jnp.sin(module.apply(v, x)))
+
+    def penalty(module):  # a gradient penalty: the input gradient, differentiated by weights
+        return lambda v: jnp.sum(jax.grad(first_order(module), argnums=1)(v, x) ** 2)
+
+    for got, want in [(jax.grad(first_order(ours), argnums=(0, 1))(variables, x),
+                       jax.grad(first_order(reference), argnums=(0, 1))(variables, x)),
+                      (jax.grad(penalty(ours))(variables), jax.grad(penalty(reference))(variables))]:
+        for a, b in zip(jax.tree.leaves(got), jax.tree.leaves(want)):
+            np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4)
