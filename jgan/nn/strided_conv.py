@@ -17,7 +17,7 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
-from jgan.nn.transposed_conv import conv_transpose
+from jgan.nn.transposed_conv import apply_conv_layer, conv_transpose
 
 _DIMENSION_NUMBERS = ("NHWC", "HWIO", "NHWC")
 
@@ -76,10 +76,6 @@ class Conv(nn.Module):
 
     @nn.compact
     def __call__(self, x):  # [B, H, W, C_in] -> [B, H', W', features]
-        kernel = self.param("kernel", self.kernel_init,
-                            (*self.kernel_size, x.shape[-1], self.features), jnp.float32)
-        y = strided_conv(x, kernel.astype(x.dtype), tuple(self.strides),
-                         tuple(tuple(p) for p in self.padding))
-        if self.use_bias:
-            y = y + self.param("bias", self.bias_init, (self.features,), jnp.float32)
-        return y
+        padding = tuple(tuple(p) for p in self.padding)
+        return apply_conv_layer(
+            self, x, lambda x, kernel: strided_conv(x, kernel, tuple(self.strides), padding))

@@ -90,6 +90,21 @@ def torch_style_padding(kernel_size: Sequence[int], padding: int) -> tuple[tuple
     return tuple((k - 1 - padding, k - 1 - padding) for k in kernel_size)
 
 
+def apply_conv_layer(layer: nn.Module, x, op):
+    """`op(x, kernel) + bias` with the kernel and bias of a Flax convolution layer: the parameter
+    names, shapes and initial values of `flax.linen.Conv` and `ConvTranspose`.
+
+    Call it from the layer's compact `__call__`; `layer` has features, kernel_size, use_bias,
+    kernel_init and bias_init.
+    """
+    kernel = layer.param("kernel", layer.kernel_init,
+                         (*layer.kernel_size, x.shape[-1], layer.features), jnp.float32)
+    y = op(x, kernel.astype(x.dtype))
+    if layer.use_bias:
+        y = y + layer.param("bias", layer.bias_init, (layer.features,), jnp.float32)
+    return y
+
+
 class ConvTranspose(nn.Module):
     """A 2-D transposed convolution, parameter-compatible with `flax.linen.ConvTranspose`.
 
@@ -106,10 +121,6 @@ class ConvTranspose(nn.Module):
 
     @nn.compact
     def __call__(self, x):  # [B, H, W, C_in] -> [B, H', W', features]
-        kernel = self.param("kernel", self.kernel_init,
-                            (*self.kernel_size, x.shape[-1], self.features), jnp.float32)
-        y = conv_transpose(x, kernel.astype(x.dtype), tuple(self.strides),
-                           torch_style_padding(self.kernel_size, self.padding))
-        if self.use_bias:
-            y = y + self.param("bias", self.bias_init, (self.features,), jnp.float32)
-        return y
+        padding = torch_style_padding(self.kernel_size, self.padding)
+        return apply_conv_layer(
+            self, x, lambda x, kernel: conv_transpose(x, kernel, tuple(self.strides), padding))

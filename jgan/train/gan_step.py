@@ -1,7 +1,7 @@
 """The alternating GAN update (Goodfellow et al. 2014, Algorithm 1) as one pure, jitted step.
 
 One step = `n_critic` D updates, each on its own real minibatch and fresh fakes (WGAN, Arjovsky
-et al. 2017, Algorithm 1), run by `lax.scan` inside the step; then one G update. The objective is
+et al. 2017, Algorithm 1), run by an unrolled `lax.scan` inside the step; then one G update. The objective is
 chosen by config: any loss of `jgan.losses`, a gradient penalty (WGAN-GP), R1/R2 (optionally lazy,
 as a separate D update every `reg_interval` steps, Karras et al. 2020 Appendix B), and for ACGAN
 (Odena et al. 2017, Eq. 2-3) the auxiliary classification loss on both sides.
@@ -191,6 +191,8 @@ def make_gan_train_step(config, *, generator: Network, discriminator: Network,
                 d, metrics = d_update(d, real, real_labels, fake, fake_labels, k_d)
                 return (g_collections, d), metrics
 
+            # Unrolled: XLA:CPU ran the convolutions of a rolled loop body 15x slower (measured:
+            # 1932 against 132 ms for two critic updates); n_critic is small.
             (g_collections, d), metrics = jax.lax.scan(
                 critic_iteration, (g.collections, d),
                 (chunks, jax.random.split(k_critic, n_critic)), unroll=True)
