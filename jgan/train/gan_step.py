@@ -91,22 +91,22 @@ def make_gan_train_step(config, *, generator: Network, discriminator: Network,
 
     def penalties(d: NetworkState, params, real, real_labels, fake, fake_labels, key):
         """Regularizer terms of D's loss. D's collection updates in these passes are dropped."""
-        k_gp, k_r1, k_r2 = jax.random.split(key, 3)
+        k_interpolate, k_drop_gp, k_drop_r1, k_drop_r2 = jax.random.split(key, 4)
 
-        def scores(labels, k):
-            return lambda images: discriminate(d, params, images, labels, k)[0]
+        def scores(labels, k_drop):
+            return lambda images: discriminate(d, params, images, labels, k_drop)[0]
 
         terms = {}
         if loss_cfg.gp_weight:
             # Interpolates between a real and a fake image keep the real image's label.
             terms["loss/d/gp"] = losses.gradient_penalty(
-                scores(real_labels, k_gp), real=real, fake=fake, key=k_gp,
+                scores(real_labels, k_drop_gp), real=real, fake=fake, key=k_interpolate,
                 weight=loss_cfg.gp_weight)
         if loss_cfg.r1_gamma:
-            terms["loss/d/r1"] = losses.r1_penalty(scores(real_labels, k_r1), real=real,
+            terms["loss/d/r1"] = losses.r1_penalty(scores(real_labels, k_drop_r1), real=real,
                                                    gamma=loss_cfg.r1_gamma)
         if loss_cfg.r2_gamma:
-            terms["loss/d/r2"] = losses.r2_penalty(scores(fake_labels, k_r2), fake=fake,
+            terms["loss/d/r2"] = losses.r2_penalty(scores(fake_labels, k_drop_r2), fake=fake,
                                                    gamma=loss_cfg.r2_gamma)
         return terms
 

@@ -65,7 +65,7 @@ def plot_history(rows: list[dict], path) -> None:
         if target is not None:
             target.plot(kimg, [float(r[name]) if r[name] else math.nan for r in rows], label=name)
     axes[0].set_title("losses")
-    axes[1].set_title("mean D output (sigmoid)")
+    axes[1].set_title("D on real and fake (probability, or raw critic score)")
     for axis in axes:
         axis.set_xlabel("kimg")
         axis.grid(alpha=0.3)
