@@ -18,7 +18,7 @@ TINY = ["--set", "model.base_features=8", "--set", "model.z_dim=8", "--set", "mo
 
 # name -> what its config must say (the paper defaults the README's table quotes)
 DEFAULTS = {
-    "cgan": {"model.arch": "mlp", "model.conditioning": "input"},
+    "cgan": {"model.arch": "dcgan", "model.conditioning": "input"},
     "acgan": {"model.conditioning": "auxiliary", "optim.g_lr": 2e-4},
     "wgan": {"loss.gan_loss": "wasserstein", "optim.optimizer": "rmsprop", "optim.d_lr": 5e-5,
              "optim.d_clip": 0.01, "train.n_critic": 5},
