@@ -150,3 +150,24 @@ def test_everything_at_once_steps_and_keeps_its_state():
     assert set(state.nets["d"].collections) == {"spectral_stats"}
     assert "g_ema" in state.extra and setup.num_classes == 10
     assert {"loss/d/gp", "loss/d/r1", "loss/d/class"} <= set(history[0])
+
+
+def test_conditional_gan_needs_labels_enough_classes_and_a_known_loss():
+    from types import SimpleNamespace
+
+    from jgan.train.loop import check_labels
+
+    setup = build_gan(_tiny("model.conditioning=input", "model.num_classes=10"), (28, 28, 1))
+
+    def source(features):
+        return SimpleNamespace(dataset_info=SimpleNamespace(features=features))
+
+    with pytest.raises(UserError, match="has no class labels"):
+        check_labels(setup, source({"image": None}), "unlabelled")
+    with pytest.raises(UserError, match="--set model.num_classes=100"):
+        check_labels(setup, source({"label": SimpleNamespace(num_classes=100)}), "cifar100")
+    check_labels(setup, source({"label": SimpleNamespace(num_classes=10)}), "mnist")
+    with pytest.raises(UserError, match="loss.gan_loss='wasserstain' is unknown"):
+        build_gan(_tiny("loss.gan_loss=wasserstain"), (28, 28, 1))
+    with pytest.raises(UserError, match="label smoothing"):
+        build_gan(_tiny("loss.gan_loss=hinge", "loss.real_label=0.9"), (28, 28, 1))
