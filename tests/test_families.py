@@ -1,10 +1,8 @@
 """The pieces the families are made of, inside the real step: n_critic, clipping, spectral norm,
 EMA, lazy regularization, ACGAN's class head, and every loss by name."""
 
-import dataclasses
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
@@ -12,8 +10,8 @@ import pytest
 from conftest import tiny_config, tiny_everything_config
 from jgan import losses
 from jgan.config import override
-from jgan.errors import UserError
 from jgan.data import BatchLoader, find_dataset
+from jgan.errors import UserError
 from jgan.train import build_gan, make_gan_train_step
 from jgan.train.gan_step import ema_decay
 

@@ -5,7 +5,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from conftest import tiny_config, tiny_everything_config
+from conftest import tiny_config
 from jgan.data import BatchLoader, find_dataset
 from jgan.train import build_gan, make_gan_train_step
 
