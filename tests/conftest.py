@@ -4,6 +4,7 @@ import dataclasses
 import os
 from pathlib import Path
 
+import jax
 import pytest
 
 from jgan.config import Config, LossConfig, ModelConfig, TrainConfig
@@ -17,6 +18,10 @@ def isolated_cache(tmp_path_factory):
     """Prepared datasets go to a per-session cache; no test reads the user's environment."""
     os.environ["JGAN_CACHE_DIR"] = str(tmp_path_factory.mktemp("jgan_cache"))
     os.environ.pop("JGAN_DATA_DIR", None)
+    # A resumed run, a second experiment call and the sampler compile what an earlier test
+    # compiled: a session-wide XLA cache spares the CPU those compilations.
+    jax.config.update("jax_compilation_cache_dir", str(tmp_path_factory.mktemp("xla_cache")))
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
     yield
 
 

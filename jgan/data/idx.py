@@ -8,6 +8,7 @@ with the stock one, in the same example order, and `tfds.data_source(name, data_
 
 from __future__ import annotations
 
+import fcntl
 import gzip
 import os
 from pathlib import Path
@@ -81,10 +82,16 @@ def prepare_idx_dataset(dataset: str, raw_dir, tfds_data_dir) -> Path:
     if (prepared / "dataset_info.json").is_file():
         return prepared
     os.makedirs(tfds_data_dir, exist_ok=True)
-    print(f"preparing {dataset} for tfds.data_source from {raw_dir} into {prepared} (once)")
-    tfds.disable_progress_bar()
-    builder = _make_builder_class(dataset, raw_dir)(data_dir=str(tfds_data_dir))
-    # TFDS writes into an `incomplete.*` folder and renames it when done, so an interrupted
-    # preparation leaves nothing half-written behind.
-    builder.download_and_prepare(file_format="array_record")
+    # Two runs starting together on an empty cache must not both prepare: the second rename
+    # would fail. The second waits on the lock, then finds the first one's result.
+    with open(tfds_data_dir / f".{dataset}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if (prepared / "dataset_info.json").is_file():
+            return prepared
+        print(f"preparing {dataset} for tfds.data_source from {raw_dir} into {prepared} (once)")
+        tfds.disable_progress_bar()
+        builder = _make_builder_class(dataset, raw_dir)(data_dir=str(tfds_data_dir))
+        # TFDS writes into an `incomplete.*` folder and renames it when done, so an interrupted
+        # preparation leaves nothing half-written behind.
+        builder.download_and_prepare(file_format="array_record")
     return prepared
