@@ -1,0 +1,99 @@
+"""Metrics against direct numpy/scipy references on random features, and on known cases."""
+
+import numpy as np
+import pytest
+import scipy.linalg
+from scipy.spatial.distance import cdist
+
+from jgan import metrics
+from jgan.metrics import distances
+
+RNG = np.random.default_rng(0)
+REAL = RNG.normal(size=(300, 16))
+FAKE = 0.8 * RNG.normal(size=(250, 16)) + 0.3
+
+
+def _reference_fid(a, b):
+    mu_a, mu_b = a.mean(0), b.mean(0)
+    cov_a, cov_b = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
+    root = scipy.linalg.sqrtm(cov_a @ cov_b).real
+    return np.sum((mu_a - mu_b) ** 2) + np.trace(cov_a + cov_b - 2 * root)
+
+
+def test_fid_matches_scipy_sqrtm():
+    np.testing.assert_allclose(metrics.fid(REAL, FAKE), _reference_fid(REAL, FAKE), rtol=1e-6)
+
+
+def test_fid_known_cases():
+    assert abs(metrics.fid(REAL, REAL)) < 1e-8
+    shift = np.arange(16) / 10.0
+    np.testing.assert_allclose(metrics.fid(REAL, REAL + shift), np.sum(shift ** 2), rtol=1e-6)
+
+
+def test_statistics_in_chunks_equal_numpy(monkeypatch):
+    monkeypatch.setattr(distances, "CHUNK", 7)
+    mean, cov = metrics.feature_statistics(REAL)
+    np.testing.assert_allclose(mean, REAL.mean(0), rtol=1e-12)
+    np.testing.assert_allclose(cov, np.cov(REAL, rowvar=False), rtol=1e-10, atol=1e-12)
+
+
+def _reference_mmd(x, y):
+    d = x.shape[1]
+    kernel = lambda p, q: (p @ q.T / d + 1) ** 3  # noqa: E731
+    n, m = len(x), len(y)
+    k_xx, k_yy = kernel(x, x), kernel(y, y)
+    return ((k_xx.sum() - np.trace(k_xx)) / (n * (n - 1))
+            + (k_yy.sum() - np.trace(k_yy)) / (m * (m - 1)) - 2 * kernel(x, y).mean())
+
+
+def test_kid_on_whole_sets_matches_the_direct_mmd():
+    mean, std = metrics.kid(REAL[:250], FAKE, num_subsets=3, subset_size=250)
+    np.testing.assert_allclose(mean, _reference_mmd(REAL[:250], FAKE), rtol=1e-10)
+    assert std < 1e-10  # every subset is the whole set, reordered
+
+
+def test_kid_is_near_zero_for_one_distribution_and_not_for_two():
+    other = RNG.normal(size=(300, 16))
+    same, _ = metrics.kid(REAL, other, num_subsets=20, subset_size=100)
+    different, spread = metrics.kid(REAL, FAKE, num_subsets=20, subset_size=100)
+    assert abs(same) < different / 5 and spread > 0
+
+
+def test_inception_score_known_cases():
+    assert metrics.inception_score(np.full((100, 10), 0.1), num_splits=2)[0] == pytest.approx(1.0)
+    confident = np.eye(10)[np.arange(100) % 10]
+    mean, std = metrics.inception_score(confident, num_splits=5)
+    assert mean == pytest.approx(10.0, rel=1e-6) and std < 1e-6
+
+
+def _reference_pr(real, fake, k):
+    real_radii = np.sort(cdist(real, real), axis=1)[:, k]
+    fake_radii = np.sort(cdist(fake, fake), axis=1)[:, k]
+    precision = np.mean([(cdist(f[None], real)[0] <= real_radii).any() for f in fake])
+    recall = np.mean([(cdist(r[None], fake)[0] <= fake_radii).any() for r in real])
+    return precision, recall
+
+
+def test_precision_recall_match_brute_force(monkeypatch):
+    monkeypatch.setattr(distances, "CHUNK", 64)
+    got = metrics.precision_recall(REAL, FAKE, k=3)
+    np.testing.assert_allclose(got, _reference_pr(REAL, FAKE, 3), atol=1e-12)
+    assert 0 < got[0] < 1 and 0 < got[1] < 1
+    assert metrics.precision_recall(REAL, REAL) == (1.0, 1.0)
+    assert metrics.precision_recall(REAL, REAL + 100.0) == (0.0, 0.0)
+
+
+def test_density_coverage_match_brute_force():
+    k = 5
+    radii = np.sort(cdist(REAL, REAL), axis=1)[:, k]
+    distances_fake = cdist(FAKE, REAL)
+    density = (distances_fake <= radii).sum() / (k * len(FAKE))
+    coverage = np.mean(distances_fake.min(axis=0) <= radii)
+    np.testing.assert_allclose(metrics.density_coverage(REAL, FAKE, k=k), (density, coverage),
+                               atol=1e-12)
+    assert metrics.density_coverage(REAL, REAL, k=k)[1] == 1.0
+
+
+def test_bad_shapes_are_refused():
+    with pytest.raises(ValueError, match=r"must be \[N, D\]"):
+        metrics.fid(np.zeros(5), np.zeros(5))
