@@ -46,21 +46,10 @@ def nonsaturating_g_loss(*, fake_logits: jax.Array) -> jax.Array:
     return jnp.mean(_bce(fake_logits, 1.0))
 
 
-def logistic_d_loss(*, real_logits: jax.Array, fake_logits: jax.Array,
-                    real_label: float = 1.0) -> jax.Array:
-    """softplus(-D(x)) + softplus(D(G(z))): StyleGAN's logistic loss (Karras et al. 2019, 2020).
-
-    The non-saturating loss written with softplus, as in the StyleGAN code; `real_label` as in
-    `minimax_d_loss`.
-    """
-    real = real_label * jax.nn.softplus(-real_logits) + (1.0 - real_label) * jax.nn.softplus(
-        real_logits)
-    return jnp.mean(real) + jnp.mean(jax.nn.softplus(fake_logits))
-
-
-def logistic_g_loss(*, fake_logits: jax.Array) -> jax.Array:
-    """softplus(-D(G(z))): StyleGAN's non-saturating logistic generator loss."""
-    return jnp.mean(jax.nn.softplus(-fake_logits))
+# StyleGAN's "logistic" loss (Karras et al. 2019, 2020) is the non-saturating one, written there
+# with softplus: softplus(-D(x)) + softplus(D(G(z))) for D, softplus(-D(G(z))) for G.
+logistic_d_loss = nonsaturating_d_loss
+logistic_g_loss = nonsaturating_g_loss
 
 
 def hinge_d_loss(*, real_logits: jax.Array, fake_logits: jax.Array) -> jax.Array:

@@ -41,6 +41,12 @@ def split_critic_batches(batch: dict, n_critic: int) -> dict:
     return jax.tree.map(split, batch)
 
 
+def lazy_regularization_interval(loss_cfg) -> int:
+    """Steps between separate R1/R2 updates; 1 when R1/R2 (if any) join every D update."""
+    regularized = loss_cfg.r1_gamma > 0 or loss_cfg.r2_gamma > 0
+    return loss_cfg.reg_interval if regularized else 1
+
+
 def ema_decay(batch_size: int, ema_kimg: float) -> float:
     """Per-step EMA decay for a half-life of `ema_kimg` thousand generated images (StyleGAN2-ADA)."""
     return 0.5 ** (batch_size / (ema_kimg * 1000.0))
@@ -65,8 +71,8 @@ def make_gan_train_step(config, *, generator: Network, discriminator: Network,
     label_input = model.conditioning == "input"
     auxiliary = model.conditioning == "auxiliary"
     n_critic, z_dim = train_cfg.n_critic, model.z_dim
-    reg_interval = loss_cfg.reg_interval
-    lazy = reg_interval > 1 and (loss_cfg.r1_gamma > 0 or loss_cfg.r2_gamma > 0)
+    reg_interval = lazy_regularization_interval(loss_cfg)
+    lazy = reg_interval > 1
     ema_beta = ema_decay(train_cfg.batch_size, train_cfg.ema_kimg) if train_cfg.ema_kimg else None
     to_score = jax.nn.sigmoid if loss_cfg.gan_loss in PROBABILITY_LOSSES else (lambda x: x)
 

@@ -16,7 +16,7 @@ import optax
 from jgan import losses, optim
 from jgan.errors import UserError
 from jgan.models import ARCHS, CONDITIONINGS, build_models
-from jgan.train.gan_step import make_gan_train_step
+from jgan.train.gan_step import lazy_regularization_interval, make_gan_train_step
 from jgan.train.state import Network, TrainState, apply_network, init_train_state
 
 OPTIMIZERS = ("adam", "rmsprop")
@@ -119,12 +119,11 @@ def build_gan(config, image_shape: tuple[int, int, int]) -> GANSetup:
     check_config(config)
     model, loss_cfg, optim_cfg = config.model, config.loss, config.optim
     models = build_models(model, tuple(image_shape))
-    lazy = loss_cfg.reg_interval > 1 and (loss_cfg.r1_gamma or loss_cfg.r2_gamma)
     networks = {
         "g": Network(models["g"], make_optimizer(optim_cfg, optim_cfg.g_lr)),
         "d": Network(models["d"], make_optimizer(
             optim_cfg, optim_cfg.d_lr, updates_per_step=config.train.n_critic,
-            clip=optim_cfg.d_clip, lazy_interval=loss_cfg.reg_interval if lazy else 1)),
+            clip=optim_cfg.d_clip, lazy_interval=lazy_regularization_interval(loss_cfg))),
     }
     conditional = model.conditioning != "none"
     labels = (jnp.zeros((1,), jnp.int32),)
