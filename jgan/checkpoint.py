@@ -46,6 +46,9 @@ class Checkpointer:
         return self._manager.restore(
             step, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))["meta"]
 
+    def delete(self, step: int) -> None:
+        self._manager.delete(step)
+
     def wait(self) -> None:
         self._manager.wait_until_finished()
 

@@ -31,12 +31,15 @@ def parse_config(default, argv, *, description: str):
                                            "(default: $JGAN_DATA_DIR, else bundled MNIST subset)")
     parser.add_argument("--loss", choices=losses.LOSS_NAMES,
                         help=f"adversarial loss (default {default.loss.gan_loss})")
+    parser.add_argument("--eval-every", type=int,
+                        help="measure FID/KID/IS/precision/recall every N steps into "
+                             "history.csv and keep the best checkpoint by FID (default off)")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="override any config field (repeatable)")
     args = parser.parse_args(argv)
     flags = {"train.steps": args.steps, "train.batch_size": args.batch_size,
              "train.seed": args.seed, "data.dataset": args.dataset, "data.data_dir": args.data_dir,
-             "loss.gan_loss": args.loss}
+             "loss.gan_loss": args.loss, "train.eval_every": args.eval_every}
     assignments = [f"{k}={v}" for k, v in flags.items() if v is not None] + args.set
     config = config_lib.override(default, assignments)
     workdir = args.workdir or f"runs/{config.name}_{config.data.dataset}"

@@ -70,6 +70,11 @@ class TrainConfig:
     grid_size: int = 64  # images in each sample grid, from a fixed grid_z
     n_critic: int = 1  # D updates per G update, each on its own real batch
     ema_kimg: float = 0.0  # > 0: half-life, in thousands of generated images, of G's EMA
+    # > 0: measure samples every eval_every steps (jgan.metrics), log them to history.csv and
+    # keep the best checkpoint by FID in RUN_DIR/best
+    eval_every: int = 0
+    eval_num: int = 10000  # generated images per evaluation
+    eval_features: str = "classifier"  # or "inception" (weights from $JGAN_INCEPTION_WEIGHTS)
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -86,7 +91,7 @@ class Config:
 # runs, not what it computes.
 RESUMABLE_FIELDS = frozenset({
     "train.steps", "train.log_every", "train.sample_every", "train.checkpoint_every",
-    "train.keep_checkpoints", "data.data_dir"})
+    "train.keep_checkpoints", "train.eval_every", "data.data_dir"})
 
 
 def _parse_value(text: str, annotation: str, where: str):

@@ -13,27 +13,29 @@ import math
 import sys
 from pathlib import Path
 
-import jax
 import numpy as np
 
 from jgan import config as config_lib
 from jgan.checkpoint import Checkpointer
 from jgan.errors import UserError
-from jgan.images import make_grid, save_png, to_uint8
-from jgan.train.loop import abstract_train_state, run_keys
+from jgan.images import make_grid, save_png
+from jgan.train.loop import BEST_DIR, abstract_train_state, run_keys
 from jgan.train.parallel import make_mesh
+from jgan.generate import draw_samples
 from jgan.train.setup import build_gan
 
-CHUNK = 256  # images per generator call, to bound memory
 
-
-def load_run(run_dir, step: int | None = None):
-    """`(setup, state)` of a run directory's checkpoint (the latest unless `step` is given)."""
+def load_run(run_dir, step: int | None = None, *, best: bool = False):
+    """`(setup, state, config)` of a run directory's checkpoint: the latest unless `step` is given, or
+    with `best`, the best by FID that training with --eval-every kept in `RUN_DIR/best`."""
     run_dir = Path(run_dir)
     if not (run_dir / "config.json").is_file():
         raise UserError(f"{run_dir} is not a run directory (no config.json): pass the --workdir "
                         "of a training run")
-    checkpointer = Checkpointer(run_dir / "checkpoints")
+    if best and not (run_dir / BEST_DIR).is_dir():
+        raise UserError(f"{run_dir} has no best checkpoint: train with --eval-every N to keep "
+                        "one, or drop --best")
+    checkpointer = Checkpointer(run_dir / (BEST_DIR if best else "checkpoints"))
     step = checkpointer.latest_step() if step is None else step
     if step is None:
         checkpointer.close()
@@ -50,49 +52,19 @@ def load_run(run_dir, step: int | None = None):
         state, _, _ = checkpointer.restore(step, abstract)
     finally:
         checkpointer.close()
-    return setup, state
-
-
-def image_labels(labels, num_images: int, num_classes: int) -> np.ndarray | None:
-    """Per-image labels [num_images]: `num_images / len(labels)` images of each label in turn.
-
-    An unconditional run (num_classes 0) takes no labels; a conditional one defaults to every
-    class.
-    """
-    if not num_classes:
-        if labels is not None:
-            raise UserError("this run's generator is unconditional: drop --labels")
-        return None
-    labels = list(range(num_classes)) if labels is None else [int(label) for label in labels]
-    bad = [label for label in labels if not 0 <= label < num_classes]
-    if bad or not labels:
-        raise UserError(f"label {bad[0] if bad else 'list is empty'}: this run has classes "
-                        f"0 to {num_classes - 1}")
-    if num_images % len(labels):
-        fixed = max(1, round(num_images / len(labels))) * len(labels)
-        raise UserError(f"{num_images} images do not split evenly over {len(labels)} labels: "
-                        f"ask for a multiple of {len(labels)} (e.g. --num {fixed})")
-    return np.repeat(np.asarray(labels, np.int32), num_images // len(labels))
+    return setup, state, config
 
 
 def generate_images(run_dir, num_images: int, save_folder=None, *, seed: int = 0,
-                    step: int | None = None, labels=None) -> np.ndarray:
+                    step: int | None = None, labels=None, best: bool = False) -> np.ndarray:
     """uint8 images `[num_images, H, W, C]` from the run's generator, z drawn from `seed`.
 
     For a conditional run, `labels` (default: every class) are spread evenly: image i has label
     `labels[i // (num_images // len(labels))]`. With `save_folder`, each image is also written as
-    `000000.png`, `000001.png`, ...
+    `000000.png`, `000001.png`, ... `best` takes the run's best checkpoint by FID.
     """
-    if num_images < 1:
-        raise UserError(f"num_images is {num_images}: ask for at least 1")
-    setup, state = load_run(run_dir, step)
-    per_image_labels = image_labels(labels, num_images, setup.num_classes)
-    z = jax.random.normal(jax.random.key(seed), (num_images, setup.z_dim))
-    sample = jax.jit(setup.sample)
-    images = np.concatenate([
-        to_uint8(sample(state, z[i:i + CHUNK],
-                        None if per_image_labels is None else per_image_labels[i:i + CHUNK]))
-        for i in range(0, num_images, CHUNK)])
+    setup, state, _ = load_run(run_dir, step, best=best)
+    images, _ = draw_samples(setup, state, num_images, seed=seed, labels=labels)
     if save_folder is not None:
         for index, image in enumerate(images):
             save_png(image, Path(save_folder) / f"{index:06d}.png")
@@ -126,6 +98,8 @@ def main(argv=None) -> int:
                         help="number of images (default 64, or 8 per label)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the latents (default 0)")
     parser.add_argument("--step", type=int, default=None, help="checkpoint step (default latest)")
+    parser.add_argument("--best", action="store_true",
+                        help="the best checkpoint by FID (runs trained with --eval-every)")
     parser.add_argument("--out", default="samples.png", help="PNG grid to write")
     parser.add_argument("--save-folder", default=None, help="also write each image here")
     parser.add_argument("--labels", default=None,
@@ -139,7 +113,7 @@ def main(argv=None) -> int:
             labels = list(range(classes))
         num = args.num if args.num is not None else 8 * len(labels) if classes else 64
         images = generate_images(args.run_dir, num, args.save_folder, seed=args.seed,
-                                 step=args.step, labels=labels)
+                                 step=args.step, labels=labels, best=args.best)
     except UserError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

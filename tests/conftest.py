@@ -18,6 +18,7 @@ def isolated_cache(tmp_path_factory):
     """Prepared datasets go to a per-session cache; no test reads the user's environment."""
     os.environ["JGAN_CACHE_DIR"] = str(tmp_path_factory.mktemp("jgan_cache"))
     os.environ.pop("JGAN_DATA_DIR", None)
+    os.environ.pop("JGAN_INCEPTION_WEIGHTS", None)
     # A resumed run, a second experiment call and the sampler compile what an earlier test
     # compiled: a session-wide XLA cache spares the CPU those compilations.
     jax.config.update("jax_compilation_cache_dir", str(tmp_path_factory.mktemp("xla_cache")))

@@ -1,7 +1,9 @@
-"""Sample-quality metrics on feature arrays (FID, KID, IS, precision/recall, density/coverage).
+"""Sample quality, as GAN papers report it.
 
-Feature networks (a classifier of jgan's own, InceptionV3) and the evaluation command are the
-next part of this package.
+- `distances`: FID, KID, IS, precision/recall, density/coverage on feature arrays.
+- `features`: feature networks (jgan's 28x28 `classifier`, the FID `inception`).
+- `reference`: cached features of a dataset split.
+- `evaluation`: the `Evaluator` that `python -m jgan.evaluate` and `--eval-every` use.
 """
 
 from jgan.metrics.distances import (density_coverage, feature_statistics, fid, frechet_distance,

@@ -22,21 +22,28 @@ class History:
                 reader = csv.DictReader(f)
                 rows = [row for row in reader if int(row["step"]) <= resume_step]
                 self.columns = reader.fieldnames
-            tmp = self.path.with_suffix(".csv.tmp")
-            with open(tmp, "w", newline="") as f:
-                writer = csv.DictWriter(f, self.columns)
-                writer.writeheader()
-                writer.writerows(rows)
-            tmp.replace(self.path)
+            self._rewrite(rows)
 
     def append(self, row: dict) -> None:
-        if self.columns is None:
-            self.columns = list(row)
-            with open(self.path, "w", newline="") as f:
-                csv.DictWriter(f, self.columns).writeheader()
+        new_columns = [name for name in row if name not in (self.columns or [])]
+        if new_columns:
+            # A column that first appears now (an evaluation's metrics) widens the header; the
+            # earlier rows leave it empty.
+            rows = self.rows()
+            self.columns = list(self.columns or []) + new_columns
+            self._rewrite(rows)
         with open(self.path, "a", newline="") as f:
             csv.DictWriter(f, self.columns, extrasaction="ignore").writerow(
                 {k: _format(v) for k, v in row.items()})
+
+    def _rewrite(self, rows: list[dict]) -> None:
+        """The file with the current columns and these rows, replaced atomically."""
+        tmp = self.path.with_suffix(".csv.tmp")
+        with open(tmp, "w", newline="") as f:
+            writer = csv.DictWriter(f, self.columns)
+            writer.writeheader()
+            writer.writerows(rows)
+        tmp.replace(self.path)
 
     def rows(self) -> list[dict]:
         if not self.path.exists():
@@ -50,7 +57,7 @@ def _format(value):
 
 
 def plot_history(rows: list[dict], path) -> None:
-    """Loss curves (left) and D's mean outputs (right) against kimg."""
+    """Loss curves (left), D's mean outputs (middle) and, when evaluated, FID (right) by kimg."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -59,13 +66,17 @@ def plot_history(rows: list[dict], path) -> None:
     if not rows:
         return
     kimg = [float(r["kimg"]) for r in rows]
-    figure, axes = plt.subplots(1, 2, figsize=(10, 3.5))
+    evaluated = [(k, float(r["eval/fid"])) for k, r in zip(kimg, rows) if r.get("eval/fid")]
+    figure, axes = plt.subplots(1, 3 if evaluated else 2, figsize=(15 if evaluated else 10, 3.5))
     for name in rows[0]:
         target = axes[0] if name.startswith("loss/") else axes[1] if name.startswith("d/") else None
         if target is not None:
             target.plot(kimg, [float(r[name]) if r[name] else math.nan for r in rows], label=name)
     axes[0].set_title("losses")
     axes[1].set_title("D on real and fake (probability, or raw critic score)")
+    if evaluated:
+        axes[2].plot(*zip(*evaluated), marker="o", label="eval/fid")
+        axes[2].set_title("FID (lower is better)")
     for axis in axes:
         axis.set_xlabel("kimg")
         axis.grid(alpha=0.3)

@@ -22,12 +22,14 @@ from jgan.checkpoint import Checkpointer
 from jgan.data import BatchLoader, find_dataset, image_shape, num_classes
 from jgan.errors import NonFiniteLossError, UserError
 from jgan.images import make_grid, save_png, to_uint8
+from jgan.metrics.evaluation import make_evaluator
 from jgan.train.history import History, plot_history
 from jgan.train.parallel import (check_batch_size, jit_data_parallel, make_mesh, replicated,
                                  shard_batch)
 from jgan.train.setup import GANSetup, build_gan
 
 LOSS_CURVE = "loss_curve.png"
+BEST_DIR = "best"  # the best checkpoint by FID, kept beside checkpoints/ when evaluating
 
 
 def run_keys(seed: int) -> dict[str, jax.Array]:
@@ -126,6 +128,20 @@ def train(config, workdir, *, log=print):
         return state
 
     history = History(workdir / "history.csv", resume_step=start)
+    evaluator, best_checkpointer, best_fid = None, None, math.inf
+    if tc.eval_every > 0:
+        evaluator = make_evaluator(dataset=config.data.dataset, num_classes=setup.num_classes,
+                                   num=tc.eval_num, features=tc.eval_features,
+                                   data_dir=config.data.data_dir, log=log)
+        best_checkpointer = Checkpointer(workdir / BEST_DIR, keep=1)
+        # A best checkpoint newer than the resumed step is the interrupted run's; the replayed
+        # steps evaluate to the same numbers and write it again.
+        for stale in best_checkpointer.all_steps():
+            if stale > start:
+                best_checkpointer.delete(stale)
+        kept = best_checkpointer.latest_step()
+        if kept is not None:
+            best_fid = best_checkpointer.restore_meta(kept)["eval"]["fid"]
     compile_start = time.perf_counter()
     step_fn = jit_data_parallel(setup.train_step, mesh).lower(
         state, shard_batch(loader.batch(start), mesh), run_key).compile()
@@ -140,10 +156,10 @@ def train(config, workdir, *, log=print):
         save_png(make_grid(images, columns=grid_columns),
                  workdir / "samples" / f"step_{step:06d}.png")
 
-    def save_checkpoint(state, step, wall_s):
-        checkpointer.save(step, state, run_key,
-                          {"data": loader.position(step), "wall_s": wall_s,
-                           "image_shape": list(shape), "config": config_lib.to_dict(config)})
+    def save_checkpoint(state, step, wall_s, *, to=checkpointer, **meta):
+        to.save(step, state, run_key,
+                {"data": loader.position(step), "wall_s": wall_s, "image_shape": list(shape),
+                 "config": config_lib.to_dict(config), **meta})
 
     session_start = tick_start = time.perf_counter()
     tick_sums, tick_steps = {}, 0
@@ -152,8 +168,8 @@ def train(config, workdir, *, log=print):
                     mininterval=0.5 if sys.stdout.isatty() else 30.0)
 
     def finish(done, metrics, state):
-        """Check, log, sample and checkpoint a step whose successor is already dispatched."""
-        nonlocal tick_sums, tick_steps, tick_start
+        """Check, log, evaluate, sample and checkpoint a step whose successor is dispatched."""
+        nonlocal tick_sums, tick_steps, tick_start, best_fid
         metrics = {name: float(value) for name, value in jax.device_get(metrics).items()}
         bad = [name for name, value in metrics.items() if not np.isfinite(value)]
         if bad:
@@ -167,13 +183,23 @@ def train(config, workdir, *, log=print):
         tick_steps += 1
         progress.update(1)
         wall_s = wall_offset + time.perf_counter() - session_start
-        if done % tc.log_every == 0 or done == tc.steps:
+        evaluate = evaluator is not None and (done % tc.eval_every == 0 or done == tc.steps)
+        if done % tc.log_every == 0 or done == tc.steps or evaluate:
             img_per_s = tick_steps * images_per_step / (time.perf_counter() - tick_start)
             means = {name: total / tick_steps for name, total in tick_sums.items()}
-            history.append({"step": done, "kimg": done * images_per_step / 1000, **means,
-                            "img_per_s": img_per_s, "wall_s": wall_s})
-            progress.set_postfix({"D": f"{means['loss/d']:.3f}", "G": f"{means['loss/g']:.3f}",
-                                  "img/s": f"{img_per_s:.0f}"}, refresh=False)
+            row = {"step": done, "kimg": done * images_per_step / 1000, **means,
+                   "img_per_s": img_per_s, "wall_s": wall_s}
+            postfix = {"D": f"{means['loss/d']:.3f}", "G": f"{means['loss/g']:.3f}",
+                       "img/s": f"{img_per_s:.0f}"}
+            if evaluate:
+                scores = evaluator(setup, state, sample_fn=sample_fn)
+                row.update({f"eval/{name}": value for name, value in scores.items()})
+                postfix["FID"] = f"{scores['fid']:.3f}"
+                if scores["fid"] < best_fid:
+                    best_fid = scores["fid"]
+                    save_checkpoint(state, done, wall_s, to=best_checkpointer, eval=scores)
+            history.append(row)
+            progress.set_postfix(postfix, refresh=False)
             tick_sums, tick_steps, tick_start = {}, 0, time.perf_counter()
         if done % tc.sample_every == 0 or done == tc.steps:
             save_samples(state, done)
@@ -196,8 +222,10 @@ def train(config, workdir, *, log=print):
             previous = (step + 1, metrics, state)
     finally:
         progress.close()
-        checkpointer.wait()
-        checkpointer.close()
+        for manager in (checkpointer, best_checkpointer):
+            if manager is not None:
+                manager.wait()
+                manager.close()
     log(f"done: step {int(state.step)}, samples in {workdir / 'samples'}, curves in "
         f"{workdir / LOSS_CURVE}")
     return state

@@ -1,0 +1,99 @@
+"""Measure a trained run: `python -m jgan.evaluate RUN_DIR --num 10000 --metrics fid,kid,is,pr`.
+
+Draws `--num` images from the run's checkpoint (latest, `--step`, or `--best`) with latents from
+`--seed`, embeds them and the first `--ref-num` images of the reference split with the feature
+network, and writes `RUN_DIR/metrics.json` and a table. The defaults are jgan's FID protocol for
+28x28 data: the classifier trained on the run's dataset, 10,000 generated images against the
+whole test split. `--features inception --inception-weights PATH` uses the FID InceptionV3.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+from jgan.errors import UserError
+from jgan.metrics.evaluation import METRICS, make_evaluator, parse_metrics
+from jgan.metrics.features import FEATURE_NETWORKS
+from jgan.sample import load_run
+
+
+def evaluate_run(run_dir, *, num: int = 10000, metrics=None, features: str = "classifier",
+                 inception_weights=None, split: str = "test", ref_num: int | None = None,
+                 data_dir=None, step: int | None = None, best: bool = False, seed: int = 0,
+                 log=print) -> dict:
+    """The metrics of a run's checkpoint as a JSON-ready dict (see the module docstring)."""
+    start = time.perf_counter()
+    setup, state, config = load_run(run_dir, step, best=best)
+    evaluator = make_evaluator(
+        dataset=config.data.dataset, num_classes=setup.num_classes, metrics=metrics,
+        num=num, seed=seed, features=features, inception_weights=inception_weights, split=split,
+        ref_num=ref_num, data_dir=data_dir or config.data.data_dir, log=log)
+    values = evaluator(setup, state)
+    return {"run_dir": str(run_dir), "step": int(state.step),
+            "checkpoint": "best" if best else "latest" if step is None else "step",
+            "features": evaluator.network.name, **evaluator.describe(), "metrics": values,
+            "reference_metrics": evaluator.reference_metrics(),
+            "seconds": round(time.perf_counter() - start, 1)}
+
+
+def format_table(result: dict) -> str:
+    ref = result["reference"]
+    lines = [f"{result['run_dir']} step {result['step']}: {result['num']} samples vs "
+             f"{ref['num']} {ref['dataset']} {ref['split']} images, {result['features']} "
+             "features",
+             f"{'metric':<16}{'value':>12}"]
+    lines += [f"{name:<16}{value:>12.6g}" for name, value in result["metrics"].items()]
+    real = result["reference_metrics"]
+    lines.append(f"{'is of real data':<16}{real['is']:>12.6g}")
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m jgan.evaluate", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("run_dir", help="a training run's --workdir")
+    parser.add_argument("--num", type=int, default=10000, help="generated images (default 10000)")
+    parser.add_argument("--metrics", default=None,
+                        help=f"comma-separated, from {','.join(METRICS)} (default fid,kid,is,pr, "
+                             "plus acc for conditional runs)")
+    parser.add_argument("--features", default="classifier", choices=FEATURE_NETWORKS,
+                        help="feature network (default: the classifier of the run's dataset)")
+    parser.add_argument("--inception-weights", default=None,
+                        help="InceptionV3 FID weights (.pth of pytorch-fid, or .npz)")
+    parser.add_argument("--split", default="test", help="reference split (default test)")
+    parser.add_argument("--ref-num", type=int, default=None,
+                        help="reference images: the first N of the split (default all)")
+    parser.add_argument("--data-dir", default=None,
+                        help="folder laid out as shared/datasets (default: the run's)")
+    parser.add_argument("--step", type=int, default=None, help="checkpoint step (default latest)")
+    parser.add_argument("--best", action="store_true",
+                        help="the best checkpoint by FID (runs trained with --eval-every)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the latents (default 0)")
+    parser.add_argument("--out", default=None, help="JSON to write (default RUN_DIR/metrics.json)")
+    args = parser.parse_args(argv)
+    try:
+        if args.best and args.step is not None:
+            raise UserError("--best and --step both choose a checkpoint: give one of them")
+        metrics = parse_metrics(args.metrics) if args.metrics is not None else None
+        result = evaluate_run(args.run_dir, num=args.num, metrics=metrics,
+                              features=args.features, inception_weights=args.inception_weights,
+                              split=args.split, ref_num=args.ref_num, data_dir=args.data_dir,
+                              step=args.step, best=args.best, seed=args.seed)
+    except UserError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    out = Path(args.out) if args.out else Path(args.run_dir) / "metrics.json"
+    tmp = out.with_name(out.name + ".tmp")
+    tmp.write_text(json.dumps(result, indent=2) + "\n")
+    tmp.replace(out)
+    print(format_table(result))
+    print(f"wrote {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
