@@ -16,7 +16,8 @@ from jgan.checkpoint import Checkpointer
 from jgan.data import find_dataset
 from jgan.errors import UserError
 from jgan.metrics import classifier, evaluation, features, inception, reference
-from jgan.metrics.train_classifier import accuracy, split_arrays, train_classifier
+from jgan.metrics.reference import split_images
+from jgan.metrics.train_classifier import accuracy, train_classifier
 from jgan.train import loop
 
 
@@ -27,7 +28,7 @@ def mnist_network():
 
 @pytest.fixture(scope="module")
 def bundled_test_images():
-    return split_arrays(find_dataset("mnist").open("test"))
+    return split_images(find_dataset("mnist").open("test"), None)
 
 
 def test_classifier_training_is_deterministic_and_learns(tmp_path):
@@ -50,7 +51,7 @@ def test_classifier_training_is_deterministic_and_learns(tmp_path):
 def test_shipped_classifier_reaches_its_target_on_the_full_test_split(shared_datasets, dataset,
                                                                       target):
     params, meta = classifier.shipped_weights(dataset)
-    images, labels = split_arrays(find_dataset(dataset, str(shared_datasets)).open("test"))
+    images, labels = split_images(find_dataset(dataset, str(shared_datasets)).open("test"), None)
     assert len(labels) == 10000
     measured = accuracy(classifier.DigitClassifier(), params, images, labels)
     assert measured >= target

@@ -25,6 +25,7 @@ from jgan.data import BatchLoader, find_dataset, image_shape, num_classes
 from jgan.errors import UserError
 from jgan.metrics.classifier import (IMAGE_SHAPE, DigitClassifier, save_weights, uint8_to_input,
                                      weights_path)
+from jgan.metrics.reference import split_images
 from jgan.train.parallel import (check_batch_size, jit_data_parallel, make_mesh, replicated,
                                  shard_batch)
 from jgan.train.state import Network, apply_gradients, init_train_state
@@ -59,13 +60,6 @@ def predict(module, params, images, *, chunk: int = EVAL_CHUNK):
     apply = jax.jit(lambda p, x: module.apply({"params": p}, uint8_to_input(x)))
     outputs = [apply(params, images[start:start + chunk]) for start in range(0, len(images), chunk)]
     return tuple(np.concatenate([np.asarray(out[i]) for out in outputs]) for i in range(2))
-
-
-def split_arrays(source) -> tuple[np.ndarray, np.ndarray]:
-    """All images and labels of a split, in its own order."""
-    examples = source.__getitems__(list(range(len(source))))
-    images = np.stack([np.asarray(e["image"]) for e in examples])
-    return images.reshape(len(images), *IMAGE_SHAPE), np.asarray([e["label"] for e in examples])
 
 
 def accuracy(module, params, images, labels) -> float:
@@ -107,7 +101,7 @@ def train_classifier(dataset: str, *, data_dir=None, epochs: int | None = None,
                 progress.set_postfix({name: f"{float(v):.4f}" for name, v in metrics.items()},
                                      refresh=False)
     params = jax.device_get(state.nets["classifier"].params)
-    test_images, test_labels = split_arrays(source.open("test"))
+    test_images, test_labels = split_images(source.open("test"), None)
     test_accuracy = accuracy(network.module, params, test_images, test_labels)
     wall_s = time.perf_counter() - start
     log(f"{dataset} test accuracy {test_accuracy:.4f} on {len(test_labels)} images "
