@@ -23,7 +23,8 @@ class DataConfig:
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class ModelConfig:
-    arch: str = "dcgan"  # "dcgan" or "mlp"
+    family: str = "gan"  # "gan" (G and D), or "bigan" (G, an encoder E and a joint D(x, z))
+    arch: str = "dcgan"  # "dcgan" or "mlp"; bigan also "unet"
     z_dim: int = 100
     base_features: int = 64  # dcgan: channels of D's first and G's last hidden layer
     hidden: int = 1200  # mlp: width of G's hidden layers
@@ -33,6 +34,11 @@ class ModelConfig:
     # by a class head on D (ACGAN)
     conditioning: str = "none"
     num_classes: int = 10  # used when conditioning is not "none"
+    # bigan only:
+    g_head: str = "dense"  # "dense", or "conv": a fully convolutional G
+    g_crop: int = 0  # > 0: pad-then-crop, G draws a canvas this much wider per side, cut to size
+    downsample: str = "stride"  # dcgan E and D: "stride", or "mixed_pool" (jgan.nn.MixedPooling)
+    unary: bool = False  # BigBiGAN's unary scores s_x and s_z beside the joint s_xz
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -56,6 +62,13 @@ class LossConfig:
     r2_gamma: float = 0.0  # R2 on fakes
     reg_interval: int = 1  # > 1: lazy R1/R2, a separate D update every reg_interval steps
     class_weight: float = 1.0  # ACGAN: weight of the auxiliary classification loss
+    # BiGAN's encoder-collapse regularizer (jgan.losses.encoder_collapse_penalty): the weight of
+    # -tanh(pairwise MSE), the base multiplier of the variance term, its tolerance, and the cap
+    # of its adaptive multiplier
+    e_spread_weight: float = 0.0
+    e_variance_weight: float = 0.0
+    e_variance_tolerance: float = 0.1
+    e_variance_max_multiplier: float = 10.0
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)

@@ -162,38 +162,48 @@ def classification_loss(*, class_logits: jax.Array, labels: jax.Array) -> jax.Ar
     return jnp.mean(optax.softmax_cross_entropy_with_integer_labels(class_logits, labels))
 
 
-def interpolates(*, real: jax.Array, fake: jax.Array, key: jax.Array) -> jax.Array:
+def interpolates(*, real, fake, key: jax.Array):
     """eps * real + (1 - eps) * fake, one eps ~ U[0, 1] per example (Gulrajani 2017, Algorithm 1).
 
     Args:
-      real, fake: [B, ...] of the same shape.
+      real, fake: [B, ...] arrays of the same shape, or pytrees of them (BiGAN's (x, z) pairs):
+        every leaf of an example is interpolated with that example's eps.
     Returns:
-      [B, ...], each example on the segment between its real and fake.
+      like `real`, each example on the segment between its real and fake.
     """
-    if real.shape != fake.shape:
-        raise ValueError(f"real {real.shape} and fake {fake.shape} must have the same shape")
-    eps = jax.random.uniform(key, (real.shape[0],) + (1,) * (real.ndim - 1), dtype=real.dtype)
-    return eps * real + (1.0 - eps) * fake
+    shapes = jax.tree.map(jnp.shape, (real,)), jax.tree.map(jnp.shape, (fake,))
+    if shapes[0] != shapes[1]:
+        raise ValueError(f"real {shapes[0][0]} and fake {shapes[1][0]} must have the same shape")
+    leaves = jax.tree.leaves(real)
+    eps = jax.random.uniform(key, (leaves[0].shape[0],), dtype=leaves[0].dtype)
+
+    def mix(r, f):
+        e = eps.reshape((-1,) + (1,) * (r.ndim - 1))
+        return e * r + (1.0 - e) * f
+
+    return jax.tree.map(mix, real, fake)
 
 
-def _squared_input_grad_norm(fn: Callable[[jax.Array], jax.Array], x: jax.Array) -> jax.Array:
-    """||grad_x fn(x)_i||^2 per example, summed over all non-batch axes: [B, ...] -> [B].
+def _squared_input_grad_norm(fn: Callable, x) -> jax.Array:
+    """||grad_x fn(x)_i||^2 per example, summed over all non-batch axes and all leaves of x: [B].
 
     One backward pass of sum_i fn(x)_i gives every example's gradient, as fn(x)_i depends on x_i
     alone when the network has no batch-coupling layer (batch norm in train mode couples them).
     """
     grads = jax.grad(lambda x: jnp.sum(fn(x)))(x)
-    return jnp.sum(grads ** 2, axis=tuple(range(1, grads.ndim)))
+    return sum(jnp.sum(g ** 2, axis=tuple(range(1, g.ndim))) for g in jax.tree.leaves(grads))
 
 
-def gradient_penalty(critic: Callable[[jax.Array], jax.Array], *, real: jax.Array,
-                     fake: jax.Array, key: jax.Array, weight: float = 10.0) -> jax.Array:
+def gradient_penalty(critic: Callable, *, real, fake, key: jax.Array,
+                     weight: float = 10.0) -> jax.Array:
     """weight * mean (||grad f(x_hat)||_2 - 1)^2 at interpolates x_hat (Gulrajani 2017, Eq. 3).
 
     Args:
       critic: images [B, ...] -> scores [B], with no batch-coupling layer (no batch norm: the
         paper uses layer norm), so that one gradient of the summed scores is per example.
-      real, fake: [B, ...] images; key: draws the interpolation weights.
+      real, fake: [B, ...] images, or pytrees of them, such as BiGAN's pairs (x, z): the norm is
+        then that of the gradient with respect to all of an example's leaves jointly.
+      key: draws the interpolation weights.
     """
     x_hat = interpolates(real=real, fake=fake, key=key)
     # sqrt has an infinite derivative at 0, reached when the critic is flat at x_hat (a constant
@@ -215,3 +225,47 @@ def r2_penalty(discriminator: Callable[[jax.Array], jax.Array], *, fake: jax.Arr
                gamma: float) -> jax.Array:
     """gamma / 2 * mean ||grad D(G(z))||^2 on generated images (Mescheder et al. 2018, Eq. 10)."""
     return 0.5 * gamma * jnp.mean(_squared_input_grad_norm(discriminator, fake))
+
+
+# Pairwise MSE of independent N(0, I) codes: E (a - b)^2 = 2 per dimension.
+PRIOR_PAIRWISE_MSE = 2.0
+
+
+def pairwise_mse(codes: jax.Array) -> jax.Array:
+    """Mean over pairs i != j of mean_k (c_ik - c_jk)^2 for codes [B, K].
+
+    Computed as 2 * mean_k of the unbiased variance, which it equals (sum over i != j of
+    (a_i - a_j)^2 = 2B * sum_i (a_i - mean)^2), in O(B K) rather than O(B^2 K).
+    """
+    return 2.0 * jnp.mean(jnp.var(codes, axis=0, ddof=1))
+
+
+def latent_spread_penalty(codes: jax.Array, *, weight: float = 1.5) -> jax.Array:
+    """-weight * tanh(pairwise MSE): rewards an encoder for keeping its codes apart.
+
+    The first seed's similarity term against encoder collapse, with its weight 1.5. tanh bounds
+    the reward, so it stops pushing once codes are as far apart as the prior's (tanh(2) = 0.96).
+    """
+    return -weight * jnp.tanh(pairwise_mse(codes))
+
+
+def adaptive_variance_multiplier(codes: jax.Array, *, base: float,
+                                 max_multiplier: float = 10.0) -> jax.Array:
+    """base * clip(2 / pairwise MSE, 1, max_multiplier), with no gradient.
+
+    The multiplier of `latent_variance_penalty` grows as the encoded batch closes up: `base` while
+    codes are at least as far apart as N(0, I) codes (pairwise MSE 2), `base * 2 / mse` as they
+    draw together, at most `base * max_multiplier` when they collapse.
+    """
+    closeness = PRIOR_PAIRWISE_MSE / jnp.maximum(pairwise_mse(codes), 1e-12)
+    return base * jax.lax.stop_gradient(jnp.clip(closeness, 1.0, max_multiplier))
+
+
+def latent_variance_penalty(codes: jax.Array, *, multiplier, tolerance: float) -> jax.Array:
+    """multiplier * max(mean_k (1 - var_k)^2 - tolerance, 0) for codes [B, K].
+
+    The first seed's variance term: the per-dimension batch variance of E(x) should be the
+    prior's 1; deviations within `tolerance` (in mean squared error) are free.
+    """
+    variance_error = jnp.mean((1.0 - jnp.var(codes, axis=0, ddof=1)) ** 2)
+    return multiplier * jax.nn.relu(variance_error - tolerance)

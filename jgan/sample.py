@@ -9,6 +9,7 @@ over the labels, one row per label (default: every class).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import math
 import sys
 from pathlib import Path
@@ -25,9 +26,11 @@ from jgan.generate import draw_samples
 from jgan.train.setup import build_gan
 
 
-def load_run(run_dir, step: int | None = None, *, best: bool = False):
-    """`(setup, state, config)` of a run directory's checkpoint: the latest unless `step` is given, or
-    with `best`, the best by FID that training with --eval-every kept in `RUN_DIR/best`."""
+@contextlib.contextmanager
+def open_checkpoint(run_dir, step: int | None = None, *, best: bool = False):
+    """`(checkpointer, step, meta, config, setup)` of a run directory's checkpoint: the latest
+    unless `step` is given, or with `best`, the best by FID that --eval-every kept in `RUN_DIR/best`.
+    """
     run_dir = Path(run_dir)
     if not (run_dir / "config.json").is_file():
         raise UserError(f"{run_dir} is not a run directory (no config.json): pass the --workdir "
@@ -36,22 +39,26 @@ def load_run(run_dir, step: int | None = None, *, best: bool = False):
         raise UserError(f"{run_dir} has no best checkpoint: train with --eval-every N to keep "
                         "one, or drop --best")
     checkpointer = Checkpointer(run_dir / (BEST_DIR if best else "checkpoints"))
-    step = checkpointer.latest_step() if step is None else step
-    if step is None:
-        checkpointer.close()
-        raise UserError(f"{run_dir} has no checkpoint yet: train it first")
-    if step not in checkpointer.all_steps():
-        steps = checkpointer.all_steps()
-        checkpointer.close()
-        raise UserError(f"{run_dir} has no checkpoint at step {step}: choose one of {steps}")
     try:
+        step = checkpointer.latest_step() if step is None else step
+        if step is None:
+            raise UserError(f"{run_dir} has no checkpoint yet: train it first")
+        if step not in checkpointer.all_steps():
+            raise UserError(f"{run_dir} has no checkpoint at step {step}: choose one of "
+                            f"{checkpointer.all_steps()}")
         meta = checkpointer.restore_meta(step)
         config = config_lib.from_dict(meta["config"])
         setup = build_gan(config, tuple(meta["image_shape"]))
-        abstract = abstract_train_state(setup, run_keys(config.train.seed)["init"], make_mesh())
-        state, _, _ = checkpointer.restore(step, abstract)
+        yield checkpointer, step, meta, config, setup
     finally:
         checkpointer.close()
+
+
+def load_run(run_dir, step: int | None = None, *, best: bool = False):
+    """`(setup, state, config)` of a run directory's checkpoint (see `open_checkpoint`)."""
+    with open_checkpoint(run_dir, step, best=best) as (checkpointer, step, _, config, setup):
+        abstract = abstract_train_state(setup, run_keys(config.train.seed)["init"], make_mesh())
+        state, _, _ = checkpointer.restore(step, abstract)
     return setup, state, config
 
 

@@ -12,6 +12,7 @@ import pytest
 from flax import traverse_util
 
 from conftest import REPO, tiny_config, with_train
+from jgan import weights
 from jgan.checkpoint import Checkpointer
 from jgan.data import find_dataset
 from jgan.errors import UserError
@@ -40,7 +41,7 @@ def test_classifier_training_is_deterministic_and_learns(tmp_path):
     init = classifier.DigitClassifier().init(jax.random.key(0), jnp.zeros((1, 28, 28, 1)))
     assert not np.array_equal(init["params"]["Dense_0"]["kernel"], params["Dense_0"]["kernel"])
     assert meta["steps"] == 3 and 0.0 <= meta["test_accuracy"] <= 1.0
-    classifier.save_weights(tmp_path / "w.npz", params, meta)
+    weights.save_weights(tmp_path / "w.npz", params, meta)
     loaded, loaded_meta = classifier.load_weights(tmp_path / "w.npz")
     assert loaded_meta == meta
     for a, b in zip(jax.tree.leaves(params), jax.tree.leaves(loaded)):

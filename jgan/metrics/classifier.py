@@ -13,19 +13,16 @@ arrays under their Flax parameter paths, plus a JSON record of how they were mad
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import flax.linen as nn
 import jax.numpy as jnp
-import numpy as np
-from flax import traverse_util
 
+from jgan import weights
 from jgan.errors import UserError
 
 WEIGHTS_DIR = Path(__file__).parent / "weights"
 IMAGE_SHAPE = (28, 28, 1)
-_META_KEY = "__meta__"
 
 
 class DigitClassifier(nn.Module):
@@ -62,29 +59,10 @@ def shipped_datasets() -> list[str]:
     return sorted(path.stem for path in WEIGHTS_DIR.glob("*.npz"))
 
 
-def save_weights(path, params, meta: dict) -> None:
-    """Parameters as an npz of float32 arrays keyed "Conv_0/kernel", ..., written atomically."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    arrays = {"/".join(keys): np.asarray(value, np.float32)
-              for keys, value in traverse_util.flatten_dict(params).items()}
-    arrays[_META_KEY] = np.array(json.dumps(meta, sort_keys=True))
-    tmp = path.with_name(path.name + ".tmp.npz")
-    np.savez(tmp, **arrays)
-    tmp.replace(path)
-
-
 def load_weights(path) -> tuple[dict, dict]:
-    """`(params, meta)` from a file written by `save_weights`."""
-    path = Path(path)
-    if not path.is_file():
-        raise UserError(f"classifier weights {path} not found: train them with "
-                        "python -m jgan.metrics.train_classifier --dataset NAME --out PATH")
-    with np.load(path, allow_pickle=False) as arrays:
-        meta = json.loads(str(arrays[_META_KEY])) if _META_KEY in arrays else {}
-        flat = {tuple(name.split("/")): jnp.asarray(arrays[name])
-                for name in arrays.files if name != _META_KEY}
-    return traverse_util.unflatten_dict(flat), meta
+    """`(params, meta)` of a classifier saved by `jgan.weights.save_weights`."""
+    return weights.load_weights(path, missing_hint="train them with python -m "
+                                "jgan.metrics.train_classifier --dataset NAME --out PATH")
 
 
 def shipped_weights(dataset: str) -> tuple[dict, dict]:

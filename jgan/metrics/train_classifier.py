@@ -23,12 +23,12 @@ from tqdm.auto import tqdm
 
 from jgan.data import BatchLoader, find_dataset, image_shape, num_classes
 from jgan.errors import UserError
-from jgan.metrics.classifier import (IMAGE_SHAPE, DigitClassifier, save_weights, uint8_to_input,
-                                     weights_path)
+from jgan.metrics.classifier import IMAGE_SHAPE, DigitClassifier, uint8_to_input, weights_path
 from jgan.metrics.reference import split_images
 from jgan.train.parallel import (check_batch_size, jit_data_parallel, make_mesh, replicated,
                                  shard_batch)
 from jgan.train.state import Network, apply_gradients, init_train_state
+from jgan.weights import save_weights
 
 # Epochs that reach the targets (MNIST >= 99%, Fashion-MNIST >= 90% test accuracy) with margin.
 DEFAULT_EPOCHS = {"mnist": 6, "fashion_mnist": 15}

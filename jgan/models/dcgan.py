@@ -5,6 +5,8 @@ BatchNorm in both networks except G's output and D's input layer, ReLU in G with
 LeakyReLU(0.2) in D, weights drawn from N(0, 0.02). Images are NHWC in [-1, 1].
 
 The number of up-sampling stages follows the image size: 28 -> 7x7 start (MNIST), 32 and 64 -> 4x4.
+D's convolutional trunk (`downsampling_stages`) is also BiGAN's encoder and the x pathway of its
+joint discriminator.
 
 The same networks serve the families built on DCGAN: conditional G and D (CGAN, ACGAN's class
 head), a critic without BatchNorm (WGAN-GP, Gulrajani et al. 2017 Sec. 4), and spectral
@@ -14,8 +16,8 @@ normalization of D's weights (SNGAN).
 import flax.linen as nn
 import jax.numpy as jnp
 
-from jgan.nn import (Conv, ConvTranspose, concat_label_planes, concat_label_vector,
-                     maybe_spectral_norm)
+from jgan.nn import (Conv, ConvTranspose, MixedPooling, concat_label_planes,
+                     concat_label_vector, maybe_spectral_norm)
 
 dcgan_init = nn.initializers.normal(0.02)
 
@@ -42,15 +44,46 @@ def num_resolution_stages(image_size: int) -> int:
     return stages
 
 
+def downsampling_stages(x, *, base_features: int, norm: str = "batch", spectral_norm: bool = False,
+                        downsample: str = "stride", train: bool):
+    """DCGAN D's trunk, inside a compact `__call__`: [B, H, W, C] -> [B, h, w, F] with h <= 7.
+
+    Each stage halves the resolution and doubles the features, starting at `base_features`; the
+    first stage has no normalization. `downsample` "stride" is DCGAN's 4x4 stride-2 convolution;
+    "mixed_pool" is a 3x3 convolution followed by `MixedPooling`.
+    """
+    features = base_features
+    for stage in range(num_resolution_stages(x.shape[1])):
+        normalized = stage > 0 and norm == "batch"
+        if downsample == "stride":
+            # jgan's Conv: the same layer, with a fast second-order pass for gradient penalties.
+            conv = Conv(features, (4, 4), strides=(2, 2), padding=((1, 1), (1, 1)),
+                        use_bias=not normalized, kernel_init=dcgan_init)
+        else:
+            conv = Conv(features, (3, 3), padding=((1, 1), (1, 1)), use_bias=not normalized,
+                        kernel_init=dcgan_init)
+        x = maybe_spectral_norm(conv, x, enabled=spectral_norm, train=train)
+        if normalized:
+            x = _batch_norm(train)(x)
+        x = nn.leaky_relu(x, 0.2)
+        if downsample == "mixed_pool":
+            x = MixedPooling()(x)
+        features *= 2
+    return x
+
+
 class DCGANGenerator(nn.Module):
     """z [B, z_dim] (and labels [B] if num_classes) -> images [B, H, W, C].
 
     Project, then 2x transposed-conv stages. A conditional G takes the one-hot label beside z.
+    `head` "dense" projects z with a dense layer (DCGAN); "conv" makes G fully convolutional: z is
+    a 1x1 map that a transposed convolution with an h x h kernel grows to the start resolution.
     """
 
     image_shape: tuple[int, int, int]
     base_features: int = 64
     num_classes: int = 0  # > 0: conditional
+    head: str = "dense"
 
     @nn.compact
     def __call__(self, z, labels=None, *, train: bool = True):
@@ -60,7 +93,11 @@ class DCGANGenerator(nn.Module):
         stages = num_resolution_stages(height)
         start = height >> stages
         features = self.base_features * 2 ** (stages - 1)
-        x = nn.Dense(start * start * features, use_bias=False, kernel_init=dcgan_init)(z)
+        if self.head == "dense":
+            x = nn.Dense(start * start * features, use_bias=False, kernel_init=dcgan_init)(z)
+        else:
+            x = nn.ConvTranspose(features, (start, start), padding="VALID", use_bias=False,
+                                 kernel_init=dcgan_init)(z[:, None, None, :])
         x = nn.relu(_batch_norm(train)(x))
         x = x.reshape(z.shape[0], start, start, features)
         for _ in range(stages - 1):
@@ -89,18 +126,8 @@ class DCGANDiscriminator(nn.Module):
     def __call__(self, x, labels=None, *, train: bool = True):
         if self.conditioning == "input":
             x = concat_label_planes(x, labels, self.num_classes)
-        stages = num_resolution_stages(x.shape[1])
-        features = self.base_features
-        for stage in range(stages):
-            normalized = stage > 0 and self.norm == "batch"
-            # jgan's Conv: the same layer, with a fast second-order pass for gradient penalties.
-            conv = Conv(features, (4, 4), strides=(2, 2), padding=((1, 1), (1, 1)),
-                        use_bias=not normalized, kernel_init=dcgan_init)
-            x = maybe_spectral_norm(conv, x, enabled=self.spectral_norm, train=train)
-            if normalized:
-                x = _batch_norm(train)(x)
-            x = nn.leaky_relu(x, 0.2)
-            features *= 2
+        x = downsampling_stages(x, base_features=self.base_features, norm=self.norm,
+                                spectral_norm=self.spectral_norm, train=train)
         x = x.reshape(x.shape[0], -1)
         logits = maybe_spectral_norm(nn.Dense(1, kernel_init=dcgan_init), x,
                                      enabled=self.spectral_norm, train=train)[:, 0]

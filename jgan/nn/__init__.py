@@ -2,10 +2,11 @@
 
 from jgan.nn.conditioning import concat_label_planes, concat_label_vector, one_hot_labels
 from jgan.nn.maxout import Maxout
+from jgan.nn.pooling import MixedPooling
 from jgan.nn.spectral_norm import SPECTRAL_STATS, maybe_spectral_norm
 from jgan.nn.strided_conv import Conv, strided_conv
 from jgan.nn.transposed_conv import ConvTranspose, conv_transpose, torch_style_padding
 
-__all__ = ["Conv", "ConvTranspose", "Maxout", "SPECTRAL_STATS", "concat_label_planes",
-           "concat_label_vector", "conv_transpose", "maybe_spectral_norm", "one_hot_labels",
-           "strided_conv", "torch_style_padding"]
+__all__ = ["Conv", "ConvTranspose", "Maxout", "MixedPooling", "SPECTRAL_STATS",
+           "concat_label_planes", "concat_label_vector", "conv_transpose", "maybe_spectral_norm",
+           "one_hot_labels", "strided_conv", "torch_style_padding"]

@@ -20,6 +20,7 @@ from tqdm.auto import tqdm
 from jgan import config as config_lib
 from jgan.checkpoint import Checkpointer
 from jgan.data import BatchLoader, find_dataset, image_shape, num_classes
+from jgan.encoding import reconstruction_grid
 from jgan.errors import NonFiniteLossError, UserError
 from jgan.images import make_grid, save_png, to_uint8
 from jgan.metrics.evaluation import make_evaluator
@@ -151,10 +152,16 @@ def train(config, workdir, *, log=print):
     grid_z, grid_labels, grid_columns = sample_grid_inputs(keys["grid"], tc.grid_size,
                                                            setup.z_dim, setup.num_classes)
 
+    # A BiGAN also shows how it reconstructs a fixed set of real images, G(E(x)) under x.
+    grid_real = loader.batch(0)["image"][:tc.grid_size] if hasattr(setup, "reconstruct") else None
+
     def save_samples(state, step):
         images = to_uint8(sample_fn(state, grid_z, grid_labels))
         save_png(make_grid(images, columns=grid_columns),
                  workdir / "samples" / f"step_{step:06d}.png")
+        if grid_real is not None:
+            save_png(reconstruction_grid(setup, state, grid_real, columns=grid_columns),
+                     workdir / "samples" / f"reconstruction_step_{step:06d}.png")
 
     def save_checkpoint(state, step, wall_s, *, to=checkpointer, **meta):
         to.save(step, state, run_key,

@@ -15,7 +15,8 @@ import optax
 
 from jgan import losses, optim
 from jgan.errors import UserError
-from jgan.models import ARCHS, CONDITIONINGS, build_models
+from jgan.models import ARCHS, BIGAN_ARCHS, CONDITIONINGS, FAMILIES, build_models
+from jgan.train.bigan_step import BIGAN_LOSSES, make_bigan_train_step
 from jgan.train.gan_step import lazy_regularization_interval, make_gan_train_step
 from jgan.train.state import Network, TrainState, apply_network, init_train_state
 
@@ -56,18 +57,46 @@ class GANSetup:
         return images
 
 
+@dataclasses.dataclass(frozen=True)
+class BiGANSetup(GANSetup):
+    """A GAN setup with an encoder: `state.nets["e"]` maps images to latents."""
+
+    def encode(self, state: TrainState, images: jax.Array) -> jax.Array:
+        """Latents [B, z_dim] of images [B, H, W, C] in [-1, 1], BatchNorm in inference mode."""
+        e = state.nets["e"]
+        codes, _ = apply_network(self.networks["e"].module, e.variables(), images, train=False)
+        return codes
+
+    def reconstruct(self, state: TrainState, images: jax.Array) -> jax.Array:
+        """G(E(x)) for images in [-1, 1]."""
+        return self.sample(state, self.encode(state, images))
+
+
 def check_config(config) -> None:
     """Refuse settings that cannot work together, in one line that says what to change."""
     model, loss_cfg, optim_cfg, train_cfg = config.model, config.loss, config.optim, config.train
-    choices = {"model.arch": (model.arch, ARCHS), "model.conditioning": (
-        model.conditioning, CONDITIONINGS), "model.d_norm": (model.d_norm, ("batch", "none")),
-        "optim.optimizer": (optim_cfg.optimizer, OPTIMIZERS),
-        "loss.gan_loss": (loss_cfg.gan_loss, losses.LOSS_NAMES)}
+    bigan = model.family == "bigan"
+    choices = {"model.family": (model.family, FAMILIES),
+               "model.arch": (model.arch, BIGAN_ARCHS if bigan else ARCHS),
+               "model.conditioning": (model.conditioning, CONDITIONINGS),
+               "model.d_norm": (model.d_norm, ("batch", "none")),
+               "model.g_head": (model.g_head, ("dense", "conv")),
+               "model.downsample": (model.downsample, ("stride", "mixed_pool")),
+               "optim.optimizer": (optim_cfg.optimizer, OPTIMIZERS),
+               "loss.gan_loss": (loss_cfg.gan_loss, BIGAN_LOSSES if bigan else losses.LOSS_NAMES)}
     for field, (value, allowed) in choices.items():
         if value not in allowed:
             raise UserError(f"{field}={value!r} is unknown: choose one of {list(allowed)}")
     losses.get_losses(loss_cfg.gan_loss, real_label=loss_cfg.real_label,
                       focal_gamma=loss_cfg.focal_gamma)
+    if bigan:
+        check_bigan_config(config)
+    else:
+        bigan_only = [name for name, default in (("g_head", "dense"), ("g_crop", 0), (
+            "downsample", "stride"), ("unary", False)) if getattr(model, name) != default]
+        if bigan_only:
+            raise UserError(f"model.{bigan_only[0]} applies to the bigan family only: add --set "
+                            "model.family=bigan, or drop it")
     if model.conditioning != "none" and model.num_classes < 2:
         raise UserError(f"model.num_classes={model.num_classes}: a conditional GAN needs 2 or "
                         "more classes")
@@ -84,11 +113,43 @@ def check_config(config) -> None:
     if penalties:
         raise UserError(f"loss.{penalties[0]} is negative: use 0 (off) or more")
     if (loss_cfg.gp_weight or loss_cfg.r1_gamma or loss_cfg.r2_gamma) and (
-            model.arch == "dcgan" and model.d_norm == "batch"):
+            (bigan or model.arch == "dcgan") and model.d_norm == "batch"):
         raise UserError("gradient penalties need per-example gradients, which BatchNorm in D "
                         "mixes: add --set model.d_norm=none")
     if train_cfg.ema_kimg < 0:
         raise UserError(f"train.ema_kimg={train_cfg.ema_kimg}: use 0 (off) or a half-life > 0")
+
+
+def check_bigan_config(config) -> None:
+    """What the BiGAN family does not combine with, each in one line that says what to change."""
+    model, loss_cfg, train_cfg = config.model, config.loss, config.train
+    refusals = [
+        (model.conditioning != "none", "the bigan family is unconditional: drop "
+                                       "model.conditioning"),
+        (train_cfg.n_critic != 1, "the bigan step updates D once per step: use train.n_critic=1"),
+        (train_cfg.ema_kimg > 0, "the bigan step keeps no EMA of G: use train.ema_kimg=0"),
+        (loss_cfg.r1_gamma > 0 or loss_cfg.r2_gamma > 0,
+         "R1/R2 are not implemented for the joint D(x, z): use loss.gp_weight, which penalises "
+         "the gradient on (x, z) jointly"),
+        (model.arch == "mlp" and (model.g_head != "dense" or model.g_crop),
+         "the mlp arch has no convolutional head to pad and crop: use --set model.arch=dcgan"),
+        (model.arch != "dcgan" and model.downsample != "stride",
+         "model.downsample chooses the dcgan arch's downsampling (the unet arch always uses "
+         "mixed pooling): use --set model.arch=dcgan"),
+        (model.arch == "unet" and model.spectral_norm,
+         "the unet arch has no spectral norm: use --set model.arch=dcgan"),
+        (model.g_crop < 0, f"model.g_crop={model.g_crop}: use 0 (off) or a margin in pixels"),
+    ]
+    for refused, message in refusals:
+        if refused:
+            raise UserError(message)
+    weights = [name for name in ("e_spread_weight", "e_variance_weight", "e_variance_tolerance")
+               if getattr(loss_cfg, name) < 0]
+    if weights:
+        raise UserError(f"loss.{weights[0]} is negative: use 0 (off) or more")
+    if loss_cfg.e_variance_max_multiplier < 1:
+        raise UserError(f"loss.e_variance_max_multiplier={loss_cfg.e_variance_max_multiplier}: "
+                        "use 1 (a fixed multiplier) or more")
 
 
 def make_optimizer(optim_cfg, learning_rate: float, *, updates_per_step: int = 1,
@@ -119,6 +180,8 @@ def build_gan(config, image_shape: tuple[int, int, int]) -> GANSetup:
     check_config(config)
     model, loss_cfg, optim_cfg = config.model, config.loss, config.optim
     models = build_models(model, tuple(image_shape))
+    if model.family == "bigan":
+        return build_bigan(config, models, image_shape)
     networks = {
         "g": Network(models["g"], make_optimizer(optim_cfg, optim_cfg.g_lr)),
         "d": Network(models["d"], make_optimizer(
@@ -135,3 +198,17 @@ def build_gan(config, image_shape: tuple[int, int, int]) -> GANSetup:
                     num_classes=model.num_classes if conditional else 0,
                     real_batches_per_step=config.train.n_critic,
                     ema=config.train.ema_kimg > 0)
+
+
+def build_bigan(config, models: dict, image_shape: tuple[int, int, int]) -> BiGANSetup:
+    """BiGAN and BigBiGAN: E shares G's optimizer settings (they are trained as one player)."""
+    optim_cfg, z_dim = config.optim, config.model.z_dim
+    networks = {"g": Network(models["g"], make_optimizer(optim_cfg, optim_cfg.g_lr)),
+                "e": Network(models["e"], make_optimizer(optim_cfg, optim_cfg.g_lr)),
+                "d": Network(models["d"], make_optimizer(optim_cfg, optim_cfg.d_lr,
+                                                         clip=optim_cfg.d_clip))}
+    images, z = jnp.zeros((1, *image_shape)), jnp.zeros((1, z_dim))
+    example_inputs = {"g": (z,), "e": (images,), "d": (images, z)}
+    step = make_bigan_train_step(config, generator=networks["g"], encoder=networks["e"],
+                                 discriminator=networks["d"])
+    return BiGANSetup(networks, example_inputs, step, z_dim)

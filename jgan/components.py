@@ -1,0 +1,129 @@
+"""A run's networks one at a time: load one alone, combine networks of different runs, export one.
+
+Every network of a checkpoint is a named orbax item (`g`, `d`, and BiGAN's `e`), so reading the
+encoder of a run opens only `e/`. A network can also be exported weights-only (parameters and
+BatchNorm/spectral-norm statistics, no optimizer state) to an npz file (`jgan.weights`):
+
+    python -m jgan.components export runs/bigan_mnist --network e --out encoder.npz
+
+`read_network` takes either a run directory or such a file; `with_network` puts what it read into
+another run's state, checking every array's shape first.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+from flax import traverse_util
+
+from jgan.errors import UserError
+from jgan.sample import open_checkpoint
+from jgan.train.loop import abstract_train_state, run_keys
+from jgan.train.parallel import make_mesh
+from jgan.train.state import NetworkState, TrainState
+from jgan.weights import load_weights, save_weights
+
+NETWORK_NAMES = {"g": "generator", "e": "encoder", "d": "discriminator"}
+
+
+def variables_of(net: NetworkState) -> dict:
+    """Flax variables of a network state: its parameters and non-trainable collections."""
+    return {"params": net.params, **net.collections}
+
+
+def read_network(source, name: str, *, step: int | None = None,
+                 best: bool = False) -> tuple[dict, dict]:
+    """`(variables, meta)` of network `name` ("g", "e", "d") from a run directory or an export.
+
+    From a run directory only that network's checkpoint item is read (the latest checkpoint,
+    `step`, or with `best` the best by FID). `meta` says where the weights came from: the run's
+    config and image shape, the step and the network name.
+    """
+    source = Path(source)
+    if source.is_file():
+        variables, meta = load_weights(source)
+        if meta.get("network") != name:
+            raise UserError(f"{source} holds network {meta.get('network')!r}, not {name!r}: "
+                            f"export {name!r} with python -m jgan.components export RUN "
+                            f"--network {name}")
+        return variables, meta
+    with open_checkpoint(source, step, best=best) as (checkpointer, step, meta, config, setup):
+        if name not in setup.networks:
+            raise UserError(f"{source} has no network {name!r} (it has "
+                            f"{', '.join(sorted(setup.networks))}): a {config.model.family} run")
+        abstract = abstract_train_state(setup, run_keys(config.train.seed)["init"], make_mesh())
+        net = checkpointer.restore_networks(step, {name: abstract.nets[name]})[name]
+    return variables_of(net), {"network": name, "source": str(source), "step": step,
+                               "config": meta["config"], "image_shape": meta["image_shape"]}
+
+
+def check_compatible(variables: dict, target: dict, *, name: str, source: str) -> None:
+    """Raise one line naming the first array whose path or shape differs from the target's."""
+    have = {"/".join(k): np.shape(v) for k, v in traverse_util.flatten_dict(variables).items()}
+    want = {"/".join(k): np.shape(v) for k, v in traverse_util.flatten_dict(target).items()}
+    hint = "the runs' model settings differ (compare their config.json)"
+    for path in sorted(want):
+        if path not in have:
+            raise UserError(f"network {name!r} from {source} lacks {path}, which this model "
+                            f"has: {hint}")
+        if have[path] != want[path]:
+            raise UserError(f"network {name!r} from {source} has {path} of shape "
+                            f"{list(have[path])}, this model needs {list(want[path])}: {hint}")
+    extra = sorted(set(have) - set(want))
+    if extra:
+        raise UserError(f"network {name!r} from {source} has {extra[0]}, which this model lacks: "
+                        f"{hint}")
+
+
+def with_network(setup, state: TrainState, name: str, variables: dict, *,
+                 source: str = "the given weights") -> TrainState:
+    """`state` with network `name` replaced by `variables` (e.g. run A's encoder in run B).
+
+    The optimizer state starts afresh for the new weights, as for a network just initialised.
+    """
+    if name not in state.nets:
+        raise UserError(f"this run has no network {name!r} to replace (it has "
+                        f"{', '.join(sorted(state.nets))})")
+    check_compatible(variables, variables_of(state.nets[name]), name=name, source=source)
+    params = variables["params"]
+    collections = {key: value for key, value in variables.items() if key != "params"}
+    net = NetworkState(params=params, opt_state=setup.networks[name].tx.init(params),
+                       collections=collections)
+    return state.replace(nets={**state.nets, name: net})
+
+
+def export_network(run_dir, name: str, out, *, step: int | None = None,
+                   best: bool = False) -> Path:
+    """Write network `name` of a run, weights only, to the npz file `out`; returns its path."""
+    variables, meta = read_network(run_dir, name, step=step, best=best)
+    save_weights(out, variables, meta)
+    return Path(out)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m jgan.components", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    commands = parser.add_subparsers(dest="command", required=True)
+    export = commands.add_parser("export", help="write one network's weights to an npz file")
+    export.add_argument("run_dir", help="a training run's --workdir")
+    export.add_argument("--network", required=True, choices=sorted(NETWORK_NAMES),
+                        help="g (generator), e (encoder, BiGAN) or d (discriminator)")
+    export.add_argument("--out", default=None, help="npz to write (default RUN_DIR/NAME.npz)")
+    export.add_argument("--step", type=int, default=None, help="checkpoint step (default latest)")
+    export.add_argument("--best", action="store_true", help="the best checkpoint by FID")
+    args = parser.parse_args(argv)
+    out = args.out or Path(args.run_dir) / f"{NETWORK_NAMES[args.network]}.npz"
+    try:
+        path = export_network(args.run_dir, args.network, out, step=args.step, best=args.best)
+    except UserError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    print(f"wrote the {NETWORK_NAMES[args.network]} of {args.run_dir} to {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

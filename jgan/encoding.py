@@ -1,0 +1,60 @@
+"""A BiGAN's encoder at work: encodings, reconstructions G(E(x)) and latent interpolations.
+
+All take uint8 images, as datasets hold them, and a setup with `encode` and `reconstruct`
+(`jgan.train.setup.BiGANSetup`); BatchNorm runs in inference mode.
+"""
+
+from __future__ import annotations
+
+import jax
+import numpy as np
+
+from jgan.images import make_grid, to_uint8
+from jgan.train.gan_step import images_to_float
+
+CHUNK = 500  # images per encoder call
+
+
+def encode_images(setup, state, images: np.ndarray, *, encode_fn=None) -> np.ndarray:
+    """E(x) [N, z_dim] of uint8 images [N, H, W, C], BatchNorm in inference mode."""
+    encode_fn = encode_fn or jax.jit(setup.encode)
+    return np.concatenate([np.asarray(encode_fn(state, images_to_float(images[i:i + CHUNK])))
+                           for i in range(0, len(images), CHUNK)])
+
+
+def reconstruct_images(setup, state, images: np.ndarray) -> np.ndarray:
+    """G(E(x)) in [-1, 1] for uint8 images."""
+    reconstruct = jax.jit(setup.reconstruct)
+    return np.concatenate([np.asarray(reconstruct(state, images_to_float(images[i:i + CHUNK])))
+                           for i in range(0, len(images), CHUNK)])
+
+
+def reconstruction_mse(setup, state, images: np.ndarray) -> float:
+    """Mean squared error between x and G(E(x)), pixels in [-1, 1]."""
+    reconstructions = reconstruct_images(setup, state, images)
+    return float(np.mean((reconstructions - np.asarray(images_to_float(images))) ** 2))
+
+
+def reconstruction_grid(setup, state, images: np.ndarray, *, columns: int = 8) -> np.ndarray:
+    """uint8 grid: each row of `columns` images above a row of their reconstructions."""
+    rows = len(images) // columns
+    images = images[:rows * columns]
+    reconstructions = to_uint8(reconstruct_images(setup, state, images))
+    paired = np.stack([images.reshape(rows, columns, *images.shape[1:]),
+                       reconstructions.reshape(rows, columns, *images.shape[1:])], axis=1)
+    return make_grid(paired.reshape(-1, *images.shape[1:]), columns=columns)
+
+
+def interpolation_grid(setup, state, starts: np.ndarray, ends: np.ndarray, *,
+                       steps: int = 8) -> np.ndarray:
+    """uint8 grid, one row per pair: x_a, G((1 - t) E(x_a) + t E(x_b)) for `steps` t in [0, 1],
+    x_b."""
+    encode_fn = jax.jit(setup.encode)
+    z_a = encode_images(setup, state, starts, encode_fn=encode_fn)
+    z_b = encode_images(setup, state, ends, encode_fn=encode_fn)
+    t = np.linspace(0.0, 1.0, steps, dtype=np.float32)[None, :, None]
+    z = ((1.0 - t) * z_a[:, None] + t * z_b[:, None]).reshape(-1, z_a.shape[-1])
+    middle = to_uint8(jax.jit(setup.sample)(state, z)).reshape(len(starts), steps,
+                                                                *starts.shape[1:])
+    rows = np.concatenate([starts[:, None], middle, ends[:, None]], axis=1)
+    return make_grid(rows.reshape(-1, *starts.shape[1:]), columns=steps + 2)
