@@ -55,3 +55,18 @@ def tiny_everything_config(**train) -> Config:
         model=dataclasses.replace(config.model, d_norm="none", spectral_norm=True,
                                   conditioning="auxiliary", num_classes=10),
         loss=LossConfig(gan_loss="hinge", gp_weight=1.0, r1_gamma=1.0, reg_interval=2))
+
+
+def tiny_bigan_config(arch: str = "dcgan", **train) -> Config:
+    """BigBiGAN at its smallest, with every option that adds state or loss terms: the unary
+    scores, the gradient penalty on (x, z), the encoder-collapse regularizer, and for the dcgan
+    arch pad-then-crop, a fully convolutional G head and mixed pooling."""
+    config = tiny_config(arch, **train)
+    conv = arch == "dcgan"
+    model = dataclasses.replace(config.model, family="bigan", unary=True, d_norm="none",
+                                g_head="conv" if conv else "dense", g_crop=2 if conv else 0,
+                                downsample="mixed_pool" if conv else "stride")
+    return dataclasses.replace(
+        config, name=f"tiny_bigan_{arch}", model=model,
+        loss=LossConfig(gan_loss="hinge", gp_weight=1.0, e_spread_weight=1.5,
+                        e_variance_weight=1.0))

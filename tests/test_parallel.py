@@ -13,14 +13,15 @@ WORKER = """
 import json, sys
 import jax, numpy as np
 sys.path.insert(0, "tests")
-from conftest import tiny_config, tiny_everything_config
+from conftest import tiny_bigan_config, tiny_config, tiny_everything_config
 from jgan.errors import UserError
 from jgan.train import loop
 state = loop.train(tiny_config(steps=3), sys.argv[1], log=lambda _: None)
 # One step of this one: it holds every kind of update (two critic passes, lazy R1, GP, SN, EMA)
 # and Adam turns its reduction-order rounding into larger drift over further steps.
 everything = loop.train(tiny_everything_config(steps=1), sys.argv[1] + "_all", log=lambda _: None)
-leaves = [np.asarray(x).tolist() for x in jax.tree.leaves((state, everything))]
+bigan = loop.train(tiny_bigan_config(steps=1), sys.argv[1] + "_bigan", log=lambda _: None)
+leaves = [np.asarray(x).tolist() for x in jax.tree.leaves((state, everything, bigan))]
 bad_batch = None
 try:
     loop.train(tiny_config(steps=1, batch_size=12), sys.argv[1] + "_bad", log=lambda _: None)

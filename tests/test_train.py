@@ -8,7 +8,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from conftest import tiny_config, tiny_everything_config, with_train
+from conftest import tiny_bigan_config, tiny_config, tiny_everything_config, with_train
 from jgan.checkpoint import Checkpointer
 from jgan.errors import NonFiniteLossError, UserError
 from jgan.train import loop
@@ -27,8 +27,8 @@ def _assert_same_bits(a, b):
         np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
 
 
-@pytest.mark.parametrize("make_config", [tiny_config, tiny_everything_config],
-                         ids=["dcgan", "everything"])
+@pytest.mark.parametrize("make_config", [tiny_config, tiny_everything_config,
+                                         tiny_bigan_config], ids=["dcgan", "everything", "bigan"])
 def test_resumed_run_equals_uninterrupted_run(tmp_path, make_config):
     config = make_config(steps=5)
     straight = loop.train(config, tmp_path / "straight", log=lambda _: None)
