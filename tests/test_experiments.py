@@ -1,6 +1,7 @@
 """Every experiment of issue 3 as a user runs it: a few steps, save, resume, sample."""
 
 import importlib
+import json
 
 import numpy as np
 import PIL.Image
@@ -10,6 +11,7 @@ from jgan.checkpoint import Checkpointer
 from jgan.config import load
 from jgan.errors import UserError
 from jgan.sample import generate_images
+from jgan.evaluate_bigan import main as evaluate_bigan_main
 from jgan.sample import main as sample_main
 
 TINY = ["--set", "model.base_features=8", "--set", "model.z_dim=8", "--set", "model.hidden=32",
@@ -25,6 +27,10 @@ DEFAULTS = {
     "wgan_gp": {"loss.gan_loss": "wasserstein", "loss.gp_weight": 10.0, "optim.d_lr": 1e-4,
                 "optim.b1": 0.0, "optim.b2": 0.9, "train.n_critic": 5, "model.d_norm": "none"},
     "sngan": {"loss.gan_loss": "hinge", "model.spectral_norm": True, "model.d_norm": "none"},
+    "bigan": {"model.family": "bigan", "model.arch": "mlp", "model.z_dim": 50,
+              "train.batch_size": 128, "loss.gan_loss": "nonsaturating"},
+    "bigbigan": {"model.family": "bigan", "model.unary": True, "loss.gan_loss": "hinge",
+                 "loss.e_spread_weight": 1.5, "loss.e_variance_weight": 1.0},
 }
 
 
@@ -55,6 +61,12 @@ def test_experiment_runs_saves_resumes_and_samples(name, tmp_path):
         assert np.asarray(PIL.Image.open(tmp_path / "grid.png")).shape[0] == 2 * 30 + 2
     else:
         assert generate_images(workdir, 3, seed=1).shape == (3, 28, 28, 1)
+    if config.model.family == "bigan":
+        assert (workdir / "samples" / "reconstruction_step_000003.png").is_file()
+        assert evaluate_bigan_main([str(workdir), "--num-train", "200", "--num-test", "100"]) == 0
+        assert {"trained_encoder", "initial_encoder"} <= set(
+            json.loads((workdir / "representation.json").read_text()))
+    if not conditional:
         with pytest.raises(UserError, match="unconditional: drop --labels"):
             generate_images(workdir, 3, labels=[1])
 

@@ -261,6 +261,29 @@ def test_gradient_penalty_norm_is_per_example():
     np.testing.assert_allclose(gp, 10.0 * jnp.mean((norms - 1) ** 2), rtol=1e-5)
 
 
+def test_gradient_penalty_on_pairs_takes_the_norm_over_x_and_z_jointly():
+    # BiGAN's f(x, z) = <a, x> + <b, z> has |grad| = sqrt(|a|^2 + |b|^2) = sqrt(4 + 9) everywhere.
+    x_real, x_fake = jnp.zeros((4, 2, 2, 1)), jnp.ones((4, 2, 2, 1))
+    z_real, z_fake = jnp.zeros((4, 3)), jnp.ones((4, 3))
+    a = jnp.full((2, 2, 1), 1.0)  # |a|^2 = 4
+    b = jnp.array([2.0, 2.0, 1.0])  # |b|^2 = 9
+
+    def critic(pair):
+        x, z = pair
+        return jnp.sum(x * a, axis=(1, 2, 3)) + z @ b
+
+    gp = losses.gradient_penalty(critic, real=(x_real, z_real), fake=(x_fake, z_fake),
+                                 key=jax.random.key(0), weight=2.0)
+    np.testing.assert_allclose(gp, 2.0 * (math.sqrt(13.0) - 1) ** 2, rtol=1e-6)
+    # One eps per example, shared by its x and its z.
+    x_hat, z_hat = losses.interpolates(real=(x_real, z_real), fake=(x_fake, z_fake),
+                                       key=jax.random.key(0))
+    np.testing.assert_array_equal(x_hat[:, 0, 0, 0], z_hat[:, 0])
+    with pytest.raises(ValueError, match="same shape"):
+        losses.interpolates(real=(x_real, z_real), fake=(x_fake, z_fake[:, :2]),
+                            key=jax.random.key(0))
+
+
 def test_gradient_penalty_gradient_is_finite_for_a_flat_critic():
     real, fake = _images(jax.random.key(0))
 

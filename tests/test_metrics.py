@@ -6,7 +6,9 @@ import scipy.linalg
 from scipy.spatial.distance import cdist
 
 from jgan import metrics
+from jgan.errors import UserError
 from jgan.metrics import distances
+from jgan.metrics.probes import linear_probe_accuracy, nearest_neighbour_accuracy
 
 RNG = np.random.default_rng(0)
 REAL = RNG.normal(size=(300, 16))
@@ -97,3 +99,22 @@ def test_density_coverage_match_brute_force():
 def test_bad_shapes_are_refused():
     with pytest.raises(ValueError, match=r"must be \[N, D\]"):
         metrics.fid(np.zeros(5), np.zeros(5))
+
+
+def test_nearest_neighbour_and_linear_probe_on_hand_made_features():
+    train = np.array([[0.0, 0.0], [10.0, 0.0], [0.0, 10.0]])
+    train_labels = np.array([0, 1, 2])
+    test = np.array([[1.0, 1.0], [9.0, 2.0], [4.0, 6.0], [6.0, 4.0]])
+    # Nearest rows: 0; 1; (4, 6) is 6.4 from row 0, 7.2 from row 1, 5.7 from row 2; (6, 4): row 1.
+    assert nearest_neighbour_accuracy(train, train_labels, test, [0, 1, 2, 1]) == 1.0
+    assert nearest_neighbour_accuracy(train, train_labels, test, [0, 1, 0, 0]) == 0.5
+    # Two separable clusters: the probe gets them all; with labels that no line can split (XOR),
+    # it cannot.
+    rng = np.random.default_rng(0)
+    points = np.concatenate([rng.normal(-2, 0.5, (50, 3)), rng.normal(2, 0.5, (50, 3))])
+    labels = np.repeat([0, 1], 50)
+    assert linear_probe_accuracy(points, labels, points, labels) == 1.0
+    corners = np.array([[0.0, 0.0], [1.0, 1.0], [0.0, 1.0], [1.0, 0.0]])
+    assert linear_probe_accuracy(corners, [0, 0, 1, 1], corners, [0, 0, 1, 1]) < 1.0
+    with pytest.raises(UserError, match="one label per row"):
+        nearest_neighbour_accuracy(train, train_labels[:2], test, [0, 1, 2, 1])

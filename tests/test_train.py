@@ -6,6 +6,7 @@ import dataclasses
 import jax
 import jax.numpy as jnp
 import numpy as np
+import orbax.checkpoint as ocp
 import pytest
 
 from conftest import tiny_bigan_config, tiny_config, tiny_everything_config, with_train
@@ -108,3 +109,26 @@ def test_checkpoint_holds_run_key_data_position_and_statistics(tmp_path):
     assert meta["data"] == {"epoch": 0, "batch_in_epoch": 2, "examples_seen": 32,
                             "batch_size": 16, "dataset_size": 10_000}
     assert meta["image_shape"] == [28, 28, 1]
+
+
+def test_checkpoints_from_before_per_network_items_still_restore(tmp_path):
+    """Until issue 5 the whole state was one orbax item; such runs still resume and sample."""
+    config = tiny_config(steps=2)
+    state = loop.train(config, tmp_path / "run", log=lambda _: None)
+    checkpoints = tmp_path / "run" / "checkpoints"
+    meta = Checkpointer(checkpoints).restore_meta(2)
+    legacy = tmp_path / "legacy"
+    manager = ocp.CheckpointManager(legacy, item_names=("state", "meta"))
+    keys = loop.run_keys(config.train.seed)
+    manager.save(2, args=ocp.args.Composite(
+        state=ocp.args.StandardSave({"train_state": state,
+                                     "run_key": jax.random.key_data(keys["run"])}),
+        meta=ocp.args.JsonSave(meta)))
+    manager.wait_until_finished()
+    manager.close()
+    setup = build_gan(config, (28, 28, 1))
+    restored, run_key, restored_meta = Checkpointer(legacy).restore(
+        2, loop.abstract_train_state(setup, keys["init"], loop.make_mesh()))
+    _assert_same_bits(restored, state)
+    assert restored_meta["data"] == meta["data"]
+    np.testing.assert_array_equal(jax.random.key_data(run_key), jax.random.key_data(keys["run"]))
