@@ -19,6 +19,7 @@ class DataConfig:
     dataset: str = "mnist"
     data_dir: str | None = None  # None: $JGAN_DATA_DIR, else the bundled MNIST subset
     split: str = "train"
+    image_size: int = 0  # > 0: centre-crop each image to a square and resize it to this size
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)

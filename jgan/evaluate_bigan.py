@@ -63,8 +63,9 @@ def evaluate_bigan(run_dir, *, data_dir=None, num_train: int | None = None,
             sources[name] = str(source)
     dataset = find_dataset(config.data.dataset, data_dir or config.data.data_dir)
     log(f"data: {dataset.description}")
-    train = split_images(dataset.open("train"), num_train)
-    test = split_images(dataset.open("test"), num_test)
+    size = config.data.image_size
+    train = split_images(dataset.open("train", image_size=size), num_train)
+    test = split_images(dataset.open("test", image_size=size), num_test)
     if train[1] is None:
         raise UserError(f"{config.data.dataset} has no class labels for the probes: choose a "
                         "labelled dataset with --dataset")

@@ -15,7 +15,7 @@ import pytest
 from conftest import REPO, tiny_bigan_config, tiny_config, with_train
 from jgan import losses
 from jgan.components import export_network, read_network, with_network
-from jgan.config import Config, LossConfig, ModelConfig, TrainConfig
+from jgan.config import Config, ModelConfig, TrainConfig
 from jgan.errors import UserError
 from jgan.evaluate_bigan import evaluate_bigan
 from jgan.models.bigan import BiGANEncoder, BiGANGenerator, JointDiscriminator

@@ -4,9 +4,13 @@ import jax
 import numpy as np
 import pytest
 
+from conftest import tiny_config
 from jgan.data import BatchLoader, DataError, find_dataset, image_shape, read_idx_images
 from jgan.data.idx import read_idx_labels
+from jgan.data.resize import center_crop_resize
 from jgan.data.sources import BUNDLED_DIR
+from jgan.errors import UserError
+from jgan.train.setup import build_gan
 
 
 def test_bundled_subset_is_the_first_real_mnist_images(shared_datasets):
@@ -105,3 +109,22 @@ def test_batch_larger_than_dataset_is_refused():
     with pytest.raises(ValueError, match="smaller --batch-size"):
         BatchLoader(find_dataset("mnist").open("test"), batch_size=4096,
                     data_key=jax.random.key(0))
+
+
+def test_image_size_crops_the_central_square_and_resizes():
+    wide = np.zeros((10, 14, 3), np.uint8)
+    wide[:, 2:12] = 200  # the central 10x10 square is uniform, the side strips are black
+    square = center_crop_resize(wide, 10)
+    assert square.shape == (10, 10, 3) and np.all(square == 200)
+    small = center_crop_resize(wide, 4)
+    assert small.shape == (4, 4, 3) and np.all(np.abs(small.astype(int) - 200) <= 1)
+    grey = center_crop_resize(np.full((218, 178, 1), 7, np.uint8), 64)
+    assert grey.shape == (64, 64, 1) and np.all(grey == 7)
+
+
+def test_non_square_images_get_a_one_line_fix():
+    config = tiny_config()
+    with pytest.raises(UserError, match=r"images are 218x178.*--set data.image_size=64"):
+        build_gan(config, (218, 178, 3))
+    with pytest.raises(UserError, match="images are 50x50"):
+        build_gan(config, (50, 50, 3))

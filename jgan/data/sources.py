@@ -16,6 +16,7 @@ import os
 from pathlib import Path
 
 from jgan.data.idx import IDX_DATASETS, missing_idx_files, prepare_idx_dataset
+from jgan.data.resize import CenterCropResize
 from jgan.errors import DataError
 
 BUNDLED_DIR = Path(__file__).parent / "bundled"
@@ -27,16 +28,18 @@ class DatasetSource:
     tfds_data_dir: str  # a folder holding <name>/<version>/ in array_record
     description: str  # where the examples come from, printed at the start of a run
 
-    def open(self, split: str):
+    def open(self, split: str, *, image_size: int = 0):
+        """The split as a `tfds.data_source`; `image_size` > 0 crops and resizes its images."""
         import tensorflow_datasets as tfds
 
         # Without OpenCV, TFDS decodes with PIL and warns once per process; PIL is what we want.
         logging.getLogger("absl").setLevel(logging.ERROR)
         try:
-            return tfds.data_source(self.name, data_dir=self.tfds_data_dir, split=split)
+            data = tfds.data_source(self.name, data_dir=self.tfds_data_dir, split=split)
         except ValueError as error:
             raise DataError(f"cannot open split {split!r} of {self.name} in "
                             f"{self.tfds_data_dir}: {error}") from None
+        return CenterCropResize(data, image_size) if image_size else data
 
 
 def cache_dir() -> Path:

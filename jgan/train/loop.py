@@ -100,7 +100,7 @@ def train(config, workdir, *, log=print):
 
     source = find_dataset(config.data.dataset, config.data.data_dir)
     log(f"data: {source.description}")
-    dataset = source.open(config.data.split)
+    dataset = source.open(config.data.split, image_size=config.data.image_size)
     shape = image_shape(dataset)
     mesh = make_mesh()
     check_batch_size(tc.batch_size, mesh)

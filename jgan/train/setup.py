@@ -16,6 +16,7 @@ import optax
 from jgan import losses, optim
 from jgan.errors import UserError
 from jgan.models import ARCHS, BIGAN_ARCHS, CONDITIONINGS, FAMILIES, build_models
+from jgan.models.dcgan import num_resolution_stages
 from jgan.train.bigan_step import BIGAN_LOSSES, make_bigan_train_step
 from jgan.train.gan_step import lazy_regularization_interval, make_gan_train_step
 from jgan.train.state import Network, TrainState, apply_network, init_train_state
@@ -116,6 +117,11 @@ def check_config(config) -> None:
             (bigan or model.arch == "dcgan") and model.d_norm == "batch"):
         raise UserError("gradient penalties need per-example gradients, which BatchNorm in D "
                         "mixes: add --set model.d_norm=none")
+    if config.data.image_size < 0:
+        raise UserError(f"data.image_size={config.data.image_size}: use 0 (as stored) or a size")
+    if config.data.image_size and train_cfg.eval_every:
+        raise UserError("--eval-every compares with the stored images, not resized ones: drop "
+                        "--eval-every when data.image_size is set")
     if train_cfg.ema_kimg < 0:
         raise UserError(f"train.ema_kimg={train_cfg.ema_kimg}: use 0 (off) or a half-life > 0")
 
@@ -175,9 +181,26 @@ def make_optimizer(optim_cfg, learning_rate: float, *, updates_per_step: int = 1
     return optax.chain(tx, optim.clip_weights(clip)) if clip else tx
 
 
+def check_image_shape(config, image_shape) -> None:
+    """Convolutional networks need square images that halve down to 7 or less."""
+    height, width = image_shape[:2]
+    if config.model.arch == "mlp":
+        return
+    try:
+        if height != width:
+            raise ValueError
+        num_resolution_stages(height)
+    except ValueError:
+        raise UserError(f"{config.data.dataset} images are {height}x{width}, which the "
+                        f"{config.model.arch} networks cannot take (they need square images "
+                        "that halve down to 7 or less): add --set data.image_size=64 (or 32, "
+                        "96, ...) to crop and resize them") from None
+
+
 def build_gan(config, image_shape: tuple[int, int, int]) -> GANSetup:
     """Every GAN of the config's families: networks, optimizers and the step."""
     check_config(config)
+    check_image_shape(config, image_shape)
     model, loss_cfg, optim_cfg = config.model, config.loss, config.optim
     models = build_models(model, tuple(image_shape))
     if model.family == "bigan":
