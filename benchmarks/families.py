@@ -27,7 +27,7 @@ from jgan.train.setup import build_gan
 
 from train_step import median_step_seconds  # noqa: E402  (benchmarks/ is the script's folder)
 
-NAMES = ("gan", "dcgan", "cgan", "acgan", "wgan", "wgan_gp", "sngan")
+NAMES = ("gan", "dcgan", "cgan", "acgan", "wgan", "wgan_gp", "sngan", "bigan", "bigbigan")
 
 
 @contextlib.contextmanager
