@@ -63,6 +63,7 @@ def test_experiment_runs_saves_resumes_and_samples(name, tmp_path):
         assert generate_images(workdir, 3, seed=1).shape == (3, 28, 28, 1)
     if config.model.family == "bigan":
         assert (workdir / "samples" / "reconstruction_step_000003.png").is_file()
+    if name == "bigan":
         assert evaluate_bigan_main([str(workdir), "--num-train", "200", "--num-test", "100"]) == 0
         assert {"trained_encoder", "initial_encoder"} <= set(
             json.loads((workdir / "representation.json").read_text()))
