@@ -101,7 +101,7 @@ def check_config(config) -> None:
     if model.conditioning != "none" and model.num_classes < 2:
         raise UserError(f"model.num_classes={model.num_classes}: a conditional GAN needs 2 or "
                         "more classes")
-    if model.arch == "mlp" and (model.conditioning == "auxiliary" or model.spectral_norm
+    if not bigan and model.arch == "mlp" and (model.conditioning == "auxiliary" or model.spectral_norm
                                 or model.d_norm != "batch"):
         raise UserError("the mlp arch has no auxiliary head, spectral norm or d_norm option: "
                         "use --set model.arch=dcgan")
