@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import sys
 
 from jgan import config as config_lib
 from jgan import losses
-from jgan.errors import NonFiniteLossError, UserError
+from jgan.errors import reports_errors
 
 
 def parse_config(default, argv, *, description: str):
@@ -52,17 +51,11 @@ def _field_list(config) -> str:
         if dataclasses.is_dataclass(getattr(config, group.name)))
 
 
+@reports_errors
 def run_experiment(default, argv=None, *, description: str = "") -> int:
     """Parse flags, train, and turn user errors into one line on stderr. Returns the exit code."""
     from jgan.train.loop import train
 
-    try:
-        config, workdir = parse_config(default, argv, description=description)
-        train(config, workdir)
-    except UserError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    except NonFiniteLossError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 3
+    config, workdir = parse_config(default, argv, description=description)
+    train(config, workdir)
     return 0

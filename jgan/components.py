@@ -19,12 +19,12 @@ from pathlib import Path
 import numpy as np
 from flax import traverse_util
 
-from jgan.errors import UserError
+from jgan.errors import UserError, reports_errors
 from jgan.sample import open_checkpoint
 from jgan.train.loop import abstract_train_state, run_keys
 from jgan.train.parallel import make_mesh
 from jgan.train.state import NetworkState, TrainState
-from jgan.weights import load_weights, save_weights
+from jgan.weights import first_mismatch, load_weights, save_weights
 
 NETWORK_NAMES = {"g": "generator", "e": "encoder", "d": "discriminator"}
 
@@ -64,18 +64,15 @@ def check_compatible(variables: dict, target: dict, *, name: str, source: str) -
     """Raise one line naming the first array whose path or shape differs from the target's."""
     have = {"/".join(k): np.shape(v) for k, v in traverse_util.flatten_dict(variables).items()}
     want = {"/".join(k): np.shape(v) for k, v in traverse_util.flatten_dict(target).items()}
-    hint = "the runs' model settings differ (compare their config.json)"
-    for path in sorted(want):
-        if path not in have:
-            raise UserError(f"network {name!r} from {source} lacks {path}, which this model "
-                            f"has: {hint}")
-        if have[path] != want[path]:
-            raise UserError(f"network {name!r} from {source} has {path} of shape "
-                            f"{list(have[path])}, this model needs {list(want[path])}: {hint}")
-    extra = sorted(set(have) - set(want))
-    if extra:
-        raise UserError(f"network {name!r} from {source} has {extra[0]}, which this model lacks: "
-                        f"{hint}")
+    mismatch = first_mismatch(have, want)
+    if mismatch:
+        kind, path = mismatch
+        problem = {"missing": f"lacks {path}, which this model has",
+                   "unknown": f"has {path}, which this model lacks",
+                   "shape": f"has {path} of shape {list(have.get(path, ()))}, this model needs "
+                            f"{list(want.get(path, ()))}"}[kind]
+        raise UserError(f"network {name!r} from {source} {problem}: the runs' model settings "
+                        "differ (compare their config.json)")
 
 
 def with_network(setup, state: TrainState, name: str, variables: dict, *,
@@ -103,6 +100,7 @@ def export_network(run_dir, name: str, out, *, step: int | None = None,
     return Path(out)
 
 
+@reports_errors
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m jgan.components", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -116,11 +114,7 @@ def main(argv=None) -> int:
     export.add_argument("--best", action="store_true", help="the best checkpoint by FID")
     args = parser.parse_args(argv)
     out = args.out or Path(args.run_dir) / f"{NETWORK_NAMES[args.network]}.npz"
-    try:
-        path = export_network(args.run_dir, args.network, out, step=args.step, best=args.best)
-    except UserError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+    path = export_network(args.run_dir, args.network, out, step=args.step, best=args.best)
     print(f"wrote the {NETWORK_NAMES[args.network]} of {args.run_dir} to {path}")
     return 0
 

@@ -15,18 +15,19 @@ from jgan.train.gan_step import images_to_float
 CHUNK = 500  # images per encoder call
 
 
-def encode_images(setup, state, images: np.ndarray, *, encode_fn=None) -> np.ndarray:
-    """E(x) [N, z_dim] of uint8 images [N, H, W, C], BatchNorm in inference mode."""
-    encode_fn = encode_fn or jax.jit(setup.encode)
-    return np.concatenate([np.asarray(encode_fn(state, images_to_float(images[i:i + CHUNK])))
+def _in_chunks(fn, state, images: np.ndarray) -> np.ndarray:
+    return np.concatenate([np.asarray(fn(state, images_to_float(images[i:i + CHUNK])))
                            for i in range(0, len(images), CHUNK)])
+
+
+def encode_images(setup, state, images: np.ndarray) -> np.ndarray:
+    """E(x) [N, z_dim] of uint8 images [N, H, W, C], BatchNorm in inference mode."""
+    return _in_chunks(setup.encode_fn, state, images)
 
 
 def reconstruct_images(setup, state, images: np.ndarray) -> np.ndarray:
     """G(E(x)) in [-1, 1] for uint8 images."""
-    reconstruct = jax.jit(setup.reconstruct)
-    return np.concatenate([np.asarray(reconstruct(state, images_to_float(images[i:i + CHUNK])))
-                           for i in range(0, len(images), CHUNK)])
+    return _in_chunks(setup.reconstruct_fn, state, images)
 
 
 def reconstruction_mse(setup, state, images: np.ndarray) -> float:
@@ -49,9 +50,8 @@ def interpolation_grid(setup, state, starts: np.ndarray, ends: np.ndarray, *,
                        steps: int = 8) -> np.ndarray:
     """uint8 grid, one row per pair: x_a, G((1 - t) E(x_a) + t E(x_b)) for `steps` t in [0, 1],
     x_b."""
-    encode_fn = jax.jit(setup.encode)
-    z_a = encode_images(setup, state, starts, encode_fn=encode_fn)
-    z_b = encode_images(setup, state, ends, encode_fn=encode_fn)
+    z_a = encode_images(setup, state, starts)
+    z_b = encode_images(setup, state, ends)
     t = np.linspace(0.0, 1.0, steps, dtype=np.float32)[None, :, None]
     z = ((1.0 - t) * z_a[:, None] + t * z_b[:, None]).reshape(-1, z_a.shape[-1])
     middle = to_uint8(jax.jit(setup.sample)(state, z)).reshape(len(starts), steps,

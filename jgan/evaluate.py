@@ -15,7 +15,7 @@ import sys
 import time
 from pathlib import Path
 
-from jgan.errors import UserError
+from jgan.errors import UserError, reports_errors
 from jgan.metrics.evaluation import METRICS, make_evaluator, parse_metrics
 from jgan.metrics.features import FEATURE_NETWORKS
 from jgan.sample import load_run
@@ -52,6 +52,7 @@ def format_table(result: dict) -> str:
     return "\n".join(lines)
 
 
+@reports_errors
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m jgan.evaluate", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -75,17 +76,13 @@ def main(argv=None) -> int:
     parser.add_argument("--seed", type=int, default=0, help="seed of the latents (default 0)")
     parser.add_argument("--out", default=None, help="JSON to write (default RUN_DIR/metrics.json)")
     args = parser.parse_args(argv)
-    try:
-        if args.best and args.step is not None:
-            raise UserError("--best and --step both choose a checkpoint: give one of them")
-        metrics = parse_metrics(args.metrics) if args.metrics is not None else None
-        result = evaluate_run(args.run_dir, num=args.num, metrics=metrics,
-                              features=args.features, inception_weights=args.inception_weights,
-                              split=args.split, ref_num=args.ref_num, data_dir=args.data_dir,
-                              step=args.step, best=args.best, seed=args.seed)
-    except UserError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+    if args.best and args.step is not None:
+        raise UserError("--best and --step both choose a checkpoint: give one of them")
+    metrics = parse_metrics(args.metrics) if args.metrics is not None else None
+    result = evaluate_run(args.run_dir, num=args.num, metrics=metrics,
+                          features=args.features, inception_weights=args.inception_weights,
+                          split=args.split, ref_num=args.ref_num, data_dir=args.data_dir,
+                          step=args.step, best=args.best, seed=args.seed)
     out = Path(args.out) if args.out else Path(args.run_dir) / "metrics.json"
     tmp = out.with_name(out.name + ".tmp")
     tmp.write_text(json.dumps(result, indent=2) + "\n")

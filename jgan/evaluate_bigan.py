@@ -21,13 +21,12 @@ import sys
 import time
 from pathlib import Path
 
-import jax
 
 from jgan.components import read_network, with_network
 from jgan.data import find_dataset
 from jgan.encoding import (encode_images, interpolation_grid, reconstruction_grid,
                            reconstruction_mse)
-from jgan.errors import UserError
+from jgan.errors import UserError, reports_errors
 from jgan.images import save_png
 from jgan.metrics.probes import linear_probe_accuracy, nearest_neighbour_accuracy
 from jgan.metrics.reference import split_images
@@ -37,9 +36,8 @@ from jgan.train.loop import run_keys
 
 def probe_encoder(setup, state, train, test) -> dict:
     """Linear-probe and 1-NN test accuracy of E(x); `train`/`test` are (images, labels)."""
-    encode_fn = jax.jit(setup.encode)
-    train_features = encode_images(setup, state, train[0], encode_fn=encode_fn)
-    test_features = encode_images(setup, state, test[0], encode_fn=encode_fn)
+    train_features = encode_images(setup, state, train[0])
+    test_features = encode_images(setup, state, test[0])
     return {"linear_probe": linear_probe_accuracy(train_features, train[1], test_features,
                                                   test[1]),
             "nearest_neighbour": nearest_neighbour_accuracy(train_features, train[1],
@@ -80,8 +78,7 @@ def evaluate_bigan(run_dir, *, data_dir=None, num_train: int | None = None,
         "num_train": len(train[0]), "num_test": len(test[0]),
         "reconstruction_mse": reconstruction_mse(setup, state, test[0]),
         "trained_encoder": probe_encoder(setup, state, train, test),
-        "initial_encoder": probe_encoder(setup, initial, train, test),
-        "seconds": 0.0}
+        "initial_encoder": probe_encoder(setup, initial, train, test)}
     result["seconds"] = round(time.perf_counter() - start, 1)
     with open(out_dir / "representation.json", "w") as f:
         json.dump(result, f, indent=2)
@@ -99,6 +96,7 @@ def format_table(result: dict) -> str:
     return "\n".join(lines)
 
 
+@reports_errors
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m jgan.evaluate_bigan", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -116,13 +114,9 @@ def main(argv=None) -> int:
     parser.add_argument("--step", type=int, default=None, help="checkpoint step (default latest)")
     parser.add_argument("--out-dir", default=None, help="where to write (default RUN_DIR)")
     args = parser.parse_args(argv)
-    try:
-        result = evaluate_bigan(args.run_dir, data_dir=args.data_dir, num_train=args.num_train,
-                                num_test=args.num_test, encoder=args.encoder,
-                                generator=args.generator, step=args.step, out_dir=args.out_dir)
-    except UserError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+    result = evaluate_bigan(args.run_dir, data_dir=args.data_dir, num_train=args.num_train,
+                            num_test=args.num_test, encoder=args.encoder,
+                            generator=args.generator, step=args.step, out_dir=args.out_dir)
     print(format_table(result))
     print(f"wrote representation.json, reconstructions.png and interpolations.png to "
           f"{args.out_dir or args.run_dir} in {result['seconds']} s")

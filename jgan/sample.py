@@ -18,7 +18,7 @@ import numpy as np
 
 from jgan import config as config_lib
 from jgan.checkpoint import Checkpointer
-from jgan.errors import UserError
+from jgan.errors import UserError, reports_errors
 from jgan.images import make_grid, save_png
 from jgan.train.loop import BEST_DIR, abstract_train_state, run_keys
 from jgan.train.parallel import make_mesh
@@ -97,6 +97,7 @@ def _parse_labels(text: str | None) -> list[int] | None:
                         "e.g. --labels 0,1,2") from None
 
 
+@reports_errors
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m jgan.sample", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -113,17 +114,13 @@ def main(argv=None) -> int:
                         help="conditional runs: comma-separated classes, one grid row each "
                              "(default: every class)")
     args = parser.parse_args(argv)
-    try:
-        labels = _parse_labels(args.labels)
-        classes = _num_classes(args.run_dir)
-        if classes and labels is None:
-            labels = list(range(classes))
-        num = args.num if args.num is not None else 8 * len(labels) if classes else 64
-        images = generate_images(args.run_dir, num, args.save_folder, seed=args.seed,
-                                 step=args.step, labels=labels, best=args.best)
-    except UserError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+    labels = _parse_labels(args.labels)
+    classes = _num_classes(args.run_dir)
+    if classes and labels is None:
+        labels = list(range(classes))
+    num = args.num if args.num is not None else 8 * len(labels) if classes else 64
+    images = generate_images(args.run_dir, num, args.save_folder, seed=args.seed,
+                             step=args.step, labels=labels, best=args.best)
     columns = len(images) // len(labels) if classes else math.ceil(math.sqrt(len(images)))
     save_png(make_grid(images, columns=columns), args.out)
     print(f"wrote {len(images)} images to {args.out}")

@@ -18,6 +18,19 @@ from jgan.errors import UserError
 META_KEY = "__meta__"
 
 
+def first_mismatch(have: dict, want: dict) -> tuple[str, object] | None:
+    """How a `{path: shape}` map first differs from the wanted one, checked in this order:
+    `("missing", path)`, `("shape", path)`, `("unknown", path)`; None when they match."""
+    missing = sorted(set(want) - set(have))
+    if missing:
+        return "missing", missing[0]
+    wrong = sorted(path for path in want if tuple(have[path]) != tuple(want[path]))
+    if wrong:
+        return "shape", wrong[0]
+    unknown = sorted(set(have) - set(want))
+    return ("unknown", unknown[0]) if unknown else None
+
+
 def save_weights(path, tree: dict, meta: dict) -> None:
     """Arrays of `tree` as float32 (integers kept) under their "/"-joined paths, and `meta`."""
     path = Path(path)

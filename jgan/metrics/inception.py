@@ -27,7 +27,8 @@ import jax.numpy as jnp
 import numpy as np
 from flax import traverse_util
 
-from jgan.errors import UserError
+from jgan.errors import UserError, reports_errors
+from jgan.weights import first_mismatch
 
 INPUT_SIZE = 299
 NUM_LOGITS = 1008
@@ -223,20 +224,21 @@ def variables_from_state_dict(state: dict, path) -> dict:
     for collection in ("params", "batch_stats"):
         want = traverse_util.flatten_dict(expected[collection])
         got = variables[collection]
-        missing = sorted(set(want) - set(got))
-        extra = sorted(set(got) - set(want))
-        wrong = [p for p in want if p in got and got[p].shape != want[p].shape]
-        problem = (f"lacks {'.'.join(missing[0])}" if missing else
-                   f"has an unknown entry {'.'.join(extra[0])}" if extra else
-                   f"has {'.'.join(wrong[0])} of shape {got[wrong[0]].shape}, not "
-                   f"{want[wrong[0]].shape}" if wrong else None)
-        if problem:
+        mismatch = first_mismatch({p: v.shape for p, v in got.items()},
+                                  {p: v.shape for p, v in want.items()})
+        if mismatch:
+            kind, where = mismatch
+            name = ".".join(where)
+            problem = {"missing": f"lacks {name}", "unknown": f"has an unknown entry {name}",
+                       "shape": f"has {name} of shape {got[where].shape}, not "
+                                f"{want[where].shape}"}[kind]
             raise UserError(f"Inception weights {path} {problem}: use pytorch-fid's "
                             "pt_inception-2015-12-05-6726825d.pth (the TF FID network)")
         variables[collection] = traverse_util.unflatten_dict(got)
     return variables
 
 
+@reports_errors
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m jgan.metrics.inception",
@@ -246,13 +248,9 @@ def main(argv=None) -> int:
     parser.add_argument("source", help="pt_inception-2015-12-05-6726825d.pth")
     parser.add_argument("target", help="npz to write")
     args = parser.parse_args(argv)
-    try:
-        state = read_state_dict(args.source)
-        variables_from_state_dict(state, args.source)
-        np.savez(args.target, **state)
-    except UserError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+    state = read_state_dict(args.source)
+    variables_from_state_dict(state, args.source)
+    np.savez(args.target, **state)
     print(f"wrote {args.target} ({len(state)} arrays)")
     return 0
 

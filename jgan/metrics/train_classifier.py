@@ -22,7 +22,7 @@ import optax
 from tqdm.auto import tqdm
 
 from jgan.data import BatchLoader, find_dataset, image_shape, num_classes
-from jgan.errors import UserError
+from jgan.errors import UserError, reports_errors
 from jgan.metrics.classifier import IMAGE_SHAPE, DigitClassifier, uint8_to_input, weights_path
 from jgan.metrics.reference import split_images
 from jgan.train.parallel import (check_batch_size, jit_data_parallel, make_mesh, replicated,
@@ -113,6 +113,7 @@ def train_classifier(dataset: str, *, data_dir=None, epochs: int | None = None,
     return params, meta
 
 
+@reports_errors
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m jgan.metrics.train_classifier",
                                      description=__doc__,
@@ -129,13 +130,9 @@ def main(argv=None) -> int:
     parser.add_argument("--out", default=None,
                         help="npz to write (default: the shipped jgan/metrics/weights/DATASET.npz)")
     args = parser.parse_args(argv)
-    try:
-        params, meta = train_classifier(args.dataset, data_dir=args.data_dir, epochs=args.epochs,
-                                        steps=args.steps, batch_size=args.batch_size,
-                                        seed=args.seed)
-    except UserError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+    params, meta = train_classifier(args.dataset, data_dir=args.data_dir, epochs=args.epochs,
+                                    steps=args.steps, batch_size=args.batch_size,
+                                    seed=args.seed)
     out = args.out or weights_path(args.dataset)
     save_weights(out, params, meta)
     print(f"wrote {out}")

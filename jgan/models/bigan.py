@@ -20,7 +20,7 @@ import flax.linen as nn
 import jax.numpy as jnp
 
 from jgan.models.dcgan import (DCGANGenerator, _batch_norm, dcgan_init, downsampling_stages,
-                               num_resolution_stages)
+                               halves_down, num_resolution_stages)
 from jgan.models.unet import contracting_path, expanding_path
 from jgan.nn import maybe_spectral_norm
 
@@ -60,12 +60,9 @@ def image_features(x, *, arch: str, base_features: int, hidden: int, norm: str,
 def padded_size(size: int, crop: int) -> int:
     """The smallest size >= size + 2 * crop that halves down to 7 or less (28 + 2 * 2 -> 32)."""
     size += 2 * crop
-    while True:
-        try:
-            num_resolution_stages(size)
-            return size
-        except ValueError:
-            size += 1
+    while not halves_down(size):
+        size += 1
+    return size
 
 
 class BiGANGenerator(nn.Module):

@@ -72,6 +72,15 @@ def downsampling_stages(x, *, base_features: int, norm: str = "batch", spectral_
     return x
 
 
+def halves_down(size: int) -> bool:
+    """Whether a 2x-stage network can take this image size (28, 32, 64, 96: yes; 50: no)."""
+    try:
+        num_resolution_stages(size)
+    except ValueError:
+        return False
+    return True
+
+
 class DCGANGenerator(nn.Module):
     """z [B, z_dim] (and labels [B] if num_classes) -> images [B, H, W, C].
 

@@ -29,9 +29,10 @@ from jgan.train.state import Network, TrainState, apply_gradients, apply_network
 BIGAN_LOSSES = ("nonsaturating", "minimax", "logistic", "hinge", "wasserstein")
 
 
-def encoder_regularizer(codes: jax.Array, loss_cfg) -> dict:
-    """The encoder-collapse terms of E's loss, and the adaptive multiplier for the log."""
-    terms = {}
+def encoder_regularizer(codes: jax.Array, loss_cfg) -> tuple[dict, dict]:
+    """`(terms of E's loss, values to log)`: the encoder-collapse penalties, and the adaptive
+    multiplier of the variance term."""
+    terms, logged = {}, {}
     if loss_cfg.e_spread_weight:
         terms["loss/e/spread"] = losses.latent_spread_penalty(codes,
                                                               weight=loss_cfg.e_spread_weight)
@@ -41,8 +42,8 @@ def encoder_regularizer(codes: jax.Array, loss_cfg) -> dict:
             max_multiplier=loss_cfg.e_variance_max_multiplier)
         terms["loss/e/variance"] = losses.latent_variance_penalty(
             codes, multiplier=multiplier, tolerance=loss_cfg.e_variance_tolerance)
-        terms["e/variance_multiplier"] = multiplier
-    return terms
+        logged["e/variance_multiplier"] = multiplier
+    return terms, logged
 
 
 def make_bigan_train_step(config, *, generator: Network, encoder: Network,
@@ -117,13 +118,9 @@ def make_bigan_train_step(config, *, generator: Network, encoder: Network,
             terms = {f"loss/g/{name}": gan_loss.g(fake_logits=generator_scores[name])
                      + gan_loss.g(fake_logits=-encoder_scores[name])
                      for name in generator_scores}
-            regularizer = encoder_regularizer(codes, loss_cfg)
-            multiplier = regularizer.pop("e/variance_multiplier", None)
+            regularizer, logged = encoder_regularizer(codes, loss_cfg)
             terms.update(regularizer)
-            logged = dict(terms)
-            if multiplier is not None:
-                logged["e/variance_multiplier"] = multiplier
-            return sum(terms.values()), logged
+            return sum(terms.values()), {**terms, **logged}
 
         (eg_loss_value, eg_terms), cotangents = jax.value_and_grad(
             eg_loss, argnums=(0, 1), has_aux=True)(fake, codes)

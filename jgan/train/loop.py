@@ -27,7 +27,7 @@ from jgan.metrics.evaluation import make_evaluator
 from jgan.train.history import History, plot_history
 from jgan.train.parallel import (check_batch_size, jit_data_parallel, make_mesh, replicated,
                                  shard_batch)
-from jgan.train.setup import GANSetup, build_gan
+from jgan.train.setup import BiGANSetup, GANSetup, build_gan
 
 LOSS_CURVE = "loss_curve.png"
 BEST_DIR = "best"  # the best checkpoint by FID, kept beside checkpoints/ when evaluating
@@ -153,7 +153,7 @@ def train(config, workdir, *, log=print):
                                                            setup.z_dim, setup.num_classes)
 
     # A BiGAN also shows how it reconstructs a fixed set of real images, G(E(x)) under x.
-    grid_real = loader.batch(0)["image"][:tc.grid_size] if hasattr(setup, "reconstruct") else None
+    grid_real = loader.batch(0)["image"][:tc.grid_size] if isinstance(setup, BiGANSetup) else None
 
     def save_samples(state, step):
         images = to_uint8(sample_fn(state, grid_z, grid_labels))

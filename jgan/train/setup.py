@@ -7,6 +7,7 @@ checkpoints, logging and sampling stay shared.
 from __future__ import annotations
 
 import dataclasses
+import functools
 from typing import Callable
 
 import jax
@@ -16,7 +17,7 @@ import optax
 from jgan import losses, optim
 from jgan.errors import UserError
 from jgan.models import ARCHS, BIGAN_ARCHS, CONDITIONINGS, FAMILIES, build_models
-from jgan.models.dcgan import num_resolution_stages
+from jgan.models.dcgan import halves_down
 from jgan.train.bigan_step import BIGAN_LOSSES, make_bigan_train_step
 from jgan.train.gan_step import lazy_regularization_interval, make_gan_train_step
 from jgan.train.state import Network, TrainState, apply_network, init_train_state
@@ -71,6 +72,15 @@ class BiGANSetup(GANSetup):
     def reconstruct(self, state: TrainState, images: jax.Array) -> jax.Array:
         """G(E(x)) for images in [-1, 1]."""
         return self.sample(state, self.encode(state, images))
+
+    # Compiled once per setup: the training loop draws reconstructions at every sample step.
+    @functools.cached_property
+    def encode_fn(self):
+        return jax.jit(self.encode)
+
+    @functools.cached_property
+    def reconstruct_fn(self):
+        return jax.jit(self.reconstruct)
 
 
 def check_config(config) -> None:
@@ -184,17 +194,11 @@ def make_optimizer(optim_cfg, learning_rate: float, *, updates_per_step: int = 1
 def check_image_shape(config, image_shape) -> None:
     """Convolutional networks need square images that halve down to 7 or less."""
     height, width = image_shape[:2]
-    if config.model.arch == "mlp":
-        return
-    try:
-        if height != width:
-            raise ValueError
-        num_resolution_stages(height)
-    except ValueError:
+    if config.model.arch != "mlp" and (height != width or not halves_down(height)):
         raise UserError(f"{config.data.dataset} images are {height}x{width}, which the "
                         f"{config.model.arch} networks cannot take (they need square images "
                         "that halve down to 7 or less): add --set data.image_size=64 (or 32, "
-                        "96, ...) to crop and resize them") from None
+                        "96, ...) to crop and resize them")
 
 
 def build_gan(config, image_shape: tuple[int, int, int]) -> GANSetup:
