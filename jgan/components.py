@@ -67,10 +67,10 @@ def check_compatible(variables: dict, target: dict, *, name: str, source: str) -
     mismatch = first_mismatch(have, want)
     if mismatch:
         kind, path = mismatch
-        problem = {"missing": f"lacks {path}, which this model has",
-                   "unknown": f"has {path}, which this model lacks",
-                   "shape": f"has {path} of shape {list(have.get(path, ()))}, this model needs "
-                            f"{list(want.get(path, ()))}"}[kind]
+        problem = (f"lacks {path}, which this model has" if kind == "missing" else
+                   f"has {path}, which this model lacks" if kind == "unknown" else
+                   f"has {path} of shape {list(have[path])}, this model needs "
+                   f"{list(want[path])}")
         raise UserError(f"network {name!r} from {source} {problem}: the runs' model settings "
                         "differ (compare their config.json)")
 

@@ -229,9 +229,9 @@ def variables_from_state_dict(state: dict, path) -> dict:
         if mismatch:
             kind, where = mismatch
             name = ".".join(where)
-            problem = {"missing": f"lacks {name}", "unknown": f"has an unknown entry {name}",
-                       "shape": f"has {name} of shape {got[where].shape}, not "
-                                f"{want[where].shape}"}[kind]
+            problem = (f"lacks {name}" if kind == "missing" else
+                       f"has an unknown entry {name}" if kind == "unknown" else
+                       f"has {name} of shape {got[where].shape}, not {want[where].shape}")
             raise UserError(f"Inception weights {path} {problem}: use pytorch-fid's "
                             "pt_inception-2015-12-05-6726825d.pth (the TF FID network)")
         variables[collection] = traverse_util.unflatten_dict(got)
