@@ -10,13 +10,15 @@ from jgan import losses
 from jgan.errors import reports_errors
 
 
-def parse_config(default, argv, *, description: str):
+def parse_config(default, argv, *, description: str, parents=()):
     """Flags and `--set group.field=value` overrides applied to an experiment's default config.
 
+    `parents`: argparse parsers whose flags the experiment reads itself (listed in `--help`).
     Returns `(config, workdir)`.
     """
     parser = argparse.ArgumentParser(
         description=description, formatter_class=argparse.RawDescriptionHelpFormatter,
+        parents=list(parents),
         epilog="Any config field: --set group.field=value, e.g. --set optim.g_lr=1e-4. "
                f"Groups and fields: {_field_list(default)}")
     parser.add_argument("--workdir", default=None,

@@ -25,10 +25,10 @@ class DataConfig:
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class ModelConfig:
     family: str = "gan"  # "gan" (G and D), or "bigan" (G, an encoder E and a joint D(x, z))
-    arch: str = "dcgan"  # "dcgan" or "mlp"; bigan also "unet"
+    arch: str = "dcgan"  # "dcgan", "mlp" or "toy" (2-D points); bigan also "unet"
     z_dim: int = 100
     base_features: int = 64  # dcgan: channels of D's first and G's last hidden layer
-    hidden: int = 1200  # mlp: width of G's hidden layers
+    hidden: int = 1200  # mlp: width of G's hidden layers; toy: of G's and D's
     d_norm: str = "batch"  # dcgan: "batch", or "none" (critics under a gradient penalty)
     spectral_norm: bool = False  # spectral normalization of D's weights (Miyato et al. 2018)
     # "none"; "input": the label is fed to G and D (CGAN); "auxiliary": fed to G and predicted
@@ -40,6 +40,15 @@ class ModelConfig:
     g_crop: int = 0  # > 0: pad-then-crop, G draws a canvas this much wider per side, cut to size
     downsample: str = "stride"  # dcgan E and D: "stride", or "mixed_pool" (jgan.nn.MixedPooling)
     unary: bool = False  # BigBiGAN's unary scores s_x and s_z beside the joint s_xz
+    # toy only (jgan.models.toy): depth and activation of G and D, and D's options against mode
+    # collapse: minibatch discrimination (Salimans et al. 2016) with this many kernels of this
+    # dimension, and PacGAN's packing of this many samples per D input
+    g_layers: int = 2
+    d_layers: int = 1
+    activation: str = "relu"
+    minibatch_kernels: int = 0
+    minibatch_kernel_dim: int = 5
+    pack: int = 1
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -50,6 +59,9 @@ class OptimConfig:
     b1: float = 0.5
     b2: float = 0.999
     decay_steps: int = 0  # > 0: both rates fall linearly to 0 over this many steps
+    # Adam's epsilon inside the square root; > 0 keeps gradients through Adam's update finite
+    # where a parameter's gradients were all 0 (unrolled GAN's full gradient)
+    eps_root: float = 0.0
     d_clip: float = 0.0  # > 0: D's weights are clipped to [-d_clip, d_clip] (WGAN)
 
 
@@ -63,6 +75,12 @@ class LossConfig:
     r2_gamma: float = 0.0  # R2 on fakes
     reg_interval: int = 1  # > 1: lazy R1/R2, a separate D update every reg_interval steps
     class_weight: float = 1.0  # ACGAN: weight of the auxiliary classification loss
+    # Unrolled GAN (Metz et al. 2017): G's loss is taken against D after this many more updates
+    # on the step's batch, differentiated through them ("full") or not ("stop")
+    unroll_steps: int = 0
+    unroll_gradient: str = "full"
+    # G's objective: "adversarial" (loss.gan_loss), or "feature_matching" (Salimans et al. 2016)
+    g_objective: str = "adversarial"
     # BiGAN's encoder-collapse regularizer (jgan.losses.encoder_collapse_penalty): the weight of
     # -tanh(pairwise MSE), the base multiplier of the variance term, its tolerance, and the cap
     # of its adaptive multiplier
@@ -89,6 +107,9 @@ class TrainConfig:
     eval_every: int = 0
     eval_num: int = 10000  # generated images per evaluation
     eval_features: str = "classifier"  # or "inception" (weights from $JGAN_INCEPTION_WEIGHTS)
+    # 2-D toy benchmark (jgan.mode_collapse): this many independent runs, seeds seed ..
+    # seed + seeds - 1, trained together by one vmapped step
+    seeds: int = 1
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)

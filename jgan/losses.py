@@ -231,6 +231,16 @@ def r2_penalty(discriminator: Callable[[jax.Array], jax.Array], *, fake: jax.Arr
 PRIOR_PAIRWISE_MSE = 2.0
 
 
+def feature_matching_loss(*, real_features: jax.Array, fake_features: jax.Array) -> jax.Array:
+    """||E f(x) - E f(G(z))||^2 (Salimans et al. 2016, Sec. 3.1), f being D's last hidden features.
+
+    G is trained to match the mean features of real data instead of fooling D.
+    """
+    difference = (jnp.mean(real_features.reshape(real_features.shape[0], -1), axis=0)
+                  - jnp.mean(fake_features.reshape(fake_features.shape[0], -1), axis=0))
+    return jnp.sum(difference ** 2)
+
+
 def pairwise_mse(codes: jax.Array) -> jax.Array:
     """Mean over pairs i != j of mean_k (c_ik - c_jk)^2 for codes [B, K].
 

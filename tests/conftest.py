@@ -7,7 +7,7 @@ from pathlib import Path
 import jax
 import pytest
 
-from jgan.config import Config, LossConfig, ModelConfig, TrainConfig
+from jgan.config import Config, DataConfig, LossConfig, ModelConfig, OptimConfig, TrainConfig
 
 SHARED_DATASETS = Path(__file__).resolve().parents[2] / "shared" / "datasets"
 REPO = Path(__file__).resolve().parents[1]
@@ -70,3 +70,12 @@ def tiny_bigan_config(arch: str = "dcgan", **train) -> Config:
         config, name=f"tiny_bigan_{arch}", model=model,
         loss=LossConfig(gan_loss="hinge", gp_weight=1.0, e_spread_weight=1.5,
                         e_variance_weight=1.0))
+
+
+def tiny_toy_config(**train) -> Config:
+    """The 2-D benchmark's GAN at a size that steps in well under a millisecond."""
+    defaults = dict(steps=20, batch_size=32, log_every=10, checkpoint_every=10, seeds=2)
+    return Config(name="tiny_toy", data=DataConfig(dataset="ring"),
+                  model=ModelConfig(arch="toy", z_dim=4, hidden=16),
+                  optim=OptimConfig(g_lr=1e-3, d_lr=1e-3),
+                  train=TrainConfig(**{**defaults, **train}))

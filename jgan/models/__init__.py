@@ -5,9 +5,10 @@ from jgan.models.bigan import (BIGAN_ARCHS, BiGANEncoder, BiGANGenerator,
 from jgan.models.cgan import ConditionalMLPDiscriminator, ConditionalMLPGenerator
 from jgan.models.dcgan import DCGANDiscriminator, DCGANGenerator
 from jgan.models.gan import MLPDiscriminator, MLPGenerator
+from jgan.models.toy import ACTIVATIONS, ToyDiscriminator, ToyGenerator
 
 FAMILIES = ("gan", "bigan")
-ARCHS = ("dcgan", "mlp")
+ARCHS = ("dcgan", "mlp", "toy")
 CONDITIONINGS = ("none", "input", "auxiliary")
 
 
@@ -44,10 +45,17 @@ def build_models(model_cfg, image_shape: tuple[int, int, int]) -> dict:
             return {"g": ConditionalMLPGenerator(image_shape, num_classes),
                     "d": ConditionalMLPDiscriminator(num_classes)}
         return {"g": MLPGenerator(image_shape, model_cfg.hidden), "d": MLPDiscriminator()}
+    if model_cfg.arch == "toy":
+        return {"g": ToyGenerator(model_cfg.hidden, model_cfg.g_layers, model_cfg.activation,
+                                  out_dim=image_shape[-1]),
+                "d": ToyDiscriminator(model_cfg.hidden, model_cfg.d_layers, model_cfg.activation,
+                                      minibatch_kernels=model_cfg.minibatch_kernels,
+                                      minibatch_kernel_dim=model_cfg.minibatch_kernel_dim,
+                                      pack=model_cfg.pack)}
     raise ValueError(f"unknown model.arch {model_cfg.arch!r}: choose one of {list(ARCHS)}")
 
 
-__all__ = ["ARCHS", "BIGAN_ARCHS", "BiGANEncoder", "BiGANGenerator", "CONDITIONINGS",
+__all__ = ["ACTIVATIONS", "ARCHS", "BIGAN_ARCHS", "BiGANEncoder", "BiGANGenerator", "CONDITIONINGS",
            "ConditionalMLPDiscriminator", "ConditionalMLPGenerator", "DCGANDiscriminator",
            "DCGANGenerator", "FAMILIES", "JointDiscriminator", "MLPDiscriminator", "MLPGenerator",
-           "build_bigan_models", "build_models"]
+           "ToyDiscriminator", "ToyGenerator", "build_bigan_models", "build_models"]

@@ -11,7 +11,7 @@ import math
 import flax.linen as nn
 import jax.numpy as jnp
 
-from jgan.nn import Maxout, one_hot_labels
+from jgan.nn import Maxout, one_hot_labels, sow_features
 
 
 class ConditionalMLPGenerator(nn.Module):
@@ -38,4 +38,5 @@ class ConditionalMLPDiscriminator(nn.Module):
         image_branch = drop(Maxout(240, 5)(x.reshape(x.shape[0], -1)))
         label_branch = drop(Maxout(50, 5)(one_hot_labels(labels, self.num_classes)))
         x = drop(Maxout(240, 4)(jnp.concatenate([image_branch, label_branch], axis=-1)))
+        sow_features(self, x)
         return nn.Dense(1)(x)[:, 0]

@@ -17,7 +17,7 @@ import flax.linen as nn
 import jax.numpy as jnp
 
 from jgan.nn import (Conv, ConvTranspose, MixedPooling, concat_label_planes,
-                     concat_label_vector, maybe_spectral_norm)
+                     concat_label_vector, maybe_spectral_norm, sow_features)
 
 dcgan_init = nn.initializers.normal(0.02)
 
@@ -138,6 +138,7 @@ class DCGANDiscriminator(nn.Module):
         x = downsampling_stages(x, base_features=self.base_features, norm=self.norm,
                                 spectral_norm=self.spectral_norm, train=train)
         x = x.reshape(x.shape[0], -1)
+        sow_features(self, x)
         logits = maybe_spectral_norm(nn.Dense(1, kernel_init=dcgan_init), x,
                                      enabled=self.spectral_norm, train=train)[:, 0]
         if self.conditioning != "auxiliary":

@@ -10,7 +10,7 @@ import math
 import flax.linen as nn
 import jax.numpy as jnp
 
-from jgan.nn import Maxout
+from jgan.nn import Maxout, sow_features
 
 
 class MLPGenerator(nn.Module):
@@ -39,4 +39,5 @@ class MLPDiscriminator(nn.Module):
         for _ in range(2):
             x = Maxout(self.hidden, self.pieces)(x)
             x = nn.Dropout(self.hidden_dropout, deterministic=not train)(x)
+        sow_features(self, x)
         return nn.Dense(1)(x)[:, 0]

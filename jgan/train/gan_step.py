@@ -4,7 +4,15 @@ One step = `n_critic` D updates, each on its own real minibatch and fresh fakes 
 et al. 2017, Algorithm 1), run by an unrolled `lax.scan` inside the step; then one G update. The objective is
 chosen by config: any loss of `jgan.losses`, a gradient penalty (WGAN-GP), R1/R2 (optionally lazy,
 as a separate D update every `reg_interval` steps, Karras et al. 2020 Appendix B), and for ACGAN
-(Odena et al. 2017, Eq. 2-3) the auxiliary classification loss on both sides.
+(Odena et al. 2017, Eq. 2-3) the auxiliary classification loss on both sides. G minimises the
+adversarial loss or, with `loss.g_objective=feature_matching`, the distance between the mean D
+features of real and generated data (Salimans et al. 2016, Sec. 3.1).
+
+Unrolled GAN (Metz et al. 2017, Sec. 2.2): with `loss.unroll_steps` = k > 0, G's loss is taken
+against D after k more updates (D's own optimizer, on the step's real batch and fakes) beyond the
+step's real D update, which stays the one that is kept. The "full" gradient differentiates G's
+loss through those k optax updates (Eq. 6, both terms); "stop" treats the unrolled D as a
+constant (Eq. 6's first term only). k = 0 is the plain alternating step.
 
 With n_critic = 1 the G update reuses the fakes D was just trained on, and G's forward pass is
 kept as a VJP, so G runs once per step as in the reference PyTorch DCGAN. With n_critic > 1 G
@@ -25,7 +33,9 @@ PROBABILITY_LOSSES = frozenset({"minimax", "nonsaturating", "logistic", "focal"}
 
 
 def images_to_float(images: jax.Array) -> jax.Array:
-    """uint8 [0, 255] -> float32 [-1, 1]."""
+    """uint8 [0, 255] -> float32 [-1, 1]; float data (2-D toy points) passes unchanged."""
+    if jnp.issubdtype(images.dtype, jnp.floating):
+        return images
     return images.astype(jnp.float32) / 127.5 - 1.0
 
 
@@ -75,6 +85,8 @@ def make_gan_train_step(config, *, generator: Network, discriminator: Network,
     lazy = reg_interval > 1
     ema_beta = ema_decay(train_cfg.batch_size, train_cfg.ema_kimg) if train_cfg.ema_kimg else None
     to_score = jax.nn.sigmoid if loss_cfg.gan_loss in PROBABILITY_LOSSES else (lambda x: x)
+    unroll_steps, unroll_full = loss_cfg.unroll_steps, loss_cfg.unroll_gradient == "full"
+    feature_matching = loss_cfg.g_objective == "feature_matching"
 
     def latents(key, batch_size):
         k_z, k_label = jax.random.split(key)
@@ -94,6 +106,12 @@ def make_gan_train_step(config, *, generator: Network, discriminator: Network,
                                          train=True, rngs={"dropout": key})
         logits, class_logits = out if auxiliary else (out, None)
         return logits, class_logits, collections
+
+    def features(d: NetworkState, images, labels, key):
+        """D's last hidden features (`jgan.nn.sow_features`); D's collection updates are dropped."""
+        inputs = (images, labels) if label_input else (images,)
+        return apply_network(discriminator.module, d.variables(), *inputs, train=True,
+                             rngs={"dropout": key}, features=True)[2]
 
     def penalties(d: NetworkState, params, real, real_labels, fake, fake_labels, key):
         """Regularizer terms of D's loss. D's collection updates in these passes are dropped."""
@@ -116,7 +134,8 @@ def make_gan_train_step(config, *, generator: Network, discriminator: Network,
                                                    gamma=loss_cfg.r2_gamma)
         return terms
 
-    def d_update(d: NetworkState, real, real_labels, fake, fake_labels, key):
+    def d_update(d: NetworkState, real, real_labels, fake, fake_labels, key, *,
+                 apply: bool = update_d):
         k_real, k_fake, k_reg = jax.random.split(key, 3)
 
         def loss_fn(params):
@@ -136,7 +155,7 @@ def make_gan_train_step(config, *, generator: Network, discriminator: Network,
 
         (loss, (collections, terms, real_logits, fake_logits, real_class)), grads = (
             jax.value_and_grad(loss_fn, has_aux=True)(d.params))
-        if update_d:
+        if apply:
             d = apply_gradients(discriminator, d, grads, collections)
         metrics = {"loss/d": loss, "d/real": jnp.mean(to_score(real_logits)),
                    "d/fake": jnp.mean(to_score(fake_logits))}
@@ -145,6 +164,14 @@ def make_gan_train_step(config, *, generator: Network, discriminator: Network,
         if auxiliary:
             metrics["d/class_accuracy"] = jnp.mean(jnp.argmax(real_class, -1) == real_labels)
         return d, metrics
+
+    def unrolled(d: NetworkState, real, real_labels, fake, fake_labels, key) -> NetworkState:
+        """D after `unroll_steps` more updates on the same batch, differentiable in `fake`."""
+
+        def update(d, k):
+            return d_update(d, real, real_labels, fake, fake_labels, k, apply=True)[0], None
+
+        return jax.lax.scan(update, d, jax.random.split(key, unroll_steps))[0]
 
     def lazy_regularization(d: NetworkState, step, real, real_labels, fake, fake_labels, key):
         """Every reg_interval steps, one more D update on reg_interval x (R1 + R2) alone."""
@@ -214,10 +241,25 @@ def make_gan_train_step(config, *, generator: Network, discriminator: Network,
                                                jax.lax.stop_gradient(fake), fake_labels, k_reg)
             metrics.update(reg_terms)
 
+        # Unrolling draws its own stream, folded in, so the plain step's keys stay as they were.
+        k_unroll = jax.random.fold_in(key, 1)
+
         def g_loss_of_fake(fake):
             # D's statistics from this pass are discarded: D was updated on this batch already.
-            logits, class_logits, _ = discriminate(d, d.params, fake, fake_labels, k_g_drop)
-            terms = {"loss/g/adv": gan_loss.g(fake_logits=logits)}
+            target = d
+            if unroll_steps:
+                unroll_fake = fake if unroll_full else jax.lax.stop_gradient(fake)
+                target = unrolled(d, real, real_labels, unroll_fake, fake_labels, k_unroll)
+            if feature_matching:
+                k_fake, k_real = jax.random.split(k_g_drop)
+                terms = {"loss/g/feature_matching": losses.feature_matching_loss(
+                    real_features=features(target, real, real_labels, k_real),
+                    fake_features=features(target, fake, fake_labels, k_fake))}
+            if not feature_matching or auxiliary:
+                logits, class_logits, _ = discriminate(target, target.params, fake, fake_labels,
+                                                       k_g_drop)
+            if not feature_matching:
+                terms = {"loss/g/adv": gan_loss.g(fake_logits=logits)}
             if auxiliary:
                 terms["loss/g/class"] = loss_cfg.class_weight * losses.classification_loss(
                     class_logits=class_logits, labels=fake_labels)

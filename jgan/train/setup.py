@@ -16,7 +16,7 @@ import optax
 
 from jgan import losses, optim
 from jgan.errors import UserError
-from jgan.models import ARCHS, BIGAN_ARCHS, CONDITIONINGS, FAMILIES, build_models
+from jgan.models import ACTIVATIONS, ARCHS, BIGAN_ARCHS, CONDITIONINGS, FAMILIES, build_models
 from jgan.models.dcgan import halves_down
 from jgan.train.bigan_step import BIGAN_LOSSES, make_bigan_train_step
 from jgan.train.gan_step import lazy_regularization_interval, make_gan_train_step
@@ -93,7 +93,10 @@ def check_config(config) -> None:
                "model.d_norm": (model.d_norm, ("batch", "none")),
                "model.g_head": (model.g_head, ("dense", "conv")),
                "model.downsample": (model.downsample, ("stride", "mixed_pool")),
+               "model.activation": (model.activation, tuple(ACTIVATIONS)),
                "optim.optimizer": (optim_cfg.optimizer, OPTIMIZERS),
+               "loss.unroll_gradient": (loss_cfg.unroll_gradient, ("full", "stop")),
+               "loss.g_objective": (loss_cfg.g_objective, ("adversarial", "feature_matching")),
                "loss.gan_loss": (loss_cfg.gan_loss, BIGAN_LOSSES if bigan else losses.LOSS_NAMES)}
     for field, (value, allowed) in choices.items():
         if value not in allowed:
@@ -108,6 +111,7 @@ def check_config(config) -> None:
         if bigan_only:
             raise UserError(f"model.{bigan_only[0]} applies to the bigan family only: add --set "
                             "model.family=bigan, or drop it")
+    check_mode_collapse_options(config)
     if model.conditioning != "none" and model.num_classes < 2:
         raise UserError(f"model.num_classes={model.num_classes}: a conditional GAN needs 2 or "
                         "more classes")
@@ -136,6 +140,41 @@ def check_config(config) -> None:
         raise UserError(f"train.ema_kimg={train_cfg.ema_kimg}: use 0 (off) or a half-life > 0")
 
 
+# Model fields that only the toy arch reads, with their defaults.
+TOY_ONLY = {"g_layers": 2, "d_layers": 1, "activation": "relu", "minibatch_kernels": 0,
+            "minibatch_kernel_dim": 5, "pack": 1}
+
+
+def check_mode_collapse_options(config) -> None:
+    """Unrolling, feature matching, minibatch discrimination and packing, in one line each."""
+    model, loss_cfg, optim_cfg = config.model, config.loss, config.optim
+    toy_only = [name for name, default in TOY_ONLY.items() if getattr(model, name) != default]
+    if toy_only and model.arch != "toy":
+        raise UserError(f"model.{toy_only[0]} applies to the toy arch only: add --set "
+                        "model.arch=toy, or drop it")
+    mixes_batch = model.minibatch_kernels > 0 or model.pack > 1
+    refusals = [
+        (loss_cfg.unroll_steps < 0, f"loss.unroll_steps={loss_cfg.unroll_steps}: use 0 (plain "
+                                    "GAN) or more"),
+        (min(model.g_layers, model.d_layers, model.minibatch_kernels + 1, model.pack,
+             model.minibatch_kernel_dim) < 1 or model.minibatch_kernels < 0,
+         "model.g_layers, d_layers, minibatch_kernel_dim and pack must be 1 or more, and "
+         "minibatch_kernels 0 (off) or more"),
+        (mixes_batch and (loss_cfg.gp_weight or loss_cfg.r1_gamma or loss_cfg.r2_gamma),
+         "gradient penalties need per-example gradients, which minibatch discrimination and "
+         "packing mix across the batch: drop one of them"),
+        (config.train.batch_size % model.pack != 0,
+         f"train.batch_size={config.train.batch_size} does not split into packs of "
+         f"model.pack={model.pack}: use a multiple of it"),
+        (optim_cfg.eps_root < 0, f"optim.eps_root={optim_cfg.eps_root}: use 0 or more"),
+        (optim_cfg.eps_root > 0 and optim_cfg.optimizer != "adam",
+         "optim.eps_root is Adam's: drop it, or use --set optim.optimizer=adam"),
+    ]
+    for refused, message in refusals:
+        if refused:
+            raise UserError(message)
+
+
 def check_bigan_config(config) -> None:
     """What the BiGAN family does not combine with, each in one line that says what to change."""
     model, loss_cfg, train_cfg = config.model, config.loss, config.train
@@ -155,6 +194,8 @@ def check_bigan_config(config) -> None:
         (model.arch == "unet" and model.spectral_norm,
          "the unet arch has no spectral norm: use --set model.arch=dcgan"),
         (model.g_crop < 0, f"model.g_crop={model.g_crop}: use 0 (off) or a margin in pixels"),
+        (loss_cfg.unroll_steps > 0 or loss_cfg.g_objective != "adversarial",
+         "the bigan step has no unrolling or feature matching: use the gan family"),
     ]
     for refused, message in refusals:
         if refused:
@@ -184,7 +225,7 @@ def make_optimizer(optim_cfg, learning_rate: float, *, updates_per_step: int = 1
         schedule = optax.linear_schedule(learning_rate, 0.0,
                                          optim_cfg.decay_steps * updates_per_step)
     if optim_cfg.optimizer == "adam":
-        tx = optax.adam(schedule, b1=b1, b2=b2)
+        tx = optax.adam(schedule, b1=b1, b2=b2, eps_root=optim_cfg.eps_root)
     else:
         # PyTorch's RMSprop, as in the WGAN reference code: decay 0.99, eps added after the root.
         tx = optax.rmsprop(schedule, decay=0.99, eps=1e-8, eps_in_sqrt=False)
@@ -193,8 +234,10 @@ def make_optimizer(optim_cfg, learning_rate: float, *, updates_per_step: int = 1
 
 def check_image_shape(config, image_shape) -> None:
     """Convolutional networks need square images that halve down to 7 or less."""
+    if config.model.arch in ("mlp", "toy"):
+        return
     height, width = image_shape[:2]
-    if config.model.arch != "mlp" and (height != width or not halves_down(height)):
+    if height != width or not halves_down(height):
         raise UserError(f"{config.data.dataset} images are {height}x{width}, which the "
                         f"{config.model.arch} networks cannot take (they need square images "
                         "that halve down to 7 or less): add --set data.image_size=64 (or 32, "

@@ -17,6 +17,8 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from jgan.nn.features import FEATURES_COLLECTION, sown_features
+
 
 @flax.struct.dataclass
 class NetworkState:
@@ -44,9 +46,21 @@ class Network:
     tx: optax.GradientTransformation
 
 
-def apply_network(module: nn.Module, variables: dict, *args, rngs=None, **kwargs):
-    """`module.apply` that always returns `(output, updated non-trainable collections)`."""
+def apply_network(module: nn.Module, variables: dict, *args, rngs=None, features: bool = False,
+                  **kwargs):
+    """`module.apply` that always returns `(output, updated non-trainable collections)`.
+
+    With `features=True` it returns `(output, collections, features)`, the features the module
+    sowed with `jgan.nn.sow_features` (D's last hidden layer, for feature matching).
+    """
     mutable = [name for name in variables if name != "params"]
+    if features:
+        output, collections = module.apply(variables, *args, rngs=rngs,
+                                           mutable=[*mutable, FEATURES_COLLECTION], **kwargs)
+        collections = dict(collections)
+        sown = sown_features(collections)
+        del collections[FEATURES_COLLECTION]
+        return output, collections, sown
     if not mutable:
         return module.apply(variables, *args, rngs=rngs, **kwargs), {}
     return module.apply(variables, *args, rngs=rngs, mutable=mutable, **kwargs)

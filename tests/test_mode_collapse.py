@@ -1,0 +1,308 @@
+"""The 2-D mode-collapse benchmark: data, metrics, remedies, unrolling, and N seeds in one step."""
+
+import dataclasses
+import json
+import math
+import os
+import subprocess
+import sys
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+from jax.flatten_util import ravel_pytree
+
+from conftest import REPO, tiny_toy_config
+from experiments import mode_collapse
+from jgan import losses
+from jgan.config import LossConfig, ModelConfig, override
+from jgan.data.toy import batch_at, grid, ring, toy_dataset
+from jgan.errors import UserError
+from jgan.metrics.modes import mode_statistics
+from jgan.mode_collapse import POINT_SHAPE, train_toy
+from jgan.models import build_models
+from jgan.nn import MinibatchDiscrimination, pack_samples
+from jgan.train.gan_step import make_gan_train_step
+from jgan.train.seeds import init_states, seed_keys, unstack, vmap_train_step
+from jgan.train.setup import build_gan
+from jgan.train.state import Network
+
+
+def test_mixtures_have_the_papers_modes_and_sample_from_a_key():
+    centres = ring().centres
+    assert centres.shape == (8, 2)
+    np.testing.assert_allclose(np.linalg.norm(centres, axis=1), 2.0, rtol=1e-6)
+    assert sorted(set(grid().centres[:, 0].tolist())) == [-4.0, -2.0, 0.0, 2.0, 4.0]
+    mixture = ring()
+    points = np.asarray(mixture.sample(jax.random.key(0), 40000))
+    np.testing.assert_array_equal(points, mixture.sample(jax.random.key(0), 40000))
+    assert not np.array_equal(points, mixture.sample(jax.random.key(1), 40000))
+    distances = np.linalg.norm(points[:, None] - centres[None], axis=-1)
+    shares = np.bincount(distances.argmin(1), minlength=8) / len(points)
+    np.testing.assert_allclose(shares, 1 / 8, atol=0.01)
+    # Each coordinate's offset from its mode has the mixture's std, 0.02.
+    offsets = points - centres[distances.argmin(1)]
+    np.testing.assert_allclose(offsets.std(0), 0.02, rtol=0.03)
+    # batch_at is a function of (key, step) alone.
+    np.testing.assert_array_equal(batch_at(mixture, jax.random.key(3), 7, 16)["image"],
+                                  batch_at(mixture, jax.random.key(3), 7, 16)["image"])
+    with pytest.raises(UserError, match="toy dataset 'mnist' is unknown"):
+        toy_dataset("mnist")
+
+
+def test_mode_statistics_on_hand_made_samples():
+    mixture = ring()
+    c, std = mixture.centres, mixture.std
+    samples = np.concatenate([
+        np.repeat(c[0:1], 100, 0),                            # mode 0: 100 exact hits
+        np.repeat(c[1:2], 30, 0),                             # mode 1: 30
+        np.repeat(c[2:3] + [0.5 * std, 0.0], 10, 0),          # mode 2: 10, within 3 std
+        np.repeat(c[3:4] + [4.0 * std, 0.0], 10, 0),          # nearest mode 3, too far: not HQ
+        np.repeat(np.array([[10.0, 0.0]]), 50, 0),            # far out; nearest is mode 0
+    ]).astype(np.float32)
+    stats = {k: float(v) for k, v in mode_statistics(jnp.asarray(samples), c, std).items()}
+    assert stats["modes/covered"] == 2  # modes 0 and 1 have >= 20 high-quality samples
+    assert stats["modes/high_quality"] == pytest.approx(140 / 200)
+    shares = np.array([150, 30, 10, 10]) / 200
+    assert stats["modes/kl_uniform"] == pytest.approx(np.sum(shares * np.log(8 * shares)),
+                                                      rel=1e-5)
+    loose = mode_statistics(jnp.asarray(samples), c, std, min_count=1)
+    assert float(loose["modes/covered"]) == 3
+    uniform = np.repeat(c, 25, axis=0)
+    assert float(mode_statistics(jnp.asarray(uniform), c, std)["modes/kl_uniform"]) == \
+        pytest.approx(0.0, abs=1e-6)
+    assert float(mode_statistics(jnp.asarray(samples[:100]), c, std)["modes/kl_uniform"]) == \
+        pytest.approx(math.log(8), rel=1e-6)
+
+
+def test_minibatch_discrimination_sees_a_collapsed_batch():
+    layer = MinibatchDiscrimination(num_kernels=3, kernel_dim=4)
+    diverse = 100.0 * jax.random.normal(jax.random.key(0), (6, 8))
+    params = layer.init(jax.random.key(1), diverse)
+    out = layer.apply(params, diverse)
+    assert out.shape == (6, 8 + 3)
+    np.testing.assert_array_equal(out[:, :8], diverse)
+    collapsed = jnp.repeat(diverse[:1], 6, axis=0)
+    # o(x_i)_b = sum_j exp(-L1): 6 identical rows give 6; far-apart rows give about 1 (self).
+    np.testing.assert_allclose(layer.apply(params, collapsed)[:, 8:], 6.0)
+    np.testing.assert_allclose(out[:, 8:], 1.0, atol=1e-3)
+
+
+def test_pack_samples_puts_consecutive_samples_side_by_side():
+    x = jnp.arange(12.0).reshape(6, 2)
+    np.testing.assert_array_equal(pack_samples(x, 2), [[0, 1, 2, 3], [4, 5, 6, 7],
+                                                       [8, 9, 10, 11]])
+    with pytest.raises(UserError, match="does not split into packs of 4"):
+        pack_samples(x, 4)
+
+
+def test_feature_matching_loss_by_hand():
+    real = jnp.array([[1.0, 2.0], [3.0, 4.0]])  # mean (2, 3)
+    fake = jnp.array([[0.0, 0.0], [2.0, 2.0]])  # mean (1, 1)
+    assert float(losses.feature_matching_loss(real_features=real, fake_features=fake)) == 5.0
+
+
+def _toy_setup_step(config, steps: int = 3):
+    setup = build_gan(config, POINT_SHAPE)
+    state = setup.init_state(jax.random.key(0))
+    step = jax.jit(setup.train_step)
+    for index in range(steps):
+        batch = batch_at(ring(), jax.random.key(1), index, config.train.batch_size)
+        state, metrics = step(state, batch, jax.random.key(2))
+    return state, metrics
+
+
+def test_unrolling_zero_steps_is_the_plain_step_and_one_step_is_not():
+    config = tiny_toy_config()
+    plain, _ = _toy_setup_step(config)
+    for gradient in ("full", "stop"):
+        zero, _ = _toy_setup_step(override(config, [f"loss.unroll_gradient={gradient}",
+                                                    "loss.unroll_steps=0"]))
+        for a, b in zip(jax.tree.leaves(plain), jax.tree.leaves(zero)):
+            np.testing.assert_array_equal(a, b)
+    unrolled, metrics = _toy_setup_step(override(config, ["loss.unroll_steps=1"]))
+    # D's kept update is the same either way; only G's gradient changes.
+    np.testing.assert_array_equal(ravel_pytree(plain.nets["d"].params)[0][:0],
+                                  ravel_pytree(unrolled.nets["d"].params)[0][:0])
+    assert not np.array_equal(ravel_pytree(plain.nets["g"].params)[0],
+                              ravel_pytree(unrolled.nets["g"].params)[0])
+    assert np.isfinite(float(metrics["loss/g"]))
+
+
+def _sgd_step(config, d_lr):
+    """The step with SGD(1) for G, so G's update is minus its gradient, and D held still."""
+    models = build_models(config.model, POINT_SHAPE)
+    g, d = Network(models["g"], optax.sgd(1.0)), Network(models["d"], optax.sgd(d_lr))
+    return make_gan_train_step(config, generator=g, discriminator=d, update_d=False)
+
+
+@pytest.mark.parametrize("gradient", ["full", "stop"])
+def test_unrolled_gradient_agrees_with_finite_differences(gradient):
+    # A tiny smooth problem: tanh networks of 6 units, 3 unrolled SGD steps of D at a large rate,
+    # so the path through D's updates carries a large share of G's gradient.
+    config = tiny_toy_config(batch_size=8)
+    config = dataclasses.replace(
+        config, model=ModelConfig(arch="toy", z_dim=2, hidden=6, g_layers=1, activation="tanh"),
+        loss=LossConfig(unroll_steps=3, unroll_gradient=gradient))
+    step = jax.jit(_sgd_step(config, d_lr=2.0))
+    state = build_gan(config, POINT_SHAPE).init_state(jax.random.key(4))
+    batch = batch_at(ring(), jax.random.key(5), 0, 8)
+    key = jax.random.key(6)
+    new_state, metrics = step(state, batch, key)
+    flat, unravel = ravel_pytree(state.nets["g"].params)
+    gradient_of_step = flat - ravel_pytree(new_state.nets["g"].params)[0]
+
+    def loss_at(g_params_flat):
+        nets = {**state.nets, "g": state.nets["g"].replace(params=unravel(g_params_flat))}
+        return float(step(state.replace(nets=nets), batch, key)[1]["loss/g"])
+
+    assert loss_at(flat) == float(metrics["loss/g"])
+    eps = 1e-2
+    finite = np.array([(loss_at(flat.at[i].add(eps)) - loss_at(flat.at[i].add(-eps))) / (2 * eps)
+                       for i in range(flat.size)])
+    scale = np.abs(finite).max()
+    if gradient == "full":
+        # loss/g is G's unrolled loss, so its finite differences are the full gradient.
+        np.testing.assert_allclose(gradient_of_step, finite, atol=2e-3 * scale)
+    else:
+        # The stop-gradient variant drops the path through D's updates: a different gradient.
+        assert np.abs(gradient_of_step - finite).max() > 0.05 * scale
+
+
+def test_vmapped_seeds_equal_separate_runs_bitwise_on_cpu(tmp_path):
+    # XLA:CPU simplifies a batched program differently from the unbatched one (a reduction's
+    # order; (a / b) / c -> a / (b * c) only where b is a scalar), so bit equality needs those
+    # rewrites off. The program that checks it runs in its own process with these flags.
+    script = """
+import sys, jax, numpy as np
+sys.path.insert(0, "tests")
+from conftest import tiny_toy_config
+from jgan.config import override
+from jgan.data.toy import batch_at, ring
+from jgan.train.seeds import init_states, seed_keys, unstack, vmap_train_step
+from jgan.train.setup import build_gan
+config = override(tiny_toy_config(), ["loss.unroll_steps=2", "model.minibatch_kernels=3"])
+setup, seeds = build_gan(config, (2,)), [3, 1, 4]
+keys = seed_keys(seeds)
+states = init_states(setup, keys["init"])
+singles = [setup.init_state(keys["init"][i]) for i in range(3)]
+many, one = jax.jit(vmap_train_step(setup.train_step)), jax.jit(setup.train_step)
+sample = lambda key, step: batch_at(ring(), key, step, 32)
+for step in range(4):
+    batches = jax.vmap(sample)(keys["data"], states.step)
+    states, _ = many(states, batches, keys["run"])
+    singles = [one(s, sample(keys["data"][i], step), keys["run"][i])[0]
+               for i, s in enumerate(singles)]
+same = [bool(np.array_equal(a, b)) for i, s in enumerate(singles)
+        for a, b in zip(jax.tree.leaves(unstack(states, i)), jax.tree.leaves(s))]
+print(sum(same), len(same))
+"""
+    env = {**os.environ, "JAX_PLATFORMS": "cpu",
+           "XLA_FLAGS": "--xla_cpu_experimental_ynn_fusion_type= "
+                        "--xla_disable_hlo_passes=algsimp"}
+    result = subprocess.run([sys.executable, "-c", script], cwd=REPO, env=env,
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    same, total = map(int, result.stdout.split())
+    assert total > 30 and same == total
+
+
+def test_a_seeds_run_does_not_depend_on_the_other_seeds():
+    # With XLA's default rewrites: seed 0 alone and seed 0 among others give the same bits, and
+    # a separate, unbatched run agrees to float rounding.
+    config = tiny_toy_config()
+    setup = build_gan(config, POINT_SHAPE)
+    many = jax.jit(vmap_train_step(setup.train_step))
+    sample = jax.vmap(lambda key, step: batch_at(ring(), key, step, 32))
+
+    def run(seeds, steps=3):
+        keys = seed_keys(seeds)
+        states = init_states(setup, keys["init"])
+        for _ in range(steps):
+            states, _ = many(states, sample(keys["data"], states.step), keys["run"])
+        return states
+
+    a, b = run([0, 1, 2]), run([0, 7, 9])
+    for x, y in zip(jax.tree.leaves(unstack(a, 0)), jax.tree.leaves(unstack(b, 0))):
+        np.testing.assert_array_equal(x, y)
+    assert not np.array_equal(ravel_pytree(unstack(a, 1).nets["g"].params)[0],
+                              ravel_pytree(unstack(b, 1).nets["g"].params)[0])
+    keys = seed_keys([0])
+    single = setup.init_state(keys["init"][0])
+    for step in range(3):
+        single, _ = jax.jit(setup.train_step)(single, batch_at(ring(), keys["data"][0], step, 32),
+                                              keys["run"][0])
+    for x, y in zip(jax.tree.leaves(unstack(a, 0)), jax.tree.leaves(single)):
+        np.testing.assert_allclose(x, y, rtol=1e-5, atol=1e-6)
+
+
+def test_short_unrolled_run_covers_more_ring_modes_than_the_plain_gan(tmp_path):
+    # Fixed seeds, 3000 steps (measured: 0 and 0 modes plain, 4 and 4 unrolled): the plain GAN
+    # collapses and wanders between the modes; unrolling D 5 steps spreads G over the ring.
+    config = tiny_toy_config(seeds=2, steps=3000, batch_size=128, log_every=1500,
+                             checkpoint_every=3000)
+    config = override(config, ["model.hidden=64", "model.z_dim=16", "optim.d_lr=1e-3",
+                               "optim.g_lr=1e-3"])
+    plain = train_toy(config, tmp_path / "plain", log=lambda _: None)
+    unrolled = train_toy(override(config, ["loss.unroll_steps=5", "optim.eps_root=1e-8"]),
+                         tmp_path / "unrolled", log=lambda _: None)
+    covered = plain["mean"]["modes/covered"], unrolled["mean"]["modes/covered"]
+    assert covered[1] >= covered[0] + 2, covered
+
+
+def test_experiment_writes_table_figures_and_gif_and_resumes_exactly(tmp_path, capsys):
+    args = ["--method", "minibatch", "--seeds", "2", "--steps", "20", "--set",
+            "train.log_every=10", "--set", "train.checkpoint_every=10", "--set",
+            "train.batch_size=32", "--set", "model.hidden=16", "--set", "model.z_dim=4"]
+    assert mode_collapse.main([*args, "--workdir", str(tmp_path / "straight")]) == 0
+    straight = tmp_path / "straight"
+    for name in ("results.md", "results.json", "modes.png", "training.gif", "history.csv",
+                 "seeds.csv", "samples/step_000010.png", "samples/step_000020.png"):
+        assert (straight / name).is_file(), name
+    table = (straight / "results.md").read_text()
+    assert "modes/covered" in table and "| mean | std |" in table
+    results = json.loads((straight / "results.json").read_text())
+    assert results["seeds"] == [0, 1] and len(results["per_seed"]["modes/covered"]) == 2
+    history = (straight / "history.csv").read_text().splitlines()
+    assert history[0].startswith("step,") and "modes/covered/std" in history[0]
+    assert len(history) == 3
+    import PIL.Image
+    assert PIL.Image.open(straight / "training.gif").n_frames == 2
+
+    # Interrupted after step 10, then resumed: the same numbers as the straight run.
+    assert mode_collapse.main([*args[:-0 or None], "--workdir", str(tmp_path / "resumed"),
+                               "--steps", "10"]) == 0
+    assert mode_collapse.main([*args, "--workdir", str(tmp_path / "resumed")]) == 0
+    assert "resuming" in capsys.readouterr().out
+    resumed = json.loads((tmp_path / "resumed" / "results.json").read_text())
+    assert resumed["per_seed"] == results["per_seed"]
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--seeds", "0"], "--seeds 0: use 1 or more"),
+    (["--dataset", "mnist"], "toy dataset 'mnist' is unknown"),
+    (["--set", "model.pack=3"], "does not split into packs of model.pack=3"),
+    (["--method", "wgan_gp", "--set", "model.minibatch_kernels=4"],
+     "minibatch discrimination and packing mix"),
+    (["--unroll", "-1"], "loss.unroll_steps=-1"),
+])
+def test_experiment_bad_input_is_one_line(args, message, tmp_path, capsys):
+    assert mode_collapse.main([*args, "--steps", "2", "--workdir", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and len(err.splitlines()) == 1
+
+
+def test_toy_options_are_refused_outside_the_toy_arch():
+    from conftest import tiny_config
+    with pytest.raises(UserError, match="model.minibatch_kernels applies to the toy arch"):
+        build_gan(override(tiny_config(), ["model.minibatch_kernels=4"]), (28, 28, 1))
+    # Unrolling and feature matching are not toy-only: the MLP GAN on images takes them.
+    config = override(tiny_config("mlp"), ["loss.unroll_steps=1",
+                                           "loss.g_objective=feature_matching"])
+    setup = build_gan(config, (28, 28, 1))
+    state = setup.init_state(jax.random.key(0))
+    batch = {"image": jnp.zeros((16, 28, 28, 1), jnp.uint8)}
+    _, metrics = jax.jit(setup.train_step)(state, batch, jax.random.key(1))
+    assert np.isfinite(float(metrics["loss/g/feature_matching"]))
