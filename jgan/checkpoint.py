@@ -40,9 +40,14 @@ class Checkpointer:
             **items, **{STATE_ITEM: ocp.args.StandardSave(rest),
                         META_ITEM: ocp.args.JsonSave({**meta, "networks": sorted(state.nets)})}))
 
-    def restore(self, step: int, abstract_state):
-        """Returns `(state, run_key, meta)`; `abstract_state` gives shapes, dtypes and shardings."""
-        run_key_shape = jax.eval_shape(lambda: jax.random.key_data(jax.random.key(0)))
+    def restore(self, step: int, abstract_state, *, num_keys: int | None = None):
+        """Returns `(state, run_key, meta)`; `abstract_state` gives shapes, dtypes and shardings.
+
+        `num_keys`: the run key is a stack of that many keys (one per seed, `jgan.mode_collapse`).
+        """
+        one_key = jax.random.key(0) if num_keys is None else jax.random.split(
+            jax.random.key(0), num_keys)
+        run_key_shape = jax.eval_shape(lambda: jax.random.key_data(one_key))
         if not (self.directory / str(step) / next(iter(abstract_state.nets))).is_dir():
             return self._restore_single_item(step, abstract_state, run_key_shape)
         items = {name: ocp.args.StandardRestore(net) for name, net in abstract_state.nets.items()}

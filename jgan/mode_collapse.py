@@ -123,7 +123,7 @@ def train_toy(config, workdir, *, log=print) -> dict:
         abstract = jax.tree.map(
             lambda s: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=sharding),
             jax.eval_shape(init, keys["init"]))
-        states, _, _ = checkpointer.restore(latest, abstract)
+        states, _, _ = checkpointer.restore(latest, abstract, num_keys=len(seeds))
         log(f"resuming {workdir} from step {latest}")
     start = int(states.step[0])
     run_chunk = chunk_runner(setup, mixture, tc.batch_size * tc.n_critic, sharding)
