@@ -29,13 +29,12 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from jgan import config as config_lib
-from jgan.checkpoint import Checkpointer
 from jgan.data.toy import batch_at, toy_dataset
 from jgan.errors import NonFiniteLossError, UserError
 from jgan.metrics.modes import NUM_SAMPLES, mode_statistics
 from jgan.toy_figures import plot_mode_curves, plot_samples, write_gif
 from jgan.train.history import History
-from jgan.train.loop import check_resumable
+from jgan.train.loop import open_run_directory
 from jgan.train.parallel import make_mesh
 from jgan.train.seeds import init_states, mean_and_std, seed_keys, seed_sharding, vmap_train_step
 from jgan.train.setup import build_gan
@@ -105,12 +104,7 @@ def train_toy(config, workdir, *, log=print) -> dict:
     workdir, tc = Path(workdir), config.train
     mixture = toy_dataset(config.data.dataset)
     setup = build_gan(config, POINT_SHAPE)
-    workdir.mkdir(parents=True, exist_ok=True)
-    checkpointer = Checkpointer(workdir / "checkpoints", keep=tc.keep_checkpoints)
-    latest = checkpointer.latest_step()
-    if latest is not None:
-        check_resumable(workdir, config)
-    config_lib.save(config, workdir / "config.json")
+    checkpointer, latest = open_run_directory(workdir, config)
 
     seeds = list(range(tc.seed, tc.seed + tc.seeds))
     mesh = make_mesh()

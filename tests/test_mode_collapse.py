@@ -295,10 +295,14 @@ def test_experiment_bad_input_is_one_line(args, message, tmp_path, capsys):
     assert message in err and len(err.splitlines()) == 1
 
 
-def test_toy_options_are_refused_outside_the_toy_arch():
+def test_toy_options_are_refused_outside_the_toy_arch(tmp_path):
     from conftest import tiny_config
+    from jgan.train.loop import train
     with pytest.raises(UserError, match="model.minibatch_kernels applies to the toy arch"):
         build_gan(override(tiny_config(), ["model.minibatch_kernels=4"]), (28, 28, 1))
+    with pytest.raises(UserError, match="python -m experiments.mode_collapse"):
+        train(override(tiny_config(), ["model.arch=toy"]), tmp_path)
+    assert not (tmp_path / "config.json").exists()
     # Unrolling and feature matching are not toy-only: the MLP GAN on images takes them.
     config = override(tiny_config("mlp"), ["loss.unroll_steps=1",
                                            "loss.g_objective=feature_matching"])

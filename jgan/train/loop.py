@@ -87,16 +87,26 @@ def sample_grid_inputs(key, grid_size: int, z_dim: int, num_classes: int):
             columns)
 
 
-def train(config, workdir, *, log=print):
-    """Train (or resume) the run in `workdir` up to `config.train.steps`. Returns the final state."""
-    workdir = Path(workdir)
-    tc = config.train
+def open_run_directory(workdir: Path, config) -> tuple[Checkpointer, int | None]:
+    """Create or reopen a run directory: its checkpointer and latest step, after checking that
+    a run there was made with these settings; then write the config."""
     workdir.mkdir(parents=True, exist_ok=True)
-    checkpointer = Checkpointer(workdir / "checkpoints", keep=tc.keep_checkpoints)
+    checkpointer = Checkpointer(workdir / "checkpoints", keep=config.train.keep_checkpoints)
     latest = checkpointer.latest_step()
     if latest is not None:
         check_resumable(workdir, config)
     config_lib.save(config, workdir / "config.json")
+    return checkpointer, latest
+
+
+def train(config, workdir, *, log=print):
+    """Train (or resume) the run in `workdir` up to `config.train.steps`. Returns the final state."""
+    workdir = Path(workdir)
+    tc = config.train
+    if config.model.arch == "toy" or tc.seeds != 1:
+        raise UserError("the toy arch and train.seeds are the 2-D benchmark's: run python -m "
+                        "experiments.mode_collapse")
+    checkpointer, latest = open_run_directory(workdir, config)
 
     source = find_dataset(config.data.dataset, config.data.data_dir)
     log(f"data: {source.description}")

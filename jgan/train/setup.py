@@ -140,6 +140,13 @@ def check_config(config) -> None:
         raise UserError(f"train.ema_kimg={train_cfg.ema_kimg}: use 0 (off) or a half-life > 0")
 
 
+def refuse_first(refusals: list[tuple[bool, str]]) -> None:
+    """Raise the message of the first `(refused, message)` pair that is refused."""
+    for refused, message in refusals:
+        if refused:
+            raise UserError(message)
+
+
 # Model fields that only the toy arch reads, with their defaults.
 TOY_ONLY = {"g_layers": 2, "d_layers": 1, "activation": "relu", "minibatch_kernels": 0,
             "minibatch_kernel_dim": 5, "pack": 1}
@@ -170,9 +177,7 @@ def check_mode_collapse_options(config) -> None:
         (optim_cfg.eps_root > 0 and optim_cfg.optimizer != "adam",
          "optim.eps_root is Adam's: drop it, or use --set optim.optimizer=adam"),
     ]
-    for refused, message in refusals:
-        if refused:
-            raise UserError(message)
+    refuse_first(refusals)
 
 
 def check_bigan_config(config) -> None:
@@ -197,9 +202,7 @@ def check_bigan_config(config) -> None:
         (loss_cfg.unroll_steps > 0 or loss_cfg.g_objective != "adversarial",
          "the bigan step has no unrolling or feature matching: use the gan family"),
     ]
-    for refused, message in refusals:
-        if refused:
-            raise UserError(message)
+    refuse_first(refusals)
     weights = [name for name in ("e_spread_weight", "e_variance_weight", "e_variance_tolerance")
                if getattr(loss_cfg, name) < 0]
     if weights:
