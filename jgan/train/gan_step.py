@@ -250,15 +250,15 @@ def make_gan_train_step(config, *, generator: Network, discriminator: Network,
             if unroll_steps:
                 unroll_fake = fake if unroll_full else jax.lax.stop_gradient(fake)
                 target = unrolled(d, real, real_labels, unroll_fake, fake_labels, k_unroll)
+            # Under feature matching only ACGAN's class logits are used; XLA drops the rest.
+            logits, class_logits, _ = discriminate(target, target.params, fake, fake_labels,
+                                                   k_g_drop)
             if feature_matching:
                 k_fake, k_real = jax.random.split(k_g_drop)
                 terms = {"loss/g/feature_matching": losses.feature_matching_loss(
                     real_features=features(target, real, real_labels, k_real),
                     fake_features=features(target, fake, fake_labels, k_fake))}
-            if not feature_matching or auxiliary:
-                logits, class_logits, _ = discriminate(target, target.params, fake, fake_labels,
-                                                       k_g_drop)
-            if not feature_matching:
+            else:
                 terms = {"loss/g/adv": gan_loss.g(fake_logits=logits)}
             if auxiliary:
                 terms["loss/g/class"] = loss_cfg.class_weight * losses.classification_loss(
