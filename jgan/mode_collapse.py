@@ -176,17 +176,18 @@ def train_toy(config, workdir, *, log=print) -> dict:
     if summary is None:
         log(f"{workdir} is at step {start} of {tc.steps}: nothing to train (raise --steps to go "
             "on)")
-    return write_results(config, workdir, mixture, seeds, step, log=log)
+    return write_results(config, workdir, mixture, seeds, step, history=history,
+                         per_seed=per_seed, log=log)
 
 
-def write_results(config, workdir: Path, mixture, seeds, step: int, *, log=print) -> dict:
+def write_results(config, workdir: Path, mixture, seeds, step: int, *, history: History,
+                  per_seed: History, log=print) -> dict:
     """The table (results.json, results.md), the curves (modes.png) and the GIF, from the CSVs."""
-    rows = History(workdir / "history.csv", resume_step=step).rows()
+    rows = history.rows()
     steps = [int(row["step"]) for row in rows]
     summaries = [{name: (float(row[f"{name}/mean"]), float(row[f"{name}/std"]))
                   for name in MODE_METRICS} for row in rows]
-    final_rows = [row for row in History(workdir / "seeds.csv", resume_step=step).rows()
-                  if int(row["step"]) == step]
+    final_rows = [row for row in per_seed.rows() if int(row["step"]) == step]
     final = {name: [float(row[name]) for row in final_rows] for name in final_rows[0]
              if name not in ("step", "seed")}
     summary = mean_and_std(final)

@@ -288,6 +288,7 @@ def test_experiment_writes_table_figures_and_gif_and_resumes_exactly(tmp_path, c
     (["--method", "wgan_gp", "--set", "model.minibatch_kernels=4"],
      "minibatch discrimination and packing mix"),
     (["--unroll", "-1"], "loss.unroll_steps=-1"),
+    (["--set", "model.pack=0"], "model.pack=0: use 1 or more"),
 ])
 def test_experiment_bad_input_is_one_line(args, message, tmp_path, capsys):
     assert mode_collapse.main([*args, "--steps", "2", "--workdir", str(tmp_path)]) == 2

@@ -11,6 +11,7 @@ jittable, so `jax.vmap` measures many seeds at once.
 from __future__ import annotations
 
 import jax.numpy as jnp
+from jax.scipy.special import xlogy
 
 NUM_SAMPLES = 2500  # samples per measurement, as in VEEGAN and PacGAN
 
@@ -28,8 +29,7 @@ def mode_statistics(samples, centres, std: float, *, sigmas: float = 3.0,
     one_hot = nearest[:, None] == jnp.arange(len(centres))[None, :]
     good_counts = jnp.sum(one_hot & high_quality[:, None], axis=0)
     share = jnp.mean(one_hot, axis=0)
-    kl = jnp.sum(jnp.where(share > 0, share * jnp.log(jnp.where(share > 0, share, 1.0)
-                                                      * len(centres)), 0.0))
+    kl = jnp.sum(xlogy(share, share * len(centres)))  # 0 log 0 = 0 for the empty modes
     return {"modes/covered": jnp.sum(good_counts >= min_count).astype(jnp.float32),
             "modes/high_quality": jnp.mean(high_quality.astype(jnp.float32)),
             "modes/kl_uniform": kl}

@@ -163,14 +163,14 @@ def check_mode_collapse_options(config) -> None:
     refusals = [
         (loss_cfg.unroll_steps < 0, f"loss.unroll_steps={loss_cfg.unroll_steps}: use 0 (plain "
                                     "GAN) or more"),
-        (min(model.g_layers, model.d_layers, model.minibatch_kernels + 1, model.pack,
-             model.minibatch_kernel_dim) < 1 or model.minibatch_kernels < 0,
-         "model.g_layers, d_layers, minibatch_kernel_dim and pack must be 1 or more, and "
-         "minibatch_kernels 0 (off) or more"),
+        *((getattr(model, name) < 1, f"model.{name}={getattr(model, name)}: use 1 or more")
+          for name in ("g_layers", "d_layers", "minibatch_kernel_dim", "pack")),
+        (model.minibatch_kernels < 0,
+         f"model.minibatch_kernels={model.minibatch_kernels}: use 0 (off) or more"),
         (mixes_batch and (loss_cfg.gp_weight or loss_cfg.r1_gamma or loss_cfg.r2_gamma),
          "gradient penalties need per-example gradients, which minibatch discrimination and "
          "packing mix across the batch: drop one of them"),
-        (config.train.batch_size % model.pack != 0,
+        (model.pack > 1 and config.train.batch_size % model.pack != 0,
          f"train.batch_size={config.train.batch_size} does not split into packs of "
          f"model.pack={model.pack}: use a multiple of it"),
         (optim_cfg.eps_root < 0, f"optim.eps_root={optim_cfg.eps_root}: use 0 or more"),
