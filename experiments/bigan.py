@@ -2,7 +2,7 @@
 
     python -m experiments.bigan                                  # the paper's MNIST MLPs
     python -m experiments.bigan --data-dir ../shared/datasets    # all 60,000 training digits
-    python -m jgan.evaluate_bigan runs/bigan_mnist --data-dir ../shared/datasets
+    python -m jgan.tools.evaluate_bigan runs/bigan_mnist --data-dir ../shared/datasets
 
 The paper's permutation-invariant MNIST model (its code's `mnist_mlp`): 1024-unit layers with
 LeakyReLU(0.2) and BatchNorm from the second layer in E and D, ReLU and BatchNorm in G, a linear
@@ -20,12 +20,13 @@ encoder-collapse regularizer `loss.e_spread_weight=1.5 loss.e_variance_weight=1`
 import sys
 
 from jgan.cli import run_experiment
-from jgan.config import Config, ModelConfig, TrainConfig
+from jgan.config import Config, TrainConfig
+from jgan.families.bigan import BiGANModelConfig
 
 
 def get_config() -> Config:
-    return Config(name="bigan", model=ModelConfig(family="bigan", arch="mlp", z_dim=50,
-                                                  hidden=1024),
+    return Config(name="bigan", family="bigan",
+                  model=BiGANModelConfig(arch="mlp", z_dim=50, hidden=1024),
                   train=TrainConfig(steps=10000, batch_size=128, sample_every=1000,
                                     checkpoint_every=1000))
 

@@ -2,7 +2,7 @@
 
     python -m experiments.bigbigan
     python -m experiments.bigbigan --data-dir ../shared/datasets --dataset fashion_mnist
-    python -m jgan.evaluate_bigan runs/bigbigan_mnist --data-dir ../shared/datasets
+    python -m jgan.tools.evaluate_bigan runs/bigbigan_mnist --data-dir ../shared/datasets
 
 BigBiGAN's objective (Sec. 2): D has an x pathway F, a z pathway H and a joint head J; besides
 s_xz = J(F(x), H(z)) it scores x alone (s_x) and z alone (s_z). D minimises the hinge loss of all
@@ -19,14 +19,15 @@ max(MSE(1, var E(x)) - 0.1, 0) times an adaptive multiplier (logged as e/varianc
 import sys
 
 from jgan.cli import run_experiment
-from jgan.config import Config, LossConfig, ModelConfig
+from jgan.config import Config
+from jgan.families.bigan import BiGANLossConfig, BiGANModelConfig
 
 
 def get_config() -> Config:
-    return Config(name="bigbigan",
-                  model=ModelConfig(family="bigan", arch="dcgan", z_dim=64, hidden=512,
-                                    unary=True),
-                  loss=LossConfig(gan_loss="hinge", e_spread_weight=1.5, e_variance_weight=1.0))
+    return Config(name="bigbigan", family="bigan",
+                  model=BiGANModelConfig(arch="dcgan", z_dim=64, hidden=512, unary=True),
+                  loss=BiGANLossConfig(gan_loss="hinge", e_spread_weight=1.5,
+                                       e_variance_weight=1.0))
 
 
 def main(argv=None) -> int:

@@ -2,7 +2,7 @@
 
     python -m experiments.cgan                              # conditional DCGAN networks
     python -m experiments.cgan --set model.arch=mlp         # the paper's MLP networks
-    python -m jgan.sample runs/cgan_mnist --labels 3,7      # 8 threes, then 8 sevens
+    python -m jgan.tools.sample runs/cgan_mnist --labels 3,7      # 8 threes, then 8 sevens
 
 G takes the one-hot label beside z; D takes it as one constant plane per class beside the image.
 DCGAN networks and settings otherwise: Adam(2e-4, beta1 0.5), batch 64, non-saturating loss.
@@ -17,12 +17,13 @@ so they are not the default. The sample grid has one row per class, each column 
 import sys
 
 from jgan.cli import run_experiment
-from jgan.config import Config, ModelConfig
+from jgan.config import Config
+from jgan.families.gan import GANModelConfig
 
 
 def get_config() -> Config:
-    return Config(name="cgan", model=ModelConfig(arch="dcgan", conditioning="input",
-                                                 num_classes=10))
+    return Config(name="cgan", model=GANModelConfig(arch="dcgan", conditioning="input",
+                                                     num_classes=10))
 
 
 def main(argv=None) -> int:

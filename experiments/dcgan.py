@@ -10,11 +10,12 @@ z ~ N(0, I) of size 100, non-saturating loss.
 import sys
 
 from jgan.cli import run_experiment
-from jgan.config import Config, ModelConfig
+from jgan.config import Config
+from jgan.families.gan import GANModelConfig
 
 
 def get_config() -> Config:
-    return Config(name="dcgan", model=ModelConfig(arch="dcgan"))
+    return Config(name="dcgan", model=GANModelConfig(arch="dcgan"))
 
 
 def main(argv=None) -> int:

@@ -9,11 +9,12 @@ Adam(2e-4, beta1 0.5) for both networks (the paper used SGD with momentum), batc
 import sys
 
 from jgan.cli import run_experiment
-from jgan.config import Config, ModelConfig, TrainConfig
+from jgan.config import Config, TrainConfig
+from jgan.families.gan import GANModelConfig
 
 
 def get_config() -> Config:
-    return Config(name="gan", model=ModelConfig(arch="mlp"), train=TrainConfig(steps=5000))
+    return Config(name="gan", model=GANModelConfig(arch="mlp"), train=TrainConfig(steps=5000))
 
 
 def main(argv=None) -> int:

@@ -28,7 +28,8 @@ import dataclasses
 import sys
 
 from jgan.cli import parse_config
-from jgan.config import Config, DataConfig, LossConfig, ModelConfig, OptimConfig, TrainConfig
+from jgan.config import Config, DataConfig, OptimConfig, TrainConfig
+from jgan.families.gan import GANLossConfig, GANModelConfig
 from jgan.errors import reports_errors
 
 METHODS = ("gan", "unrolled", "unrolled_stop", "wgan_gp", "minibatch", "feature_matching",
@@ -38,9 +39,9 @@ METHODS = ("gan", "unrolled", "unrolled_stop", "wgan_gp", "minibatch", "feature_
 def get_config(method: str = "gan") -> Config:
     config = Config(
         name=f"mode_collapse_{method}", data=DataConfig(dataset="ring"),
-        model=ModelConfig(arch="toy", z_dim=256, hidden=128, g_layers=2, d_layers=1),
+        model=GANModelConfig(arch="toy", z_dim=256, hidden=128, g_layers=2, d_layers=1),
         optim=OptimConfig(g_lr=1e-3, d_lr=1e-3, b1=0.5, b2=0.999),
-        loss=LossConfig(gan_loss="nonsaturating"),
+        loss=GANLossConfig(gan_loss="nonsaturating"),
         train=TrainConfig(steps=10000, batch_size=512, log_every=500, checkpoint_every=5000,
                           seeds=8))
     if method in ("unrolled", "unrolled_stop"):
@@ -51,7 +52,7 @@ def get_config(method: str = "gan") -> Config:
     if method == "wgan_gp":
         return dataclasses.replace(
             config, optim=dataclasses.replace(config.optim, g_lr=1e-4, d_lr=1e-4, b2=0.9),
-            loss=LossConfig(gan_loss="wasserstein", gp_weight=0.1),
+            loss=GANLossConfig(gan_loss="wasserstein", gp_weight=0.1),
             train=dataclasses.replace(config.train, n_critic=5))
     if method == "minibatch":
         return dataclasses.replace(config, model=dataclasses.replace(

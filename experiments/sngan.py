@@ -11,12 +11,14 @@ Adam(2e-4, beta1 0.5, beta2 0.999) and one D update per G update: the paper's se
 import sys
 
 from jgan.cli import run_experiment
-from jgan.config import Config, LossConfig, ModelConfig
+from jgan.config import Config
+from jgan.families.gan import GANLossConfig, GANModelConfig
 
 
 def get_config() -> Config:
-    return Config(name="sngan", model=ModelConfig(arch="dcgan", d_norm="none", spectral_norm=True),
-                  loss=LossConfig(gan_loss="hinge"))
+    return Config(name="sngan",
+                  model=GANModelConfig(arch="dcgan", d_norm="none", spectral_norm=True),
+                  loss=GANLossConfig(gan_loss="hinge"))
 
 
 def main(argv=None) -> int:

@@ -11,13 +11,14 @@ in the paper's DCGAN experiments. One step is one generator update.
 import sys
 
 from jgan.cli import run_experiment
-from jgan.config import Config, LossConfig, ModelConfig, OptimConfig, TrainConfig
+from jgan.config import Config, OptimConfig, TrainConfig
+from jgan.families.gan import GANLossConfig, GANModelConfig
 
 
 def get_config() -> Config:
-    return Config(name="wgan", model=ModelConfig(arch="dcgan"),
+    return Config(name="wgan", model=GANModelConfig(arch="dcgan"),
                   optim=OptimConfig(optimizer="rmsprop", g_lr=5e-5, d_lr=5e-5, d_clip=0.01),
-                  loss=LossConfig(gan_loss="wasserstein"),
+                  loss=GANLossConfig(gan_loss="wasserstein"),
                   train=TrainConfig(steps=2000, n_critic=5))
 
 

@@ -12,13 +12,14 @@ update.
 import sys
 
 from jgan.cli import run_experiment
-from jgan.config import Config, LossConfig, ModelConfig, OptimConfig, TrainConfig
+from jgan.config import Config, OptimConfig, TrainConfig
+from jgan.families.gan import GANLossConfig, GANModelConfig
 
 
 def get_config() -> Config:
-    return Config(name="wgan_gp", model=ModelConfig(arch="dcgan", d_norm="none"),
+    return Config(name="wgan_gp", model=GANModelConfig(arch="dcgan", d_norm="none"),
                   optim=OptimConfig(g_lr=1e-4, d_lr=1e-4, b1=0.0, b2=0.9),
-                  loss=LossConfig(gan_loss="wasserstein", gp_weight=10.0),
+                  loss=GANLossConfig(gan_loss="wasserstein", gp_weight=10.0),
                   train=TrainConfig(steps=1500, n_critic=5))
 
 

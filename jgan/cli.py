@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+from pathlib import Path
 
 from jgan import config as config_lib
 from jgan import losses
+from jgan.data import check_data_config
 from jgan.errors import reports_errors
 
 
@@ -27,9 +29,13 @@ def parse_config(default, argv, *, description: str, parents=()):
     parser.add_argument("--batch-size", type=int,
                         help=f"global batch size (default {default.train.batch_size})")
     parser.add_argument("--seed", type=int, help=f"run seed (default {default.train.seed})")
-    parser.add_argument("--dataset", help=f"TFDS name (default {default.data.dataset})")
+    parser.add_argument("--dataset", help="TFDS name, or a folder of images in --data-dir "
+                                          f"(default {default.data.dataset})")
     parser.add_argument("--data-dir", help="folder laid out as shared/datasets "
                                            "(default: $JGAN_DATA_DIR, else bundled MNIST subset)")
+    parser.add_argument("--images", metavar="DIR",
+                        help="train on a folder of images instead of --dataset (trainA/ and "
+                             "trainB/ inside: paired or unpaired A/B data)")
     parser.add_argument("--loss", choices=losses.LOSS_NAMES,
                         help=f"adversarial loss (default {default.loss.gan_loss})")
     parser.add_argument("--eval-every", type=int,
@@ -40,11 +46,20 @@ def parse_config(default, argv, *, description: str, parents=()):
     args = parser.parse_args(argv)
     flags = {"train.steps": args.steps, "train.batch_size": args.batch_size,
              "train.seed": args.seed, "data.dataset": args.dataset, "data.data_dir": args.data_dir,
-             "loss.gan_loss": args.loss, "train.eval_every": args.eval_every}
+             "data.images": args.images, "loss.gan_loss": args.loss,
+             "train.eval_every": args.eval_every}
     assignments = [f"{k}={v}" for k, v in flags.items() if v is not None] + args.set
     config = config_lib.override(default, assignments)
-    workdir = args.workdir or f"runs/{config.name}_{config.data.dataset}"
+    check_data_config(config.data)
+    workdir = args.workdir or f"runs/{config.name}_{data_name(config.data)}"
     return config, workdir
+
+
+def data_name(data_cfg) -> str:
+    """The dataset's name, or the image folder's: the default run directory ends with it."""
+    if data_cfg.images is None:
+        return data_cfg.dataset
+    return Path(data_cfg.images).expanduser().resolve().name
 
 
 def _field_list(config) -> str:

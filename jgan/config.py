@@ -10,6 +10,7 @@ import dataclasses
 import json
 import math
 import typing
+from typing import Any
 
 from jgan.errors import UserError
 
@@ -20,35 +21,13 @@ class DataConfig:
     data_dir: str | None = None  # None: $JGAN_DATA_DIR, else the bundled MNIST subset
     split: str = "train"
     image_size: int = 0  # > 0: centre-crop each image to a square and resize it to this size
-
-
-@dataclasses.dataclass(frozen=True, kw_only=True)
-class ModelConfig:
-    family: str = "gan"  # "gan" (G and D), or "bigan" (G, an encoder E and a joint D(x, z))
-    arch: str = "dcgan"  # "dcgan", "mlp" or "toy" (2-D points); bigan also "unet"
-    z_dim: int = 100
-    base_features: int = 64  # dcgan: channels of D's first and G's last hidden layer
-    hidden: int = 1200  # mlp: width of G's hidden layers; toy: of G's and D's
-    d_norm: str = "batch"  # dcgan: "batch", or "none" (critics under a gradient penalty)
-    spectral_norm: bool = False  # spectral normalization of D's weights (Miyato et al. 2018)
-    # "none"; "input": the label is fed to G and D (CGAN); "auxiliary": fed to G and predicted
-    # by a class head on D (ACGAN)
-    conditioning: str = "none"
-    num_classes: int = 10  # used when conditioning is not "none"
-    # bigan only:
-    g_head: str = "dense"  # "dense", or "conv": a fully convolutional G
-    g_crop: int = 0  # > 0: pad-then-crop, G draws a canvas this much wider per side, cut to size
-    downsample: str = "stride"  # dcgan E and D: "stride", or "mixed_pool" (jgan.nn.MixedPooling)
-    unary: bool = False  # BigBiGAN's unary scores s_x and s_z beside the joint s_xz
-    # toy only (jgan.models.toy): depth and activation of G and D, and D's options against mode
-    # collapse: minibatch discrimination (Salimans et al. 2016) with this many kernels of this
-    # dimension, and PacGAN's packing of this many samples per D input
-    g_layers: int = 2
-    d_layers: int = 1
-    activation: str = "relu"
-    minibatch_kernels: int = 0
-    minibatch_kernel_dim: int = 5
-    pack: int = 1
+    # A folder of images (PNG, JPEG, BMP, TIFF; searched recursively), read instead of `dataset`;
+    # trainA/ + trainB/ (split A/B folders) give paired or unpaired data (jgan.data.folders)
+    images: str | None = None
+    # Folders only: "auto" (A/B folders are paired when their file names match one to one),
+    # "paired", "unpaired", or "side_by_side" (each file is an A|B pair, pix2pix's packaging)
+    pairing: str = "auto"
+    channels: int = 0  # folders only: 0 = 1 if every image is grey, else 3 (RGB, alpha dropped)
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -63,31 +42,6 @@ class OptimConfig:
     # where a parameter's gradients were all 0 (unrolled GAN's full gradient)
     eps_root: float = 0.0
     d_clip: float = 0.0  # > 0: D's weights are clipped to [-d_clip, d_clip] (WGAN)
-
-
-@dataclasses.dataclass(frozen=True, kw_only=True)
-class LossConfig:
-    gan_loss: str = "nonsaturating"  # a name from jgan.losses.LOSSES
-    real_label: float = 1.0  # < 1: one-sided label smoothing (Salimans et al. 2016)
-    focal_gamma: float = 2.0  # gan_loss "focal" only
-    gp_weight: float = 0.0  # WGAN-GP's lambda
-    r1_gamma: float = 0.0  # R1 on reals (Mescheder et al. 2018)
-    r2_gamma: float = 0.0  # R2 on fakes
-    reg_interval: int = 1  # > 1: lazy R1/R2, a separate D update every reg_interval steps
-    class_weight: float = 1.0  # ACGAN: weight of the auxiliary classification loss
-    # Unrolled GAN (Metz et al. 2017): G's loss is taken against D after this many more updates
-    # on the step's batch, differentiated through them ("full") or not ("stop")
-    unroll_steps: int = 0
-    unroll_gradient: str = "full"
-    # G's objective: "adversarial" (loss.gan_loss), or "feature_matching" (Salimans et al. 2016)
-    g_objective: str = "adversarial"
-    # BiGAN's encoder-collapse regularizer (jgan.losses.encoder_collapse_penalty): the weight of
-    # -tanh(pairwise MSE), the base multiplier of the variance term, its tolerance, and the cap
-    # of its adaptive multiplier
-    e_spread_weight: float = 0.0
-    e_variance_weight: float = 0.0
-    e_variance_tolerance: float = 0.1
-    e_variance_max_multiplier: float = 10.0
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -114,12 +68,34 @@ class TrainConfig:
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class Config:
+    """A run's settings. `model` and `loss` are the family's own groups (`Family.model_config`,
+    `Family.loss_config`); left out, they take that family's defaults."""
+
     name: str = "dcgan"
+    family: str = "gan"  # a name in the registry of jgan.families
     data: DataConfig = DataConfig()
-    model: ModelConfig = ModelConfig()
+    model: Any = None
     optim: OptimConfig = OptimConfig()
-    loss: LossConfig = LossConfig()
+    loss: Any = None
     train: TrainConfig = TrainConfig()
+
+    def __post_init__(self):
+        family = _family(self.family)
+        for group, cls in (("model", family.model_config), ("loss", family.loss_config)):
+            value = getattr(self, group)
+            if value is None:
+                object.__setattr__(self, group, cls())
+            elif not isinstance(value, cls):
+                raise UserError(f"{group}={type(value).__name__}(...) does not belong to family "
+                                f"{self.family!r}, whose {group} group is {cls.__name__}: start "
+                                f"from an experiment of that family")
+
+
+def _family(name: str):
+    # Imported here: the families import the config groups they share (OptimConfig, ...).
+    from jgan.families import get_family
+
+    return get_family(name)
 
 
 # Fields that may change between a run and its resumption: they set how long and how chattily it
@@ -182,7 +158,31 @@ def to_dict(config) -> dict:
 
 
 def from_dict(data: dict, cls=Config):
-    """Rebuild a config from `to_dict` output (as read from config.json)."""
+    """Rebuild a config from `to_dict` output (as read from config.json).
+
+    The `model` and `loss` groups are read as the family's classes. A config.json written before
+    families were plug-ins kept the family in `model.family`, and every family's fields in one
+    flat group: it is read as that family's config, without the other families' fields.
+    """
+    if cls is Config:
+        data = dict(data)
+        legacy = "family" not in data and "family" in data.get("model", {})
+        if legacy:
+            data["family"] = data["model"]["family"]
+        family = _family(data.get("family", "gan"))
+        groups = {"model": family.model_config, "loss": family.loss_config}
+        for group, group_cls in groups.items():
+            if group in data and legacy:
+                names = {field.name for field in dataclasses.fields(group_cls)}
+                data[group] = {k: v for k, v in data[group].items() if k in names}
+        kwargs = {group: from_dict(data[group], group_cls)
+                  for group, group_cls in groups.items() if group in data}
+        rest = {k: v for k, v in data.items() if k not in groups}
+        return dataclasses.replace(_from_fields(rest, cls), **kwargs)
+    return _from_fields(data, cls)
+
+
+def _from_fields(data: dict, cls):
     kwargs = {}
     hints = typing.get_type_hints(cls)
     for field in dataclasses.fields(cls):

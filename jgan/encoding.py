@@ -1,12 +1,11 @@
 """A BiGAN's encoder at work: encodings, reconstructions G(E(x)) and latent interpolations.
 
 All take uint8 images, as datasets hold them, and a setup with `encode` and `reconstruct`
-(`jgan.train.setup.BiGANSetup`); BatchNorm runs in inference mode.
+(`jgan.families.bigan.BiGANSetup`); BatchNorm runs in inference mode.
 """
 
 from __future__ import annotations
 
-import jax
 import numpy as np
 
 from jgan.images import make_grid, to_uint8
@@ -54,7 +53,7 @@ def interpolation_grid(setup, state, starts: np.ndarray, ends: np.ndarray, *,
     z_b = encode_images(setup, state, ends)
     t = np.linspace(0.0, 1.0, steps, dtype=np.float32)[None, :, None]
     z = ((1.0 - t) * z_a[:, None] + t * z_b[:, None]).reshape(-1, z_a.shape[-1])
-    middle = to_uint8(jax.jit(setup.sample)(state, z)).reshape(len(starts), steps,
+    middle = to_uint8(setup.sample_fn(state, {"z": z})).reshape(len(starts), steps,
                                                                 *starts.shape[1:])
     rows = np.concatenate([starts[:, None], middle, ends[:, None]], axis=1)
     return make_grid(rows.reshape(-1, *starts.shape[1:]), columns=steps + 2)

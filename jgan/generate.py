@@ -1,7 +1,8 @@
-"""Images from a generator: fixed latents from a seed, labels spread evenly over classes.
+"""Images from a run's setup: drawn from a seed, labels spread evenly over classes.
 
-Shared by `jgan.sample`, `jgan.evaluate` and the training loop's evaluation, so the images a run
-is measured on during training are the ones `python -m jgan.evaluate` draws from its checkpoint.
+Shared by `jgan.tools.sample`, `jgan.tools.evaluate` and the training loop's evaluation, so the
+images a run is measured on during training are the ones `python -m jgan.tools.evaluate` draws
+from its checkpoint.
 """
 
 from __future__ import annotations
@@ -10,9 +11,6 @@ import jax
 import numpy as np
 
 from jgan.errors import UserError
-from jgan.images import to_uint8
-
-CHUNK = 256  # images per generator call, to bound memory
 
 
 def image_labels(labels, num_images: int, num_classes: int) -> np.ndarray | None:
@@ -37,18 +35,12 @@ def image_labels(labels, num_images: int, num_classes: int) -> np.ndarray | None
     return np.repeat(np.asarray(labels, np.int32), num_images // len(labels))
 
 
-def draw_samples(setup, state, num_images: int, *, seed: int = 0, labels=None, sample_fn=None):
-    """`(uint8 images [N, H, W, C], per-image labels or None)`, z drawn from `key(seed)`.
-
-    `sample_fn` is `jax.jit(setup.sample)`, passed by callers that already compiled it.
-    """
+def draw_samples(setup, state, num_images: int, *, seed: int = 0, labels=None):
+    """`(uint8 images [N, H, W, C], per-image labels or None)`, drawn by `setup.generate` from
+    `key(seed)`."""
     if num_images < 1:
         raise UserError(f"num_images is {num_images}: ask for at least 1")
     per_image_labels = image_labels(labels, num_images, setup.num_classes)
-    sample_fn = sample_fn or jax.jit(setup.sample)
-    z = jax.random.normal(jax.random.key(seed), (num_images, setup.z_dim))
-    images = np.concatenate([
-        to_uint8(sample_fn(state, z[i:i + CHUNK],
-                           None if per_image_labels is None else per_image_labels[i:i + CHUNK]))
-        for i in range(0, num_images, CHUNK)])
+    conditions = {} if per_image_labels is None else {"labels": per_image_labels}
+    images = setup.generate(state, jax.random.key(seed), num_images, **conditions)
     return images, per_image_labels

@@ -279,3 +279,31 @@ def latent_variance_penalty(codes: jax.Array, *, multiplier, tolerance: float) -
     """
     variance_error = jnp.mean((1.0 - jnp.var(codes, axis=0, ddof=1)) ** 2)
     return multiplier * jax.nn.relu(variance_error - tolerance)
+
+
+def per_sample_spread_penalty(codes: jax.Array, *, weight: float) -> jax.Array:
+    """-weight * mean_i tanh(s_i), s_i = mean over j != i of mean_k (c_ik - c_jk)^2, codes [B, K].
+
+    The first seed's similarity term as it wrote it: tanh bounds each code's own spread before
+    the mean over codes, where `latent_spread_penalty` takes tanh of the batch mean
+    (mean_i s_i = `pairwise_mse`), so a few far-off codes saturate their own tanh, not the batch's.
+    s_i = B / (B - 1) * mean_k ((c_ik - m_k)^2 + var_k), m and var (ddof=0) over the batch, as
+    sum_j (a_i - a_j)^2 = B (a_i - m)^2 + B var: O(B K) rather than O(B^2 K).
+    """
+    batch = codes.shape[0]
+    mean = jnp.mean(codes, axis=0)
+    squared = (codes - mean) ** 2 + jnp.var(codes, axis=0)
+    spread = batch / (batch - 1) * jnp.mean(squared, axis=1)
+    return -weight * jnp.mean(jnp.tanh(spread))
+
+
+def per_sample_variance_penalty(codes: jax.Array, *, multiplier, tolerance: float) -> jax.Array:
+    """multiplier * max(mean_i (v_i - 1)^2 - tolerance, 0), v_i = var_k c_ik for codes [B, K].
+
+    The first seed's variance term as it wrote it: each code's variance across its own K latent
+    dimensions (unbiased, ddof=1, like `latent_variance_penalty`) should be the prior's 1, where
+    `latent_variance_penalty` asks it of each dimension's variance across the batch. Deviations
+    within `tolerance` (in mean squared error) are free.
+    """
+    variance_error = jnp.mean((jnp.var(codes, axis=1, ddof=1) - 1.0) ** 2)
+    return multiplier * jax.nn.relu(variance_error - tolerance)

@@ -29,6 +29,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from jgan import config as config_lib
+from jgan.data.spec import DataSpec
 from jgan.data.toy import batch_at, toy_dataset
 from jgan.errors import NonFiniteLossError, UserError
 from jgan.metrics.modes import NUM_SAMPLES, mode_statistics
@@ -37,18 +38,15 @@ from jgan.train.history import History
 from jgan.train.loop import open_run_directory
 from jgan.train.parallel import make_mesh
 from jgan.train.seeds import init_states, mean_and_std, seed_keys, seed_sharding, vmap_train_step
-from jgan.train.setup import build_gan
+from jgan.train.setup import build_setup
 
-POINT_SHAPE = (2,)
+POINT_SPEC = DataSpec(arrays={"image": ((2,), "float32")})  # a batch of 2-D points
 PLOTTED_SAMPLES = 500  # per seed and frame; all NUM_SAMPLES are measured
 MODE_METRICS = ("modes/covered", "modes/high_quality", "modes/kl_uniform")
 
 
 def check_toy_config(config) -> None:
     tc = config.train
-    if config.model.arch != "toy":
-        raise UserError(f"model.arch={config.model.arch!r}: the 2-D benchmark trains the toy "
-                        "MLPs, add --set model.arch=toy")
     if tc.seeds < 1:
         raise UserError(f"--seeds {tc.seeds}: use 1 or more")
     if min(tc.log_every, tc.checkpoint_every) < 1 or tc.checkpoint_every % tc.log_every:
@@ -80,10 +78,10 @@ def chunk_runner(setup, mixture, images_per_step: int, sharding):
 
 
 def measurer(setup, mixture):
-    """`(states, z [N, M, z_dim]) -> (mode metrics [N], samples [N, M, 2])`, jitted."""
+    """`(states, inputs [N, M, ...]) -> (mode metrics [N], samples [N, M, 2])`, jitted."""
 
-    def measure(state, z):
-        samples = setup.sample(state, z)
+    def measure(state, inputs):
+        samples = setup.sample(state, inputs)
         return mode_statistics(samples, mixture.centres, mixture.std), samples
 
     return jax.jit(jax.vmap(measure))
@@ -103,7 +101,7 @@ def train_toy(config, workdir, *, log=print) -> dict:
     check_toy_config(config)
     workdir, tc = Path(workdir), config.train
     mixture = toy_dataset(config.data.dataset)
-    setup = build_gan(config, POINT_SHAPE)
+    setup = build_setup(config, POINT_SPEC)
     checkpointer, latest = open_run_directory(workdir, config)
 
     seeds = list(range(tc.seed, tc.seed + tc.seeds))
@@ -122,7 +120,7 @@ def train_toy(config, workdir, *, log=print) -> dict:
     start = int(states.step[0])
     run_chunk = chunk_runner(setup, mixture, tc.batch_size * tc.n_critic, sharding)
     measure = measurer(setup, mixture)
-    z = jax.vmap(lambda key: jax.random.normal(key, (NUM_SAMPLES, setup.z_dim)))(keys["grid"])
+    inputs = jax.vmap(lambda key: setup.sample_inputs(key, NUM_SAMPLES))(keys["grid"])
     history = History(workdir / "history.csv", resume_step=start)
     per_seed = History(workdir / "seeds.csv", resume_step=start)
     log(f"{len(seeds)} seeds ({seeds[0]}..{seeds[-1]}) of {config.name} on {mixture.name} "
@@ -137,7 +135,7 @@ def train_toy(config, workdir, *, log=print) -> dict:
             chunk = min(tc.log_every - step % tc.log_every, tc.steps - step)
             tick = time.perf_counter()
             states, metrics = run_chunk(states, keys["run"], keys["data"], chunk)
-            modes, samples = measure(states, z)
+            modes, samples = measure(states, inputs)
             values = {name: np.asarray(v) for name, v in {**metrics, **modes}.items()}
             elapsed = time.perf_counter() - tick
             step += chunk

@@ -1,10 +1,13 @@
-"""Optimizer pieces for GANs: WGAN weight clipping, StyleGAN2's lazy-regularization correction."""
+"""Optimizer pieces for GANs: one optimizer per network, WGAN weight clipping, StyleGAN2's lazy-
+regularization correction."""
 
 from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
 import optax
+
+from jgan.errors import UserError
 
 
 def clip_weights(limit: float) -> optax.GradientTransformation:
@@ -52,3 +55,40 @@ def lazy_regularization(lr: float, b1: float, b2: float,
         return lr, b1, b2
     c = interval / (interval + 1)
     return lr * c, b1 ** c, b2 ** c
+
+
+OPTIMIZERS = ("adam", "rmsprop")
+
+
+def check_optim_config(optim_cfg) -> None:
+    """Refuse optimizer settings that cannot work, in one line that says what to change."""
+    if optim_cfg.optimizer not in OPTIMIZERS:
+        raise UserError(f"optim.optimizer={optim_cfg.optimizer!r} is unknown: choose one of "
+                        f"{list(OPTIMIZERS)}")
+    if optim_cfg.eps_root < 0:
+        raise UserError(f"optim.eps_root={optim_cfg.eps_root}: use 0 or more")
+    if optim_cfg.eps_root > 0 and optim_cfg.optimizer != "adam":
+        raise UserError("optim.eps_root is Adam's: drop it, or use --set optim.optimizer=adam")
+
+
+def make_optimizer(optim_cfg, learning_rate: float, *, updates_per_step: int = 1,
+                   clip: float = 0.0, lazy_interval: int = 1) -> optax.GradientTransformation:
+    """Adam or RMSprop for one network, with its own rate: G and D get one each (TTUR).
+
+    `decay_steps` > 0 decays the rate linearly to 0 over that many steps (`updates_per_step`
+    optimizer updates each); `clip` > 0 clips the weights after every update (WGAN);
+    `lazy_interval` > 1 applies StyleGAN2's correction for the extra regularization updates.
+    """
+    b1, b2 = optim_cfg.b1, optim_cfg.b2
+    if lazy_interval > 1:
+        learning_rate, b1, b2 = lazy_regularization(learning_rate, b1, b2, lazy_interval)
+    schedule = learning_rate
+    if optim_cfg.decay_steps:
+        schedule = optax.linear_schedule(learning_rate, 0.0,
+                                         optim_cfg.decay_steps * updates_per_step)
+    if optim_cfg.optimizer == "adam":
+        tx = optax.adam(schedule, b1=b1, b2=b2, eps_root=optim_cfg.eps_root)
+    else:
+        # PyTorch's RMSprop, as in the WGAN reference code: decay 0.99, eps added after the root.
+        tx = optax.rmsprop(schedule, decay=0.99, eps=1e-8, eps_in_sqrt=False)
+    return optax.chain(tx, clip_weights(clip)) if clip else tx

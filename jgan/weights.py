@@ -1,7 +1,8 @@
 """Weights-only files: a nested dict of arrays as an npz keyed by path ("Conv_0/kernel"), plus a JSON
 record of where the weights came from. No pickle, readable by numpy alone; written atomically.
 
-The shipped classifier weights and the per-network exports of `jgan.components` use this format.
+The shipped classifier weights and the per-network exports of `jgan.tools.components` use this
+format.
 """
 
 from __future__ import annotations

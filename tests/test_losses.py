@@ -13,24 +13,52 @@ REAL = jnp.array([0.0, LN3])  # D(x) = 1/2, 3/4
 FAKE = jnp.array([0.0, -LN3])  # D(G(z)) = 1/2, 1/4
 
 
-def test_d_loss_by_hand():
-    # -log(1/2) - log(3/4) averaged over real, -log(1 - 1/2) - log(1 - 1/4) over fake
-    expected = (math.log(2) + math.log(4 / 3)) / 2 * 2
-    got = losses.nonsaturating_d_loss(real_logits=REAL, fake_logits=FAKE)
-    np.testing.assert_allclose(got, expected, rtol=1e-6)
-    assert losses.minimax_d_loss(real_logits=REAL, fake_logits=FAKE) == got
+LN2, LN4_3, LN4 = math.log(2.0), math.log(4 / 3), math.log(4.0)
+# softplus(0) = ln 2, softplus(ln 3) = ln 4, softplus(-ln 3) = ln(4/3); ln 3 > 1 for the hinge.
+# (d, g) of every loss at REAL, FAKE, with its default options.
+BY_HAND = {
+    # D: softplus(-real) + softplus(fake); G: log(1 - D(G(z))) = -softplus(fake)
+    "minimax": ((LN2 + LN4_3) / 2 + (LN2 + LN4_3) / 2, -(LN2 + LN4_3) / 2),
+    # G: -log D(G(z)) = softplus(-fake)
+    "nonsaturating": (LN2 + LN4_3, (LN2 + LN4) / 2),
+    "logistic": (LN2 + LN4_3, (LN2 + LN4) / 2),
+    # D: relu(1 - real) = 1, 0 and relu(1 + fake) = 1, 0; G: -mean fake
+    "hinge": ((1 + 0) / 2 + (1 + 0) / 2, LN3 / 2),
+    "wasserstein": (-LN3 / 2 - LN3 / 2, LN3 / 2),
+    # D: 0.5 mean (real - 1)^2 + 0.5 mean fake^2; G: 0.5 mean (fake - 1)^2
+    "least_squares": (0.5 * (1 + (LN3 - 1) ** 2) / 2 + 0.5 * (0 + LN3**2) / 2,
+                      0.5 * (1 + (LN3 + 1) ** 2) / 2),
+    # gamma 2: real D = 1/2, 3/4 weighted (1 - p)^2; fake D = 1/2, 1/4 weighted p^2; G target 1
+    "focal": ((0.25 * LN2 + 0.0625 * LN4_3) / 2 * 2, (0.25 * LN2 + 0.5625 * LN4) / 2),
+}
+# D at real_label 0.9 for the losses with labels. The real term 0.9 * softplus(-l) + 0.1 *
+# softplus(l) is ln 2 at l = 0 and 0.9 ln(4/3) + 0.1 ln 4 at l = ln 3; fake targets stay 0.
+SMOOTHED_REAL = (LN2 + 0.9 * LN4_3 + 0.1 * LN4) / 2
+SMOOTHED_BY_HAND = {
+    "minimax": SMOOTHED_REAL + (LN2 + LN4_3) / 2,
+    "nonsaturating": SMOOTHED_REAL + (LN2 + LN4_3) / 2,
+    "logistic": SMOOTHED_REAL + (LN2 + LN4_3) / 2,
+    "least_squares": 0.5 * (0.9**2 + (LN3 - 0.9) ** 2) / 2 + 0.5 * LN3**2 / 2,
+    # p_t = 0.9 p + 0.1 (1 - p) is 1/2 at p = 1/2 and 0.7 at p = 3/4
+    "focal": (0.25 * LN2 + 0.3**2 * (0.9 * LN4_3 + 0.1 * LN4)) / 2
+             + (0.25 * LN2 + 0.0625 * LN4_3) / 2,
+}
 
 
-def test_nonsaturating_g_loss_by_hand():
-    # -log D(G(z)) = -log(1/2), -log(1/4)
-    expected = (math.log(2) + math.log(4)) / 2
-    np.testing.assert_allclose(losses.nonsaturating_g_loss(fake_logits=FAKE), expected, rtol=1e-6)
+def test_every_loss_name_has_hand_values():
+    assert set(BY_HAND) == set(losses.LOSS_NAMES)
 
 
-def test_minimax_g_loss_by_hand():
-    # log(1 - D(G(z))) = log(1/2), log(3/4)
-    expected = (math.log(1 / 2) + math.log(3 / 4)) / 2
-    np.testing.assert_allclose(losses.minimax_g_loss(fake_logits=FAKE), expected, rtol=1e-6)
+@pytest.mark.parametrize("name", losses.LOSS_NAMES)
+def test_every_loss_by_hand(name):
+    pair = losses.get_losses(name)
+    expected_d, expected_g = BY_HAND[name]
+    np.testing.assert_allclose(pair.d(real_logits=REAL, fake_logits=FAKE), expected_d, rtol=1e-6)
+    np.testing.assert_allclose(pair.g(fake_logits=FAKE), expected_g, rtol=1e-6)
+    if name in SMOOTHED_BY_HAND:
+        smoothed = losses.get_losses(name, real_label=0.9)
+        np.testing.assert_allclose(smoothed.d(real_logits=REAL, fake_logits=FAKE),
+                                   SMOOTHED_BY_HAND[name], rtol=1e-6)
 
 
 def test_losses_stay_finite_for_confident_logits():
@@ -47,28 +75,6 @@ def test_losses_are_keyword_only():
 def test_unknown_loss_name_is_refused():
     with pytest.raises(ValueError, match="choose one of"):
         losses.get_losses("wasserstain")
-
-
-def test_label_smoothing_by_hand():
-    # real targets 0.9: 0.9 * -log D(x) + 0.1 * -log(1 - D(x)) at D(x) = 1/2, 3/4
-    real = (0.9 * math.log(2) + 0.1 * math.log(2) + 0.9 * math.log(4 / 3) + 0.1 * math.log(4)) / 2
-    fake = (math.log(2) + math.log(4 / 3)) / 2  # fake targets stay 0
-    for d_loss in (losses.minimax_d_loss, losses.nonsaturating_d_loss, losses.logistic_d_loss):
-        got = d_loss(real_logits=REAL, fake_logits=FAKE, real_label=0.9)
-        np.testing.assert_allclose(got, real + fake, rtol=1e-6)
-
-
-def test_logistic_equals_nonsaturating_on_random_logits():
-    k_real, k_fake = jax.random.split(jax.random.key(0))
-    real = 5 * jax.random.normal(k_real, (64,))
-    fake = 5 * jax.random.normal(k_fake, (64,))
-    for label in (1.0, 0.9):
-        np.testing.assert_allclose(
-            losses.logistic_d_loss(real_logits=real, fake_logits=fake, real_label=label),
-            losses.nonsaturating_d_loss(real_logits=real, fake_logits=fake, real_label=label),
-            rtol=1e-6)
-    np.testing.assert_allclose(losses.logistic_g_loss(fake_logits=fake),
-                               losses.nonsaturating_g_loss(fake_logits=fake), rtol=1e-6)
 
 
 SCORES_REAL = jnp.array([2.0, -0.5])
@@ -348,3 +354,59 @@ def test_regularizers_are_keyword_only():
         losses.r1_penalty(_linear(W3), real, 10.0)
     with pytest.raises(TypeError):
         losses.interpolates(real, fake, jax.random.key(1))
+
+
+def test_per_sample_encoder_regularizer_by_hand_and_unlike_the_batch_form():
+    codes = jnp.array([[0.0, 0.0], [1.0, 2.0], [2.0, 1.0]])
+    # Pair MSEs: (0,1) (1 + 4) / 2, (0,2) (4 + 1) / 2, (1,2) (1 + 1) / 2, so each code's mean
+    # to the others is s = (5/2, 7/4, 7/4); the batch form takes tanh of their mean, 2.
+    per_sample = -1.5 * (math.tanh(5 / 2) + 2 * math.tanh(7 / 4)) / 3
+    batch = -1.5 * math.tanh(2.0)
+    np.testing.assert_allclose(losses.per_sample_spread_penalty(codes, weight=1.5), per_sample,
+                               rtol=1e-6)
+    np.testing.assert_allclose(losses.latent_spread_penalty(codes, weight=1.5), batch, rtol=1e-6)
+    assert abs(per_sample - batch) > 0.01
+    # Unbiased variance of a code (a, b) is (a - b)^2 / 2: v = (0, 1/2, 1/2), and
+    # mean (v - 1)^2 = (1 + 1/4 + 1/4) / 3 = 1/2. Each dimension's batch variance is 1: no penalty.
+    np.testing.assert_allclose(
+        losses.per_sample_variance_penalty(codes, multiplier=2.0, tolerance=0.25),
+        2.0 * (1 / 2 - 1 / 4), rtol=1e-6)
+    assert float(losses.latent_variance_penalty(codes, multiplier=2.0, tolerance=0.25)) == 0.0
+    for tolerance in (0.5, 0.75):  # the floor at 0
+        assert float(losses.per_sample_variance_penalty(codes, multiplier=2.0,
+                                                        tolerance=tolerance)) == 0.0
+
+
+def test_per_sample_encoder_regularizer_on_three_dimensions_by_hand():
+    codes = jnp.array([[0.0, 1.0, 2.0], [0.0, 0.0, 3.0], [1.0, 1.0, 1.0]])
+    # Pair MSEs: (0,1) (0 + 1 + 1) / 3, (0,2) (1 + 0 + 1) / 3, (1,2) (1 + 1 + 4) / 3 = 2/3, 2/3, 2:
+    # s = (2/3, 4/3, 4/3) against the batch's 10/9.
+    np.testing.assert_allclose(losses.per_sample_spread_penalty(codes, weight=1.0),
+                               -(math.tanh(2 / 3) + 2 * math.tanh(4 / 3)) / 3, rtol=1e-6)
+    np.testing.assert_allclose(losses.latent_spread_penalty(codes, weight=1.0),
+                               -math.tanh(10 / 9), rtol=1e-6)
+    # Unbiased per-code variances 2/2, 6/2, 0/2 = (1, 3, 0): mean (v - 1)^2 = (0 + 4 + 1) / 3
+    # (ddof=0 would give (2/3, 2, 0) and 19/27). The batch's per-dimension variances are
+    # (1/3, 1/3, 1): mean (var - 1)^2 = 8/27, under the tolerance 2/3, so it is floored to 0.
+    np.testing.assert_allclose(
+        losses.per_sample_variance_penalty(codes, multiplier=3.0, tolerance=2 / 3),
+        3.0 * (5 / 3 - 2 / 3), rtol=1e-6)
+    assert float(losses.latent_variance_penalty(codes, multiplier=3.0, tolerance=2 / 3)) == 0.0
+
+
+def test_per_sample_spread_matches_its_definition_pair_by_pair():
+    codes = np.asarray(jax.random.normal(jax.random.key(0), (5, 4)), np.float64)
+    # The O(B^2 K) definition, against the O(B K) identity the function uses.
+    s = [np.mean([np.mean((codes[i] - codes[j]) ** 2) for j in range(5) if j != i])
+         for i in range(5)]
+    np.testing.assert_allclose(losses.per_sample_spread_penalty(jnp.asarray(codes), weight=2.0),
+                               -2.0 * np.mean(np.tanh(s)), rtol=1e-5)
+    np.testing.assert_allclose(np.mean(s), losses.pairwise_mse(jnp.asarray(codes)), rtol=1e-5)
+
+
+def test_per_sample_regularizers_are_keyword_only():
+    codes = jnp.zeros((3, 2))
+    with pytest.raises(TypeError):
+        losses.per_sample_spread_penalty(codes, 1.5)
+    with pytest.raises(TypeError):
+        losses.per_sample_variance_penalty(codes, 1.0, 0.0)

@@ -1,9 +1,12 @@
-"""Datasets by TFDS name, read with `tfds.data_source` from array_record, and deterministic batches."""
+"""Training data: `open_data(config.data)` for TFDS datasets and image folders, batches as dicts."""
 
+from jgan.data.datasets import ArraySource, Data, check_data_config, open_data
 from jgan.data.idx import prepare_idx_dataset, read_idx_images, read_idx_labels
-from jgan.data.loader import BatchLoader, image_shape, num_classes
+from jgan.data.loader import BatchLoader, UnpairedLoader, image_shape, num_classes
 from jgan.data.sources import DatasetSource, find_dataset
+from jgan.data.spec import DataSpec
 from jgan.errors import DataError
 
-__all__ = ["BatchLoader", "DataError", "DatasetSource", "find_dataset", "image_shape",
-           "num_classes", "prepare_idx_dataset", "read_idx_images", "read_idx_labels"]
+__all__ = ["ArraySource", "BatchLoader", "Data", "DataError", "DataSpec", "DatasetSource",
+           "UnpairedLoader", "check_data_config", "find_dataset", "image_shape", "num_classes",
+           "open_data", "prepare_idx_dataset", "read_idx_images", "read_idx_labels"]

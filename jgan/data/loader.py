@@ -3,6 +3,7 @@
 Epoch e visits the examples in the order `jax.random.permutation(fold_in(data_key, e), N)` and drops
 the last partial batch, so batch k is a pure function of (data key, batch size, k). The loader's
 position is therefore the step; it is still written into every checkpoint and checked on restore.
+Unpaired data (CycleGAN's A and B folders) is two such streams, each with its own key and epochs.
 """
 
 from __future__ import annotations
@@ -16,30 +17,60 @@ import numpy as np
 from jgan.errors import UserError
 
 
-class BatchLoader:
-    """Batches `{"image": uint8 [B, H, W, C], "label": int32 [B]}` for steps k, k+1, ...
+def example_arrays(example: dict) -> dict[str, np.ndarray]:
+    """The numeric arrays of one example, as batches hold them: a "label" is int32.
 
-    The next batch is read on a background thread while the current step runs. A dataset whose
-    images fit in `cache_bytes` is decoded once: each example is kept after its first read.
+    Non-numeric features (a TFDS example's string id, say) are left out of batches.
+    """
+    arrays = {}
+    for name, value in example.items():
+        value = np.asarray(value)
+        if value.dtype.kind in "biuf":
+            arrays[name] = value.astype(np.int32) if name == "label" else value
+    return arrays
+
+
+class _Prefetching:
+    """`iterate` for a loader whose `batch(step)` is pure: the next batch is read on a thread."""
+
+    def iterate(self, start_step: int):
+        """Yield `(step, batch)` from `start_step` on, one batch read ahead."""
+        step = start_step
+        pending = self._executor.submit(self.batch, step)
+        while True:
+            batch = pending.result()
+            pending = self._executor.submit(self.batch, step + 1)
+            yield step, batch
+            step += 1
+
+
+class BatchLoader(_Prefetching):
+    """Batches of named arrays, e.g. `{"image": uint8 [B, H, W, C], "label": int32 [B]}`.
+
+    A batch holds every numeric feature of the source's examples (see `example_arrays`). A source
+    with a `take(indices) -> dict` method (arrays already in memory) is indexed directly; another
+    whose examples fit in `cache_bytes` is decoded once: each example is kept after its first read.
     """
 
     def __init__(self, source, *, batch_size: int, data_key: jax.Array,
-                 cache_bytes: int = 2 << 30):
+                 cache_bytes: int = 2 << 30, stream: str = ""):
         self.source = source
         self.batch_size = batch_size
         self.data_key = data_key
         self.num_examples = len(source)
         self.batches_per_epoch = self.num_examples // batch_size
         if self.batches_per_epoch == 0:
-            raise UserError(f"batch size {batch_size} exceeds the dataset's {self.num_examples}"
-                             " examples: use a smaller --batch-size")
+            where = f"{stream}'s" if stream else "the dataset's"
+            raise UserError(f"batch size {batch_size} exceeds {where} {self.num_examples}"
+                            " examples: use a smaller --batch-size")
         self._executor = concurrent.futures.ThreadPoolExecutor(max_workers=1)
-        first = source[0]
         self._cache = None
-        if self.num_examples * np.asarray(first["image"]).nbytes <= cache_bytes:
-            self._cache = {name: np.zeros((self.num_examples, *np.shape(value)),
-                                          np.int32 if name == "label" else np.asarray(value).dtype)
-                           for name, value in first.items() if name in ("image", "label")}
+        if hasattr(source, "take"):
+            return
+        first = example_arrays(source[0])
+        if self.num_examples * sum(value.nbytes for value in first.values()) <= cache_bytes:
+            self._cache = {name: np.zeros((self.num_examples, *value.shape), value.dtype)
+                           for name, value in first.items()}
             self._cached = np.zeros(self.num_examples, bool)
 
     @functools.lru_cache(maxsize=2)
@@ -66,21 +97,33 @@ class BatchLoader:
         return {name: values[order] for name, values in self._cache.items()}
 
     def _read(self, indices: np.ndarray) -> dict:
-        examples = self.source.__getitems__(indices.tolist())
-        batch = {"image": np.stack([e["image"] for e in examples])}
-        if "label" in examples[0]:
-            batch["label"] = np.asarray([e["label"] for e in examples], np.int32)
-        return batch
+        if hasattr(self.source, "take"):
+            return self.source.take(indices)
+        examples = [example_arrays(e) for e in self.source.__getitems__(indices.tolist())]
+        return {name: np.stack([e[name] for e in examples]) for name in examples[0]}
 
-    def iterate(self, start_step: int):
-        """Yield `(step, batch)` from `start_step` on, one batch read ahead."""
-        step = start_step
-        pending = self._executor.submit(self.batch, step)
-        while True:
-            batch = pending.result()
-            pending = self._executor.submit(self.batch, step + 1)
-            yield step, batch
-            step += 1
+
+class UnpairedLoader(_Prefetching):
+    """Independent streams batched side by side: `{"image_A": [B, ...], "image_B": [B, ...]}`.
+
+    Stream i is a `BatchLoader` keyed by `fold_in(data_key, i)` over its own source, so the A rows
+    and the B rows of a batch follow unrelated orders, and each stream counts its own epochs
+    (the folders differ in size). A batch is still a pure function of (data key, batch size, step).
+    """
+
+    def __init__(self, sources: dict, *, batch_size: int, data_key: jax.Array):
+        self.streams = {name: BatchLoader(source, batch_size=batch_size, stream=f"stream {name}",
+                                          data_key=jax.random.fold_in(data_key, index))
+                        for index, (name, source) in enumerate(sources.items())}
+        self.batch_size = batch_size
+        self._executor = concurrent.futures.ThreadPoolExecutor(max_workers=1)
+
+    def position(self, step: int) -> dict:
+        return {name: stream.position(step) for name, stream in self.streams.items()}
+
+    def batch(self, step: int) -> dict:
+        return {name: values for stream in self.streams.values()
+                for name, values in stream.batch(step).items()}
 
 
 def image_shape(source) -> tuple[int, int, int]:
@@ -91,5 +134,8 @@ def image_shape(source) -> tuple[int, int, int]:
 
 def num_classes(source) -> int:
     """Classes of the source's "label" feature; 0 when it has no class labels."""
-    features = source.dataset_info.features
+    info = getattr(source, "dataset_info", None)
+    if info is None:
+        return 0
+    features = info.features
     return int(getattr(features["label"], "num_classes", 0) or 0) if "label" in features else 0

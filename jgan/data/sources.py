@@ -3,7 +3,8 @@
 Where a dataset is looked for, in order:
 1. the data folder (`--data-dir`, else `$JGAN_DATA_DIR`), laid out as `../shared/datasets`:
    `DIR/tfds/<name>/` prepared by TFDS, or `DIR/<name>/` with raw IDX files (MNIST, Fashion-MNIST),
-   which jgan prepares once into `$JGAN_CACHE_DIR` (default `~/.cache/jgan`);
+   which jgan prepares once into `$JGAN_CACHE_DIR` (default `~/.cache/jgan`), or else `DIR/<name>/`
+   as a folder of images (`folder_dataset`; read by `jgan.data.folders`);
 2. with no data folder, MNIST only: the real 10,000-image MNIST subset bundled with jgan.
 """
 
@@ -54,9 +55,24 @@ def _prepared_from_raw(dataset: str, raw_dir: Path, description: str) -> Dataset
     return DatasetSource(dataset, str(tfds_dir), description)
 
 
+def _valid_name(dataset: str) -> bool:
+    return bool(dataset) and dataset.replace("_", "").isalnum()
+
+
+def folder_dataset(dataset: str, data_dir: str | None = None) -> Path | None:
+    """`DIR/<dataset>` when it is a folder that is neither a TFDS preparation nor raw IDX files."""
+    data_dir = data_dir or os.environ.get("JGAN_DATA_DIR") or None
+    if data_dir is None or not _valid_name(dataset) or dataset in IDX_DATASETS:
+        return None
+    root = Path(data_dir).expanduser()
+    if (root / "tfds" / dataset).is_dir() or not (root / dataset).is_dir():
+        return None
+    return root / dataset
+
+
 def find_dataset(dataset: str, data_dir: str | None = None) -> DatasetSource:
     """Locate `dataset` (a TFDS name) as described in the module docstring."""
-    if not dataset or not dataset.replace("_", "").isalnum():
+    if not _valid_name(dataset):
         raise DataError(f"unknown dataset {dataset!r}: use a TFDS name such as mnist or "
                         "fashion_mnist")
     data_dir = data_dir or os.environ.get("JGAN_DATA_DIR") or None
@@ -85,5 +101,5 @@ def find_dataset(dataset: str, data_dir: str | None = None) -> DatasetSource:
         return _prepared_from_raw(dataset, raw_dir, f"{dataset} from the IDX files in {raw_dir}")
     known = sorted(p.name for p in root.iterdir() if p.is_dir() and p.name != "tfds")
     raise DataError(f"unknown dataset {dataset!r} in {root}: found {', '.join(known) or 'none'};"
-                    f" put raw files in {root / dataset} (mnist, fashion_mnist) or a TFDS "
-                    f"array_record preparation in {root / 'tfds' / dataset}")
+                    f" put raw files in {root / dataset} (mnist, fashion_mnist), images in it, or a "
+                    f"TFDS array_record preparation in {root / 'tfds' / dataset}")

@@ -1,7 +1,7 @@
 """Measure a generator: draw N images, embed them with a feature network, compare with a reference.
 
 `Evaluator` is built once (feature network, cached reference features) and called on a train
-state, by the training loop every `--eval-every` steps and by `python -m jgan.evaluate` on a
+state, by the training loop every `--eval-every` steps and by `python -m jgan.tools.evaluate` on a
 checkpoint. Metric names, as flags and as keys of the result:
 
 | flag  | keys                      | what |
@@ -82,9 +82,8 @@ class Evaluator:
     num: int  # generated images
     seed: int = 0  # their latents come from key(seed), the same at every evaluation
 
-    def __call__(self, setup, state, *, sample_fn=None) -> dict[str, float]:
-        images, labels = draw_samples(setup, state, self.num, seed=self.seed,
-                                      sample_fn=sample_fn)
+    def __call__(self, setup, state) -> dict[str, float]:
+        images, labels = draw_samples(setup, state, self.num, seed=self.seed)
         features, logits = self.network(images)
         return compute_metrics(self.reference, features, logits, self.metrics, labels)
 

@@ -68,8 +68,12 @@ def accuracy(module, params, images, labels) -> float:
 
 def train_classifier(dataset: str, *, data_dir=None, epochs: int | None = None,
                      steps: int | None = None, batch_size: int = 128, learning_rate: float = 1e-3,
-                     seed: int = 0, log=print):
-    """Returns `(params, meta)`; `steps` (default: `epochs` of the train split) caps the run."""
+                     seed: int = 0, measure_untrained: bool = False, log=print):
+    """Returns `(params, meta)`; `steps` (default: `epochs` of the train split) caps the run.
+
+    `measure_untrained` adds the test accuracy of the initial network, before any step, to `meta`
+    as `untrained_test_accuracy`: the baseline that shows what the run itself learnt.
+    """
     source = find_dataset(dataset, data_dir)
     train_split = source.open("train")
     if image_shape(train_split) != IMAGE_SHAPE or num_classes(train_split) != 10:
@@ -87,6 +91,7 @@ def train_classifier(dataset: str, *, data_dir=None, epochs: int | None = None,
     state = jax.jit(lambda key: init_train_state(
         {"classifier": network}, key, {"classifier": (jnp.zeros((1, *IMAGE_SHAPE)),)}),
         out_shardings=replicated(mesh))(k_init)
+    untrained = state.nets["classifier"].params  # the step donates no buffers: kept as is
     step_fn = jit_data_parallel(make_train_step(network), mesh)
     start = time.perf_counter()
     log(f"data: {source.description}; {total} steps of {batch_size} images")
@@ -110,6 +115,10 @@ def train_classifier(dataset: str, *, data_dir=None, epochs: int | None = None,
             "test_images": len(test_labels), "steps": total, "batch_size": batch_size,
             "learning_rate": learning_rate, "seed": seed, "train_wall_s": round(wall_s, 1),
             "command": "python -m jgan.metrics.train_classifier " + " ".join(sys.argv[1:])}
+    if measure_untrained:
+        meta["untrained_test_accuracy"] = accuracy(network.module, untrained, test_images,
+                                                   test_labels)
+        log(f"untrained: test accuracy {meta['untrained_test_accuracy']:.4f}")
     return params, meta
 
 

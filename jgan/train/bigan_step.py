@@ -29,19 +29,27 @@ from jgan.train.state import Network, TrainState, apply_gradients, apply_network
 BIGAN_LOSSES = ("nonsaturating", "minimax", "logistic", "hinge", "wasserstein")
 
 
+# The encoder-collapse regularizer's forms (`loss.e_regularizer`): "batch" reads the batch's
+# mean pairwise MSE and per-dimension variances; "per_sample" (the first seed's) each code's.
+ENCODER_REGULARIZERS = ("batch", "per_sample")
+
+
 def encoder_regularizer(codes: jax.Array, loss_cfg) -> tuple[dict, dict]:
     """`(terms of E's loss, values to log)`: the encoder-collapse penalties, and the adaptive
     multiplier of the variance term."""
+    per_sample = loss_cfg.e_regularizer == "per_sample"
+    spread = losses.per_sample_spread_penalty if per_sample else losses.latent_spread_penalty
+    variance = (losses.per_sample_variance_penalty if per_sample
+                else losses.latent_variance_penalty)
     terms, logged = {}, {}
     if loss_cfg.e_spread_weight:
-        terms["loss/e/spread"] = losses.latent_spread_penalty(codes,
-                                                              weight=loss_cfg.e_spread_weight)
+        terms["loss/e/spread"] = spread(codes, weight=loss_cfg.e_spread_weight)
     if loss_cfg.e_variance_weight:
         multiplier = losses.adaptive_variance_multiplier(
             codes, base=loss_cfg.e_variance_weight,
             max_multiplier=loss_cfg.e_variance_max_multiplier)
-        terms["loss/e/variance"] = losses.latent_variance_penalty(
-            codes, multiplier=multiplier, tolerance=loss_cfg.e_variance_tolerance)
+        terms["loss/e/variance"] = variance(codes, multiplier=multiplier,
+                                            tolerance=loss_cfg.e_variance_tolerance)
         logged["e/variance_multiplier"] = multiplier
     return terms, logged
 

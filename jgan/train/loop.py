@@ -13,21 +13,19 @@ import time
 from pathlib import Path
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 from tqdm.auto import tqdm
 
 from jgan import config as config_lib
 from jgan.checkpoint import Checkpointer
-from jgan.data import BatchLoader, find_dataset, image_shape, num_classes
-from jgan.encoding import reconstruction_grid
+from jgan.data import open_data
 from jgan.errors import NonFiniteLossError, UserError
-from jgan.images import make_grid, save_png, to_uint8
+from jgan.images import save_png
 from jgan.metrics.evaluation import make_evaluator
 from jgan.train.history import History, plot_history
 from jgan.train.parallel import (check_batch_size, jit_data_parallel, make_mesh, replicated,
                                  shard_batch)
-from jgan.train.setup import BiGANSetup, GANSetup, build_gan
+from jgan.train.setup import build_setup
 
 LOSS_CURVE = "loss_curve.png"
 BEST_DIR = "best"  # the best checkpoint by FID, kept beside checkpoints/ when evaluating
@@ -60,33 +58,6 @@ def abstract_train_state(setup, key, mesh):
                         shapes)
 
 
-def check_labels(setup: GANSetup, dataset, name: str) -> None:
-    """A conditional GAN needs class labels, and at least as many classes as the dataset has."""
-    if not setup.num_classes:
-        return
-    classes = num_classes(dataset)
-    if classes == 0:
-        raise UserError(f"dataset {name} has no class labels, which a conditional GAN needs: "
-                        "choose a labelled dataset or --set model.conditioning=none")
-    if classes > setup.num_classes:
-        raise UserError(f"dataset {name} has {classes} classes but model.num_classes is "
-                        f"{setup.num_classes}: add --set model.num_classes={classes}")
-
-
-def sample_grid_inputs(key, grid_size: int, z_dim: int, num_classes: int):
-    """`(z, labels or None, columns)` of a sample grid.
-
-    Unconditional: grid_size latents in a square. Conditional: one row per class, each column
-    one latent shared by all rows, so a column shows one z across the classes.
-    """
-    columns = math.ceil(math.sqrt(grid_size))
-    if not num_classes:
-        return jax.random.normal(key, (grid_size, z_dim)), None, columns
-    z = jax.random.normal(key, (columns, z_dim))
-    return (jnp.tile(z, (num_classes, 1)), jnp.repeat(jnp.arange(num_classes), columns),
-            columns)
-
-
 def open_run_directory(workdir: Path, config) -> tuple[Checkpointer, int | None]:
     """Create or reopen a run directory: its checkpointer and latest step, after checking that
     a run there was made with these settings; then write the config."""
@@ -103,22 +74,19 @@ def train(config, workdir, *, log=print):
     """Train (or resume) the run in `workdir` up to `config.train.steps`. Returns the final state."""
     workdir = Path(workdir)
     tc = config.train
-    if config.model.arch == "toy" or tc.seeds != 1:
-        raise UserError("the toy arch and train.seeds are the 2-D benchmark's: run python -m "
-                        "experiments.mode_collapse")
+    if tc.seeds != 1:
+        raise UserError("train.seeds trains several seeds at once in the 2-D benchmark: run "
+                        "python -m experiments.mode_collapse, or drop train.seeds")
     checkpointer, latest = open_run_directory(workdir, config)
 
-    source = find_dataset(config.data.dataset, config.data.data_dir)
-    log(f"data: {source.description}")
-    dataset = source.open(config.data.split, image_size=config.data.image_size)
-    shape = image_shape(dataset)
+    data = open_data(config.data)
+    log(f"data: {data.description}")
     mesh = make_mesh()
     check_batch_size(tc.batch_size, mesh)
     keys = run_keys(tc.seed)
-    setup = build_gan(config, shape)
-    check_labels(setup, dataset, config.data.dataset)
-    images_per_step = tc.batch_size * setup.real_batches_per_step
-    loader = BatchLoader(dataset, batch_size=images_per_step, data_key=keys["data"])
+    setup = build_setup(config, data.spec)
+    images_per_step = tc.batch_size * setup.batches_per_step
+    loader = data.loader(images_per_step, keys["data"])
 
     if latest is None:
         init = jax.jit(setup.init_state, out_shardings=replicated(mesh))
@@ -158,25 +126,16 @@ def train(config, workdir, *, log=print):
         state, shard_batch(loader.batch(start), mesh), run_key).compile()
     log(f"devices: {mesh.devices.size} x {jax.devices()[0].platform}; train step compiled in "
         f"{time.perf_counter() - compile_start:.1f} s")
-    sample_fn = jax.jit(setup.sample)
-    grid_z, grid_labels, grid_columns = sample_grid_inputs(keys["grid"], tc.grid_size,
-                                                           setup.z_dim, setup.num_classes)
-
-    # A BiGAN also shows how it reconstructs a fixed set of real images, G(E(x)) under x.
-    grid_real = loader.batch(0)["image"][:tc.grid_size] if isinstance(setup, BiGANSetup) else None
+    preview_inputs = setup.preview_inputs(keys["grid"], tc.grid_size, loader.batch(0))
 
     def save_samples(state, step):
-        images = to_uint8(sample_fn(state, grid_z, grid_labels))
-        save_png(make_grid(images, columns=grid_columns),
-                 workdir / "samples" / f"step_{step:06d}.png")
-        if grid_real is not None:
-            save_png(reconstruction_grid(setup, state, grid_real, columns=grid_columns),
-                     workdir / "samples" / f"reconstruction_step_{step:06d}.png")
+        for name, grid in setup.preview(state, preview_inputs).items():
+            save_png(grid, workdir / "samples" / f"{name}step_{step:06d}.png")
 
     def save_checkpoint(state, step, wall_s, *, to=checkpointer, **meta):
         to.save(step, state, run_key,
-                {"data": loader.position(step), "wall_s": wall_s, "image_shape": list(shape),
-                 "config": config_lib.to_dict(config), **meta})
+                {"data": loader.position(step), "wall_s": wall_s,
+                 "data_spec": data.spec.to_json(), "config": config_lib.to_dict(config), **meta})
 
     session_start = tick_start = time.perf_counter()
     tick_sums, tick_steps = {}, 0
@@ -209,7 +168,7 @@ def train(config, workdir, *, log=print):
             postfix = {"D": f"{means['loss/d']:.3f}", "G": f"{means['loss/g']:.3f}",
                        "img/s": f"{img_per_s:.0f}"}
             if evaluate:
-                scores = evaluator(setup, state, sample_fn=sample_fn)
+                scores = evaluator(setup, state)
                 row.update({f"eval/{name}": value for name, value in scores.items()})
                 postfix["FID"] = f"{scores['fid']:.3f}"
                 if scores["fid"] < best_fid:

@@ -1,4 +1,4 @@
-"""Measure a BiGAN's encoder and generator together: `python -m jgan.evaluate_bigan RUN_DIR`.
+"""Measure a BiGAN's encoder and generator together: `python -m jgan.tools.evaluate_bigan RUN_DIR`.
 
 Writes to RUN_DIR (or `--out-dir`):
 - `reconstructions.png`: test images x (odd rows) above their reconstructions G(E(x)) (even rows);
@@ -10,7 +10,7 @@ Writes to RUN_DIR (or `--out-dir`):
   key, i.e. the run at step 0): the probes are only meaningful beside that baseline.
 
 `--encoder SOURCE` and `--generator SOURCE` take E or G from another run directory or an export
-of `jgan.components`, so E from run A can be measured with G from run B.
+of `jgan.tools.components`, so E from run A can be measured with G from run B.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 
 
-from jgan.components import read_network, with_network
+from jgan.tools.components import read_network, with_network
 from jgan.data import find_dataset
 from jgan.encoding import (encode_images, interpolation_grid, reconstruction_grid,
                            reconstruction_mse)
@@ -30,7 +30,7 @@ from jgan.errors import UserError, reports_errors
 from jgan.images import save_png
 from jgan.metrics.probes import linear_probe_accuracy, nearest_neighbour_accuracy
 from jgan.metrics.reference import split_images
-from jgan.sample import load_run
+from jgan.tools.sample import load_run
 from jgan.train.loop import run_keys
 
 
@@ -51,7 +51,7 @@ def evaluate_bigan(run_dir, *, data_dir=None, num_train: int | None = None,
     start = time.perf_counter()
     setup, state, config = load_run(run_dir, step)
     if "e" not in state.nets:
-        raise UserError(f"{run_dir} is a {config.model.family} run with no encoder: pass a "
+        raise UserError(f"{run_dir} is a {config.family} run with no encoder: pass a "
                         "BiGAN run (python -m experiments.bigan)")
     sources = {"e": str(run_dir), "g": str(run_dir)}
     for name, source in (("e", encoder), ("g", generator)):
@@ -98,7 +98,8 @@ def format_table(result: dict) -> str:
 
 @reports_errors
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m jgan.evaluate_bigan", description=__doc__,
+    parser = argparse.ArgumentParser(prog="python -m jgan.tools.evaluate_bigan",
+                                     description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("run_dir", help="a BiGAN training run's --workdir")
     parser.add_argument("--data-dir", default=None,

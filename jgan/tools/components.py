@@ -1,10 +1,11 @@
 """A run's networks one at a time: load one alone, combine networks of different runs, export one.
 
-Every network of a checkpoint is a named orbax item (`g`, `d`, and BiGAN's `e`), so reading the
-encoder of a run opens only `e/`. A network can also be exported weights-only (parameters and
-BatchNorm/spectral-norm statistics, no optimizer state) to an npz file (`jgan.weights`):
+Every network of a checkpoint is a named orbax item (`g`, `d`, and BiGAN's `e`: each family
+names its networks), so reading the encoder of a run opens only `e/`. A network can also be
+exported weights-only (parameters and BatchNorm/spectral-norm statistics, no optimizer state) to
+an npz file (`jgan.weights`):
 
-    python -m jgan.components export runs/bigan_mnist --network e --out encoder.npz
+    python -m jgan.tools.components export runs/bigan_mnist --network e --out encoder.npz
 
 `read_network` takes either a run directory or such a file; `with_network` puts what it read into
 another run's state, checking every array's shape first.
@@ -19,15 +20,14 @@ from pathlib import Path
 import numpy as np
 from flax import traverse_util
 
+from jgan import config as config_lib
 from jgan.errors import UserError, reports_errors
-from jgan.sample import open_checkpoint
+from jgan.families import get_family
+from jgan.tools.sample import open_checkpoint, run_data_spec
 from jgan.train.loop import abstract_train_state, run_keys
 from jgan.train.parallel import make_mesh
 from jgan.train.state import NetworkState, TrainState
 from jgan.weights import first_mismatch, load_weights, save_weights
-
-NETWORK_NAMES = {"g": "generator", "e": "encoder", "d": "discriminator"}
-
 
 def variables_of(net: NetworkState) -> dict:
     """Flax variables of a network state: its parameters and non-trainable collections."""
@@ -36,28 +36,30 @@ def variables_of(net: NetworkState) -> dict:
 
 def read_network(source, name: str, *, step: int | None = None,
                  best: bool = False) -> tuple[dict, dict]:
-    """`(variables, meta)` of network `name` ("g", "e", "d") from a run directory or an export.
+    """`(variables, meta)` of network `name` (e.g. "g", "e", "d") from a run directory or an
+    export.
 
     From a run directory only that network's checkpoint item is read (the latest checkpoint,
     `step`, or with `best` the best by FID). `meta` says where the weights came from: the run's
-    config and image shape, the step and the network name.
+    config and data spec, the step and the network name.
     """
     source = Path(source)
     if source.is_file():
         variables, meta = load_weights(source)
         if meta.get("network") != name:
             raise UserError(f"{source} holds network {meta.get('network')!r}, not {name!r}: "
-                            f"export {name!r} with python -m jgan.components export RUN "
+                            f"export {name!r} with python -m jgan.tools.components export RUN "
                             f"--network {name}")
         return variables, meta
     with open_checkpoint(source, step, best=best) as (checkpointer, step, meta, config, setup):
         if name not in setup.networks:
             raise UserError(f"{source} has no network {name!r} (it has "
-                            f"{', '.join(sorted(setup.networks))}): a {config.model.family} run")
+                            f"{', '.join(sorted(setup.networks))}): a {config.family} run")
         abstract = abstract_train_state(setup, run_keys(config.train.seed)["init"], make_mesh())
         net = checkpointer.restore_networks(step, {name: abstract.nets[name]})[name]
     return variables_of(net), {"network": name, "source": str(source), "step": step,
-                               "config": meta["config"], "image_shape": meta["image_shape"]}
+                               "config": meta["config"],
+                               "data_spec": run_data_spec(meta, config).to_json()}
 
 
 def check_compatible(variables: dict, target: dict, *, name: str, source: str) -> None:
@@ -100,22 +102,32 @@ def export_network(run_dir, name: str, out, *, step: int | None = None,
     return Path(out)
 
 
+def network_title(run_dir, name: str) -> str:
+    """What network `name` of a run is ("encoder"), as its family names it; else `name`."""
+    path = Path(run_dir) / "config.json"
+    if not path.is_file():
+        return name  # read_network names the problem
+    return get_family(config_lib.load(path).family).network_names.get(name, name)
+
+
 @reports_errors
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m jgan.components", description=__doc__,
+    parser = argparse.ArgumentParser(prog="python -m jgan.tools.components", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = parser.add_subparsers(dest="command", required=True)
     export = commands.add_parser("export", help="write one network's weights to an npz file")
     export.add_argument("run_dir", help="a training run's --workdir")
-    export.add_argument("--network", required=True, choices=sorted(NETWORK_NAMES),
-                        help="g (generator), e (encoder, BiGAN) or d (discriminator)")
+    export.add_argument("--network", required=True,
+                        help="the network's name in the run: g (generator), d (discriminator), "
+                             "e (BiGAN's encoder), ...")
     export.add_argument("--out", default=None, help="npz to write (default RUN_DIR/NAME.npz)")
     export.add_argument("--step", type=int, default=None, help="checkpoint step (default latest)")
     export.add_argument("--best", action="store_true", help="the best checkpoint by FID")
     args = parser.parse_args(argv)
-    out = args.out or Path(args.run_dir) / f"{NETWORK_NAMES[args.network]}.npz"
+    title = network_title(args.run_dir, args.network)
+    out = args.out or Path(args.run_dir) / f"{title}.npz"
     path = export_network(args.run_dir, args.network, out, step=args.step, best=args.best)
-    print(f"wrote the {NETWORK_NAMES[args.network]} of {args.run_dir} to {path}")
+    print(f"wrote the {title} of {args.run_dir} to {path}")
     return 0
 
 

@@ -1,4 +1,4 @@
-"""Measure a trained run: `python -m jgan.evaluate RUN_DIR --num 10000 --metrics fid,kid,is,pr`.
+"""Measure a trained run: `python -m jgan.tools.evaluate RUN_DIR --num 10000 --metrics fid,kid`.
 
 Draws `--num` images from the run's checkpoint (latest, `--step`, or `--best`) with latents from
 `--seed`, embeds them and the first `--ref-num` images of the reference split with the feature
@@ -18,7 +18,7 @@ from pathlib import Path
 from jgan.errors import UserError, reports_errors
 from jgan.metrics.evaluation import METRICS, make_evaluator, parse_metrics
 from jgan.metrics.features import FEATURE_NETWORKS
-from jgan.sample import load_run
+from jgan.tools.sample import load_run
 
 
 def evaluate_run(run_dir, *, num: int = 10000, metrics=None, features: str = "classifier",
@@ -54,7 +54,7 @@ def format_table(result: dict) -> str:
 
 @reports_errors
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m jgan.evaluate", description=__doc__,
+    parser = argparse.ArgumentParser(prog="python -m jgan.tools.evaluate", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("run_dir", help="a training run's --workdir")
     parser.add_argument("--num", type=int, default=10000, help="generated images (default 10000)")

@@ -1,4 +1,4 @@
-"""Sample a trained run: `python -m jgan.sample RUN_DIR --num 64 --seed 0 --out grid.png`.
+"""Sample a trained run: `python -m jgan.tools.sample RUN_DIR --num 64 --seed 0 --out grid.png`.
 
 The generator comes from the run's latest checkpoint (or `--step`), with BatchNorm in inference
 mode and G's EMA weights when the run keeps them, so the same command on the same checkpoint
@@ -20,16 +20,18 @@ from jgan import config as config_lib
 from jgan.checkpoint import Checkpointer
 from jgan.errors import UserError, reports_errors
 from jgan.images import make_grid, save_png
+from jgan.data import DataSpec
+from jgan.generate import draw_samples
 from jgan.train.loop import BEST_DIR, abstract_train_state, run_keys
 from jgan.train.parallel import make_mesh
-from jgan.generate import draw_samples
-from jgan.train.setup import build_gan
+from jgan.train.setup import build_setup
 
 
 @contextlib.contextmanager
 def open_checkpoint(run_dir, step: int | None = None, *, best: bool = False):
     """`(checkpointer, step, meta, config, setup)` of a run directory's checkpoint: the latest
-    unless `step` is given, or with `best`, the best by FID that --eval-every kept in `RUN_DIR/best`.
+    unless `step` is given, or with `best`, the best by FID that --eval-every kept in
+    `RUN_DIR/best`.
     """
     run_dir = Path(run_dir)
     if not (run_dir / "config.json").is_file():
@@ -48,10 +50,19 @@ def open_checkpoint(run_dir, step: int | None = None, *, best: bool = False):
                             f"{checkpointer.all_steps()}")
         meta = checkpointer.restore_meta(step)
         config = config_lib.from_dict(meta["config"])
-        setup = build_gan(config, tuple(meta["image_shape"]))
+        setup = build_setup(config, run_data_spec(meta, config))
         yield checkpointer, step, meta, config, setup
     finally:
         checkpointer.close()
+
+
+def run_data_spec(meta: dict, config) -> DataSpec:
+    """The data spec a checkpoint was written with. Checkpoints from before specs stored only
+    the image shape; their classes are the model's, when it has any."""
+    if "data_spec" in meta:
+        return DataSpec.from_json(meta["data_spec"])
+    return DataSpec.from_image_shape(meta["image_shape"],
+                                     num_classes=getattr(config.model, "num_classes", 0))
 
 
 def load_run(run_dir, step: int | None = None, *, best: bool = False):
@@ -72,19 +83,15 @@ def generate_images(run_dir, num_images: int, save_folder=None, *, seed: int = 0
     """
     setup, state, _ = load_run(run_dir, step, best=best)
     images, _ = draw_samples(setup, state, num_images, seed=seed, labels=labels)
-    if save_folder is not None:
-        for index, image in enumerate(images):
-            save_png(image, Path(save_folder) / f"{index:06d}.png")
+    save_images(images, save_folder)
     return images
 
 
-def _num_classes(run_dir) -> int:
-    """Classes of a run's conditional generator (0 if unconditional), from its config.json."""
-    path = Path(run_dir) / "config.json"
-    if not path.is_file():
-        return 0  # load_run names the problem
-    model = config_lib.load(path).model
-    return model.num_classes if model.conditioning != "none" else 0
+def save_images(images: np.ndarray, folder) -> None:
+    """Each image as `folder/000000.png`, `000001.png`, ...; nothing when `folder` is None."""
+    if folder is not None:
+        for index, image in enumerate(images):
+            save_png(image, Path(folder) / f"{index:06d}.png")
 
 
 def _parse_labels(text: str | None) -> list[int] | None:
@@ -99,7 +106,7 @@ def _parse_labels(text: str | None) -> list[int] | None:
 
 @reports_errors
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m jgan.sample", description=__doc__,
+    parser = argparse.ArgumentParser(prog="python -m jgan.tools.sample", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("run_dir", help="a training run's --workdir")
     parser.add_argument("--num", type=int, default=None,
@@ -115,12 +122,13 @@ def main(argv=None) -> int:
                              "(default: every class)")
     args = parser.parse_args(argv)
     labels = _parse_labels(args.labels)
-    classes = _num_classes(args.run_dir)
+    setup, state, _ = load_run(args.run_dir, args.step, best=args.best)
+    classes = setup.num_classes
     if classes and labels is None:
         labels = list(range(classes))
     num = args.num if args.num is not None else 8 * len(labels) if classes else 64
-    images = generate_images(args.run_dir, num, args.save_folder, seed=args.seed,
-                             step=args.step, labels=labels, best=args.best)
+    images, _ = draw_samples(setup, state, num, seed=args.seed, labels=labels)
+    save_images(images, args.save_folder)
     columns = len(images) // len(labels) if classes else math.ceil(math.sqrt(len(images)))
     save_png(make_grid(images, columns=columns), args.out)
     print(f"wrote {len(images)} images to {args.out}")

@@ -1,0 +1,121 @@
+"""One entry point for training data: `open_data(config.data)` -> `Data` (spec, loader, source).
+
+TFDS and raw-IDX datasets are read exactly as `find_dataset(...).open(...)` and `BatchLoader` read
+them, batch for batch; image folders (`--images DIR`, or `DIR/NAME` under `--data-dir`) go through
+`jgan.data.folders`, decoded once into the cache and batched by the same loader.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import jax
+import numpy as np
+
+from jgan.data.folders import check_pairing, find_layout, load_folder
+from jgan.data.loader import BatchLoader, UnpairedLoader, example_arrays, num_classes
+from jgan.data.sources import cache_dir, find_dataset, folder_dataset
+from jgan.data.spec import DataSpec
+from jgan.errors import UserError
+
+
+class ArraySource:
+    """Random access to examples held as arrays of equal length: `{name: values[i]}`."""
+
+    def __init__(self, arrays: dict[str, np.ndarray]):
+        lengths = {len(values) for values in arrays.values()}
+        if len(lengths) != 1:
+            raise ValueError(f"arrays of different lengths: {lengths}")
+        self.arrays = arrays
+
+    def __len__(self) -> int:
+        return len(next(iter(self.arrays.values())))
+
+    def __getitem__(self, index: int) -> dict:
+        return {name: np.asarray(values[index]) for name, values in self.arrays.items()}
+
+    def __getitems__(self, indices) -> list[dict]:
+        return [self[index] for index in indices]
+
+    def take(self, indices) -> dict[str, np.ndarray]:
+        indices = np.asarray(indices)
+        return {name: np.asarray(values[indices]) for name, values in self.arrays.items()}
+
+
+@dataclasses.dataclass(frozen=True)
+class Data:
+    name: str  # the dataset's name, or the image folder's
+    description: str  # where the examples come from, printed at the start of a run
+    spec: DataSpec
+    # random-access examples (`len`, `[i]`, `__getitems__`): single and paired data; None when
+    # unpaired, whose examples are the two independent `streams`
+    dataset: object | None
+    streams: dict[str, object] = dataclasses.field(default_factory=dict)  # unpaired: "A", "B"
+
+    def loader(self, batch_size: int, data_key: jax.Array):
+        """A loader with `batch(step) -> dict`, `iterate(start)` and `position(step) -> dict`."""
+        if self.spec.kind == "unpaired":
+            return UnpairedLoader(self.streams, batch_size=batch_size, data_key=data_key)
+        return BatchLoader(self.dataset, batch_size=batch_size, data_key=data_key)
+
+
+def check_data_config(data_cfg) -> None:
+    """One-line errors for data settings that cannot work, before anything is read."""
+    check_pairing(data_cfg.pairing)
+    if data_cfg.channels not in (0, 1, 3):
+        raise UserError(f"data.channels {data_cfg.channels} is not 0 (1 if every image is grey,"
+                        " else 3), 1 or 3: use --set data.channels=3, say")
+    if data_cfg.image_size < 0:
+        raise UserError(f"data.image_size {data_cfg.image_size} is negative: use 0 (keep the "
+                        "size) or the side N of the square images, e.g. --set data.image_size=64")
+    if data_cfg.images is not None and not str(data_cfg.images).strip():
+        raise UserError("--images is empty: pass a folder of images")
+
+
+def open_data(data_cfg, *, log=print) -> Data:
+    """Open the data that `data_cfg` (a `jgan.config.DataConfig`) names.
+
+    `data.images`, when set, is a folder of images; otherwise `data.dataset` is looked for as
+    `find_dataset` does, then as a folder `DIR/<dataset>` of the data folder.
+    """
+    check_data_config(data_cfg)
+    if data_cfg.images is not None:
+        folder = Path(data_cfg.images).expanduser()
+        return _open_folder(folder, folder.resolve().name, data_cfg, log)
+    folder = folder_dataset(data_cfg.dataset, data_cfg.data_dir)
+    if folder is not None:
+        return _open_folder(folder, data_cfg.dataset, data_cfg, log)
+    if data_cfg.channels or data_cfg.pairing != "auto":
+        raise UserError(f"data.channels and data.pairing apply to image folders, not to "
+                        f"{data_cfg.dataset}: leave them at 0 and auto")
+    source = find_dataset(data_cfg.dataset, data_cfg.data_dir)
+    dataset = source.open(data_cfg.split, image_size=data_cfg.image_size)
+    first = example_arrays(dataset[0])
+    spec = DataSpec(arrays={name: (value.shape, value.dtype.name) for name, value in first.items()},
+                    num_classes=num_classes(dataset) if "label" in first else 0)
+    return Data(name=data_cfg.dataset, description=source.description, spec=spec,
+                dataset=dataset)
+
+
+def _open_folder(folder: Path, name: str, data_cfg, log) -> Data:
+    layout = find_layout(folder, data_cfg.split, data_cfg.pairing)
+    loaded = load_folder(layout, name=name, split=data_cfg.split,
+                         image_size=data_cfg.image_size, channels=data_cfg.channels,
+                         cache_root=cache_dir(), log=log)
+    arrays = loaded.arrays
+    spec = DataSpec(arrays={key: (tuple(values.shape[1:]), values.dtype.name)
+                            for key, values in arrays.items()}, kind=loaded.kind)
+    if loaded.kind == "unpaired":
+        streams = {key[-1]: ArraySource({key: values}) for key, values in arrays.items()}
+        dataset, counts = None, " and ".join(f"{len(s)} {k}" for k, s in streams.items())
+    else:
+        streams, dataset = {}, ArraySource(dict(arrays))
+        counts = f"{len(dataset)} {'pairs' if loaded.kind == 'paired' else 'images'}"
+    shapes = ", ".join(f"{key} {'x'.join(map(str, shape))}"
+                       for key, (shape, _) in spec.arrays.items())
+    where = "read from" if loaded.from_cache else "decoded into"
+    description = (f"{name}: {loaded.kind} images in {layout.where} ({counts}; {shapes}), "
+                   f"{where} {loaded.cache}")
+    return Data(name=name, description=description, spec=spec, dataset=dataset, streams=streams)
+

@@ -1,0 +1,294 @@
+"""Image folders as datasets: a plain folder, paired A/B data (pix2pix) and unpaired A/B (CycleGAN).
+
+Layouts, looked for in this order in the folder DIR:
+1. `DIR/<split>A/` and `DIR/<split>B/` (CycleGAN's packaging, e.g. facades' trainA/trainB): paired
+   when every A file has a B partner of the same name (`trainA/17.jpg` <-> `trainB/17.jpg`, the
+   extension aside) and vice versa, unpaired otherwise; `data.pairing` forces either;
+2. `DIR/<split>/` (pix2pix's packaging), else DIR itself: one image per example, or, with
+   `data.pairing=side_by_side`, one A|B pair per file (left half A, right half B).
+Images (PNG, JPEG, BMP, TIFF; any PIL mode) are found recursively and ordered by relative path.
+A file that does not decode is skipped, and one warning names every skipped file.
+
+Each source is decoded once into uint8 `.npy` arrays under `cache_dir()/folders`, keyed by a hash
+of the files' relative paths and bytes, Pillow's version and the options: a copy of the folder
+shares the cache, any edited, added or removed file makes a new one. Hashing reads every byte at
+each open (about 0.1 s for facades' 30 MB), far cheaper than decoding, and unlike sizes and
+modification times it cannot miss an edit.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import dataclasses
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+import warnings
+from pathlib import Path
+
+import numpy as np
+import PIL.Image
+
+from jgan.data.resize import center_crop_resize
+from jgan.errors import DataError
+
+IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff"})
+PAIRINGS = ("auto", "paired", "unpaired", "side_by_side")
+SPLIT_FOLDERS = ("train", "val", "validation", "test")
+_CACHE_FORMAT = 1  # bump when the decoding below changes what a cache holds
+# Pillow opens 16-bit grey PNGs and TIFFs in these modes; their full range maps onto 0..255.
+_WIDE_GREY_MODES = frozenset({"I", "I;16", "I;16B", "I;16L", "I;16N"})
+_GREY_MODES = frozenset({"1", "L", "LA", "La", "F"}) | _WIDE_GREY_MODES
+# What a bad file raises while Pillow opens or decodes it.
+_DECODE_ERRORS = (OSError, ValueError, SyntaxError, EOFError, PIL.Image.DecompressionBombError)
+
+
+@dataclasses.dataclass(frozen=True)
+class FolderLayout:
+    """Which files make which arrays, before anything is decoded."""
+
+    root: Path  # the dataset folder; file names are shown relative to it
+    kind: str  # "single", "paired" or "unpaired"
+    # arrays of one stream decoded together, and per example the files that make them: single
+    # {"image"}: [(f,)]; paired folders {"image_A", "image_B"}: [(a, b)]; side by side: [(f,)]
+    streams: dict[tuple[str, ...], list[tuple[Path, ...]]]
+    side_by_side: bool
+    other_files: list[Path]  # files that are not images: skipped
+    where: str  # the folders, for messages
+
+
+@dataclasses.dataclass(frozen=True)
+class FolderArrays:
+    arrays: dict[str, np.ndarray]  # name -> uint8 [N, H, W, C] (N may differ when unpaired)
+    kind: str
+    cache: Path
+    from_cache: bool
+    skipped: list[str]
+
+
+def check_pairing(pairing: str) -> None:
+    if pairing not in PAIRINGS:
+        raise DataError(f"data.pairing {pairing!r} is unknown: choose one of {', '.join(PAIRINGS)}"
+                        " (e.g. --set data.pairing=side_by_side)")
+
+
+def _relative(path: Path, root: Path) -> str:
+    return path.relative_to(root).as_posix()
+
+
+def _scan(folder: Path) -> tuple[list[Path], list[Path]]:
+    """`(images, other files)` under `folder`, recursively, by relative path; hidden ones left out."""
+    found = sorted((p for p in folder.rglob("*") if p.is_file()
+                    and not any(part.startswith(".") for part in p.relative_to(folder).parts)),
+                   key=lambda p: _relative(p, folder))
+    images = [p for p in found if p.suffix.lower() in IMAGE_SUFFIXES]
+    return images, [p for p in found if p.suffix.lower() not in IMAGE_SUFFIXES]
+
+
+def _ab_splits(folder: Path) -> list[str]:
+    names = {p.name for p in folder.iterdir() if p.is_dir()}
+    return sorted(name[:-1] for name in names if name.endswith("A") and len(name) > 1
+                  and name[:-1] + "B" in names)
+
+
+def _pair_by_name(a_files, b_files, a_dir: Path, b_dir: Path):
+    """`[(a, b)]` matched by relative path without extension, or None where that is not 1:1."""
+    a_keys = {_relative(p, a_dir).rsplit(".", 1)[0]: p for p in a_files}
+    b_keys = {_relative(p, b_dir).rsplit(".", 1)[0]: p for p in b_files}
+    if len(a_keys) != len(a_files) or len(b_keys) != len(b_files) or a_keys.keys() != b_keys.keys():
+        return None
+    return [(a_keys[key], b_keys[key]) for key in a_keys]
+
+
+def find_layout(folder: Path, split: str, pairing: str) -> FolderLayout:
+    """The layout of `folder` for `split` (see the module docstring)."""
+    check_pairing(pairing)
+    if not folder.is_dir():
+        raise DataError(f"image folder {str(folder)!r} does not exist: pass --images DIR (or "
+                        "--dataset NAME --data-dir DIR) with a folder of images")
+    splits = _ab_splits(folder)
+    if splits:
+        if split not in splits:
+            raise DataError(f"{folder} has no {split}A/ and {split}B/ for split {split!r}, only "
+                            f"split(s) {', '.join(splits)}: use --set data.split={splits[0]}")
+        if pairing == "side_by_side":
+            raise DataError(f"data.pairing=side_by_side takes one folder of A|B images, but "
+                            f"{folder} holds {split}A/ and {split}B/: use data.pairing=auto")
+        a_dir, b_dir = folder / f"{split}A", folder / f"{split}B"
+        (a_files, a_other), (b_files, b_other) = _scan(a_dir), _scan(b_dir)
+        pairs = _pair_by_name(a_files, b_files, a_dir, b_dir)
+        if pairing == "paired" and pairs is None:
+            unmatched = sorted({p.stem for p in a_files} ^ {p.stem for p in b_files})
+            raise DataError(f"data.pairing=paired, but the names in {a_dir} and {b_dir} do not "
+                            f"match one to one (e.g. {unmatched[0] if unmatched else 'duplicates'}):"
+                            " use data.pairing=unpaired")
+        where = f"{a_dir}/ and {b_dir.name}/"
+        if pairs is not None and pairing != "unpaired":
+            streams = {("image_A", "image_B"): pairs}
+            kind = "paired"
+        else:
+            streams = {("image_A",): [(p,) for p in a_files], ("image_B",): [(p,) for p in b_files]}
+            kind = "unpaired"
+        return FolderLayout(folder, kind, streams, False, a_other + b_other, where)
+    if pairing in ("paired", "unpaired"):
+        raise DataError(f"data.pairing={pairing} needs A and B subfolders ({split}A/, {split}B/)"
+                        f" in {folder}: use data.pairing=auto (or side_by_side for A|B files)")
+    present = [name for name in SPLIT_FOLDERS if (folder / name).is_dir()]
+    source = folder
+    if present:
+        if split not in present:
+            raise DataError(f"{folder} has no {split}/ for split {split!r}, only "
+                            f"{', '.join(present)}: use --set data.split={present[0]}")
+        source = folder / split
+    images, other = _scan(source)
+    if pairing == "side_by_side":
+        return FolderLayout(folder, "paired", {("image_A", "image_B"): [(p,) for p in images]},
+                            True, other, str(source))
+    return FolderLayout(folder, "single", {("image",): [(p,) for p in images]}, False, other,
+                        str(source))
+
+
+def decode_image(path: Path) -> np.ndarray:
+    """uint8 [H, W, 1] for a greyscale file, [H, W, 3] for any other; raises on a bad file.
+
+    16-bit grey is scaled by 255/65535; alpha is dropped, not composited; a multi-frame file
+    gives its first frame.
+    """
+    with PIL.Image.open(path) as image:
+        image.load()
+        if image.mode in _WIDE_GREY_MODES:
+            values = np.asarray(image, np.float64) / 257.0
+            return np.clip(np.rint(values), 0, 255).astype(np.uint8)[..., None]
+        if image.mode in _GREY_MODES:
+            return np.asarray(image.convert("L"))[..., None]
+        return np.asarray(image.convert("RGB"))
+
+
+def _decode_example(files: tuple[Path, ...], side_by_side: bool, image_size: int):
+    """The arrays of one example at their own channels, or the first file that failed."""
+    images = []
+    for path in files:
+        try:
+            images.append(decode_image(path))
+        except _DECODE_ERRORS:
+            return path
+    if side_by_side:
+        half = images[0].shape[1] // 2
+        images = [images[0][:, :half], images[0][:, half:2 * half]]
+    if image_size:
+        images = [center_crop_resize(image, image_size) for image in images]
+    return images
+
+
+def _set_channels(images: list[np.ndarray], channels: int) -> np.ndarray:
+    """Stack one array's images with `channels` (0: 1 if every image is grey, else 3)."""
+    if channels == 0:
+        channels = 1 if all(image.shape[-1] == 1 for image in images) else 3
+    out = []
+    for image in images:
+        if channels == 3 and image.shape[-1] == 1:
+            image = np.repeat(image, 3, axis=-1)
+        elif channels == 1 and image.shape[-1] == 3:
+            image = np.asarray(PIL.Image.fromarray(image).convert("L"))[..., None]
+        out.append(image)
+    return np.stack(out)
+
+
+def _check_sizes(name: str, images: list[np.ndarray], files: list[tuple[Path, ...]], root: Path):
+    first = images[0].shape[:2]
+    for image, example in zip(images, files):
+        if image.shape[:2] != first:
+            raise DataError(
+                f"images in {root} differ in size ({_relative(files[0][0], root)} is "
+                f"{first[0]}x{first[1]}, {_relative(example[0], root)} is {image.shape[0]}x"
+                f"{image.shape[1]}{' for ' + name if name != 'image' else ''}): add --set "
+                "data.image_size=N to centre-crop and resize them to NxN")
+
+
+def _decode_stream(names, examples, layout: FolderLayout, image_size: int, channels: int,
+                   skipped: list[str]) -> dict[str, np.ndarray]:
+    # Pillow decodes with the GIL released; map keeps the order whatever the threads do.
+    workers = min(8, os.cpu_count() or 1)
+    with concurrent.futures.ThreadPoolExecutor(workers) as pool:
+        decoded = list(pool.map(
+            lambda files: _decode_example(files, layout.side_by_side, image_size), examples))
+    kept = [(files, images) for files, images in zip(examples, decoded)
+            if not isinstance(images, Path)]
+    skipped += [_relative(images, layout.root) for images in decoded if isinstance(images, Path)]
+    if not kept:
+        return {}
+    arrays = {}
+    for index, name in enumerate(names):
+        images = [example[1][index] for example in kept]
+        if not image_size:
+            _check_sizes(name, images, [example[0] for example in kept], layout.root)
+        arrays[name] = _set_channels(images, channels)
+    return arrays
+
+
+def _content_key(layout: FolderLayout, options: dict) -> str:
+    digest = hashlib.sha256(json.dumps(
+        {"format": _CACHE_FORMAT, "pillow": PIL.__version__, "kind": layout.kind,
+         "side_by_side": layout.side_by_side, **options}, sort_keys=True).encode())
+    for names, examples in layout.streams.items():
+        digest.update(repr(names).encode())
+        for files in examples:
+            for path in files:
+                digest.update(_relative(path, layout.root).encode() + b"\0")
+                digest.update(hashlib.sha256(path.read_bytes()).digest())
+    for path in layout.other_files:
+        digest.update(b"other\0" + _relative(path, layout.root).encode() + b"\0")
+    return digest.hexdigest()
+
+
+def _read_cache(cache: Path, layout: FolderLayout) -> FolderArrays:
+    meta = json.loads((cache / "meta.json").read_text())
+    arrays = {name: np.load(cache / f"{name}.npy", mmap_mode="r") for name in meta["arrays"]}
+    return FolderArrays(arrays, layout.kind, cache, True, meta["skipped"])
+
+
+def _write_cache(cache: Path, arrays: dict[str, np.ndarray], skipped: list[str]) -> None:
+    """Write into a temporary folder beside `cache`, then rename it: a crash leaves no cache."""
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    temporary = Path(tempfile.mkdtemp(prefix=f".{cache.name}.", dir=cache.parent))
+    try:
+        for name, values in arrays.items():
+            np.save(temporary / f"{name}.npy", values)
+        (temporary / "meta.json").write_text(json.dumps(
+            {"arrays": list(arrays), "skipped": skipped}, indent=1))
+        os.rename(temporary, cache)
+    except OSError:
+        # Another process renamed its own copy there first; it holds the same arrays.
+        if not (cache / "meta.json").is_file():
+            raise
+    finally:
+        shutil.rmtree(temporary, ignore_errors=True)
+
+
+def load_folder(layout: FolderLayout, *, name: str, split: str, image_size: int, channels: int,
+                cache_root: Path, log=print) -> FolderArrays:
+    """The layout's arrays, decoded once into `cache_root/folders` and read from there after."""
+    options = {"image_size": image_size, "channels": channels, "split": split}
+    cache = cache_root / "folders" / f"{name}-{split}-{_content_key(layout, options)[:20]}"
+    if (cache / "meta.json").is_file():
+        result = _read_cache(cache, layout)
+    else:
+        count = sum(len(examples) for examples in layout.streams.values())
+        log(f"decoding {count} examples of {layout.where} into {cache} (once)")
+        skipped = [_relative(path, layout.root) for path in layout.other_files]
+        arrays = {}
+        for names, examples in layout.streams.items():
+            decoded = _decode_stream(names, examples, layout, image_size, channels, skipped)
+            if not decoded:
+                raise DataError(f"no readable image in {layout.where} ({len(examples)} tried, "
+                                f"{len(skipped)} file(s) skipped): put PNG, JPEG, BMP or TIFF "
+                                "images there")
+            arrays.update(decoded)
+        _write_cache(cache, arrays, skipped)
+        result = FolderArrays(arrays, layout.kind, cache, False, skipped)
+    if result.skipped:
+        warnings.warn(f"skipped {len(result.skipped)} unreadable or non-image file(s) in "
+                      f"{layout.root}: {', '.join(result.skipped)}", stacklevel=2)
+    return result

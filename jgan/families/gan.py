@@ -1,0 +1,203 @@
+"""The GAN family: one generator G(z[, y]) against one discriminator D(x[, y]).
+
+It covers the 2014 GAN (Goodfellow et al., `arch=mlp`), DCGAN (Radford et al. 2016), CGAN (Mirza &
+Osindero 2014, `conditioning=input`), ACGAN (Odena et al. 2017, `conditioning=auxiliary`), WGAN
+(Arjovsky et al. 2017, weight clipping), WGAN-GP (Gulrajani et al. 2017), SNGAN (Miyato et al.
+2018) and the 2-D networks of the mode-collapse benchmark (`arch=toy`, with Unrolled GAN, minibatch
+discrimination, feature matching and packing). The update is `jgan.train.gan_step`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import jax.numpy as jnp
+
+from jgan import losses
+from jgan.errors import UserError
+from jgan.families.latent import (AdversarialLossConfig, LatentModelConfig, LatentSetup,
+                                  check_convolutional_image, check_latent_model,
+                                  single_image_shape)
+from jgan.models import (ACTIVATIONS, ConditionalMLPDiscriminator, ConditionalMLPGenerator,
+                         DCGANDiscriminator, DCGANGenerator, MLPDiscriminator, MLPGenerator,
+                         ToyDiscriminator, ToyGenerator)
+from jgan.optim import check_optim_config, make_optimizer
+from jgan.train.gan_step import lazy_regularization_interval, make_gan_train_step
+from jgan.train.setup import Family, check_choices, refuse_first
+from jgan.train.state import Network
+
+ARCHS = ("dcgan", "mlp", "toy")
+CONDITIONINGS = ("none", "input", "auxiliary")
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class GANModelConfig(LatentModelConfig):
+    # "none"; "input": the label is fed to G and D (CGAN); "auxiliary": fed to G and predicted
+    # by a class head on D (ACGAN)
+    conditioning: str = "none"
+    num_classes: int = 10  # used when conditioning is not "none"
+    # toy only (jgan.models.toy): depth and activation of G and D, and D's options against mode
+    # collapse: minibatch discrimination (Salimans et al. 2016) with this many kernels of this
+    # dimension, and PacGAN's packing of this many samples per D input
+    g_layers: int = 2
+    d_layers: int = 1
+    activation: str = "relu"
+    minibatch_kernels: int = 0
+    minibatch_kernel_dim: int = 5
+    pack: int = 1
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class GANLossConfig(AdversarialLossConfig):
+    focal_gamma: float = 2.0  # gan_loss "focal" only
+    r1_gamma: float = 0.0  # R1 on reals (Mescheder et al. 2018)
+    r2_gamma: float = 0.0  # R2 on fakes
+    reg_interval: int = 1  # > 1: lazy R1/R2, a separate D update every reg_interval steps
+    class_weight: float = 1.0  # ACGAN: weight of the auxiliary classification loss
+    # Unrolled GAN (Metz et al. 2017): G's loss is taken against D after this many more updates
+    # on the step's batch, differentiated through them ("full") or not ("stop")
+    unroll_steps: int = 0
+    unroll_gradient: str = "full"
+    # G's objective: "adversarial" (loss.gan_loss), or "feature_matching" (Salimans et al. 2016)
+    g_objective: str = "adversarial"
+
+
+# Model fields that only the toy arch reads, with their defaults.
+TOY_ONLY = {"g_layers": 2, "d_layers": 1, "activation": "relu", "minibatch_kernels": 0,
+            "minibatch_kernel_dim": 5, "pack": 1}
+
+
+def check(config, spec) -> None:
+    """Refuse settings that cannot work together, in one line that says what to change."""
+    model, loss_cfg = config.model, config.loss
+    check_latent_model(model, archs=ARCHS)
+    check_optim_config(config.optim)
+    check_choices({"model.conditioning": (model.conditioning, CONDITIONINGS),
+                   "model.activation": (model.activation, tuple(ACTIVATIONS)),
+                   "loss.unroll_gradient": (loss_cfg.unroll_gradient, ("full", "stop")),
+                   "loss.g_objective": (loss_cfg.g_objective, ("adversarial",
+                                                               "feature_matching")),
+                   "loss.gan_loss": (loss_cfg.gan_loss, losses.LOSS_NAMES)})
+    losses.get_losses(loss_cfg.gan_loss, real_label=loss_cfg.real_label,
+                      focal_gamma=loss_cfg.focal_gamma)
+    check_mode_collapse_options(config)
+    penalties = [name for name in ("gp_weight", "r1_gamma", "r2_gamma")
+                 if getattr(loss_cfg, name) < 0]
+    refuse_first([
+        (model.conditioning != "none" and model.num_classes < 2,
+         f"model.num_classes={model.num_classes}: a conditional GAN needs 2 or more classes"),
+        (model.arch == "mlp" and (model.conditioning == "auxiliary" or model.spectral_norm
+                                  or model.d_norm != "batch"),
+         "the mlp arch has no auxiliary head, spectral norm or d_norm option: use --set "
+         "model.arch=dcgan"),
+        (loss_cfg.reg_interval < 1, f"loss.reg_interval={loss_cfg.reg_interval}: use 1 or more"),
+        (bool(penalties), f"loss.{penalties[0] if penalties else ''} is negative: use 0 (off) "
+                          "or more"),
+        ((loss_cfg.gp_weight or loss_cfg.r1_gamma or loss_cfg.r2_gamma)
+         and model.arch == "dcgan" and model.d_norm == "batch",
+         "gradient penalties need per-example gradients, which BatchNorm in D mixes: add --set "
+         "model.d_norm=none"),
+    ])
+    shape = single_image_shape(spec, family="gan")
+    refuse_first([
+        (model.arch == "toy" and len(shape) != 1,
+         "the toy arch draws 2-D points, not images: run python -m experiments.mode_collapse, "
+         "or use --set model.arch=dcgan"),
+        (model.arch != "toy" and len(shape) == 1,
+         f"model.arch={model.arch!r} draws images, and this data is 2-D points: add --set "
+         "model.arch=toy"),
+    ])
+    if model.arch == "dcgan":
+        check_convolutional_image(shape, dataset=config.data.dataset, arch=model.arch)
+    check_labels(model, spec, config.data.dataset)
+
+
+def check_mode_collapse_options(config) -> None:
+    """Unrolling, feature matching, minibatch discrimination and packing, in one line each."""
+    model, loss_cfg = config.model, config.loss
+    toy_only = [name for name, default in TOY_ONLY.items() if getattr(model, name) != default]
+    if toy_only and model.arch != "toy":
+        raise UserError(f"model.{toy_only[0]} applies to the toy arch only: add --set "
+                        "model.arch=toy, or drop it")
+    mixes_batch = model.minibatch_kernels > 0 or model.pack > 1
+    refuse_first([
+        (loss_cfg.unroll_steps < 0, f"loss.unroll_steps={loss_cfg.unroll_steps}: use 0 (plain "
+                                    "GAN) or more"),
+        *((getattr(model, name) < 1, f"model.{name}={getattr(model, name)}: use 1 or more")
+          for name in ("g_layers", "d_layers", "minibatch_kernel_dim", "pack")),
+        (model.minibatch_kernels < 0,
+         f"model.minibatch_kernels={model.minibatch_kernels}: use 0 (off) or more"),
+        (mixes_batch and (loss_cfg.gp_weight or loss_cfg.r1_gamma or loss_cfg.r2_gamma),
+         "gradient penalties need per-example gradients, which minibatch discrimination and "
+         "packing mix across the batch: drop one of them"),
+        (model.pack > 1 and config.train.batch_size % model.pack != 0,
+         f"train.batch_size={config.train.batch_size} does not split into packs of "
+         f"model.pack={model.pack}: use a multiple of it"),
+    ])
+
+
+def check_labels(model, spec, dataset: str) -> None:
+    """A conditional GAN needs class labels, and at least as many classes as the data has."""
+    if model.conditioning == "none":
+        return
+    if spec.num_classes == 0:
+        raise UserError(f"dataset {dataset} has no class labels, which a conditional GAN needs: "
+                        "choose a labelled dataset or --set model.conditioning=none")
+    if spec.num_classes > model.num_classes:
+        raise UserError(f"dataset {dataset} has {spec.num_classes} classes but "
+                        f"model.num_classes is {model.num_classes}: add --set "
+                        f"model.num_classes={spec.num_classes}")
+
+
+def build_networks(model, image_shape: tuple[int, ...]) -> dict:
+    """The modules by their state names: `{"g": generator, "d": discriminator}`.
+
+    A conditional G (and, for conditioning "input", D) takes labels [B] after its image or z.
+    """
+    num_classes = model.num_classes if model.conditioning != "none" else 0
+    if model.arch == "dcgan":
+        return {"g": DCGANGenerator(image_shape, model.base_features, num_classes),
+                "d": DCGANDiscriminator(model.base_features, norm=model.d_norm,
+                                        spectral_norm=model.spectral_norm,
+                                        conditioning=model.conditioning,
+                                        num_classes=num_classes)}
+    if model.arch == "mlp":
+        if model.conditioning == "input":
+            return {"g": ConditionalMLPGenerator(image_shape, num_classes),
+                    "d": ConditionalMLPDiscriminator(num_classes)}
+        return {"g": MLPGenerator(image_shape, model.hidden), "d": MLPDiscriminator()}
+    return {"g": ToyGenerator(model.hidden, model.g_layers, model.activation,
+                              out_dim=image_shape[-1]),
+            "d": ToyDiscriminator(model.hidden, model.d_layers, model.activation,
+                                  minibatch_kernels=model.minibatch_kernels,
+                                  minibatch_kernel_dim=model.minibatch_kernel_dim,
+                                  pack=model.pack)}
+
+
+def build(config, spec) -> LatentSetup:
+    """G and D with their optimizers (one rate each: TTUR) and the alternating step."""
+    check(config, spec)
+    model, loss_cfg, optim_cfg = config.model, config.loss, config.optim
+    image_shape = single_image_shape(spec, family="gan")
+    modules = build_networks(model, image_shape)
+    networks = {
+        "g": Network(modules["g"], make_optimizer(optim_cfg, optim_cfg.g_lr)),
+        "d": Network(modules["d"], make_optimizer(
+            optim_cfg, optim_cfg.d_lr, updates_per_step=config.train.n_critic,
+            clip=optim_cfg.d_clip, lazy_interval=lazy_regularization_interval(loss_cfg))),
+    }
+    conditional = model.conditioning != "none"
+    labels = (jnp.zeros((1,), jnp.int32),)
+    example_inputs = {"g": (jnp.zeros((1, model.z_dim)), *(labels if conditional else ())),
+                      "d": (jnp.zeros((1, *image_shape)),
+                            *(labels if model.conditioning == "input" else ()))}
+    step = make_gan_train_step(config, generator=networks["g"], discriminator=networks["d"])
+    return LatentSetup(networks=networks, example_inputs=example_inputs, train_step=step,
+                       z_dim=model.z_dim, num_classes=model.num_classes if conditional else 0,
+                       batches_per_step=config.train.n_critic, ema=config.train.ema_kimg > 0)
+
+
+FAMILY = Family(name="gan", model_config=GANModelConfig, loss_config=GANLossConfig, build=build,
+                network_names={"g": "generator", "d": "discriminator"},
+                description="G(z[, y]) against D(x[, y]): GAN, DCGAN, CGAN, ACGAN, WGAN(-GP), "
+                            "SNGAN, the 2-D benchmark")

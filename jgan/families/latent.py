@@ -1,0 +1,123 @@
+"""Pieces shared by families whose generator maps a latent z ~ N(0, I), and class labels, to images.
+
+The GAN and BiGAN families (and StyleGAN or BigGAN after them) draw z from one prior, sample with
+G in inference mode (BatchNorm running statistics, G's EMA weights when the run keeps them) and
+show a grid of samples from a fixed `grid_z`. Each piece is written once here.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import jax
+import jax.numpy as jnp
+
+from jgan.errors import UserError
+from jgan.models.dcgan import halves_down
+from jgan.train.setup import Setup
+from jgan.train.state import TrainState, apply_network
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class LatentModelConfig:
+    """Model fields of every latent-variable family."""
+
+    arch: str = "dcgan"
+    z_dim: int = 100
+    base_features: int = 64  # dcgan: channels of D's first and G's last hidden layer
+    hidden: int = 1200  # mlp: width of G's hidden layers; toy: of G's and D's
+    d_norm: str = "batch"  # "batch", or "none" (critics under a gradient penalty)
+    spectral_norm: bool = False  # spectral normalization of D's weights (Miyato et al. 2018)
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class AdversarialLossConfig:
+    """Loss fields of every adversarial family."""
+
+    gan_loss: str = "nonsaturating"  # a name from jgan.losses.LOSSES
+    real_label: float = 1.0  # < 1: one-sided label smoothing (Salimans et al. 2016)
+    gp_weight: float = 0.0  # WGAN-GP's lambda
+
+
+def prior(key: jax.Array, num: int, z_dim: int) -> jax.Array:
+    """z ~ N(0, I) [num, z_dim]: the latent prior of every family here."""
+    return jax.random.normal(key, (num, z_dim))
+
+
+def check_latent_model(model, *, archs) -> None:
+    if model.arch not in archs:
+        raise UserError(f"model.arch={model.arch!r} is unknown: choose one of {list(archs)}")
+    if model.d_norm not in ("batch", "none"):
+        raise UserError(f"model.d_norm={model.d_norm!r} is unknown: choose one of "
+                        "['batch', 'none']")
+    if model.z_dim < 1:
+        raise UserError(f"model.z_dim={model.z_dim}: use 1 or more")
+
+
+def single_image_shape(spec, *, family: str) -> tuple[int, ...]:
+    """The shape of one example's "image", refusing paired and unpaired data in one line."""
+    if "image" not in spec.arrays:
+        names = ", ".join(sorted(spec.arrays))
+        raise UserError(f"the {family} family trains on single images, and this data holds "
+                        f"{names}: train on one side with --images DIR/trainA (or a family "
+                        "for paired or unpaired data)")
+    return tuple(spec.arrays["image"][0])
+
+
+def check_convolutional_image(shape, *, dataset: str, arch: str) -> None:
+    """Convolutional networks need square images that halve down to 7 or less."""
+    height, width = shape[:2]
+    if height != width or not halves_down(height):
+        raise UserError(f"{dataset} images are {height}x{width}, which the {arch} networks "
+                        "cannot take (they need square images that halve down to 7 or less): "
+                        "add --set data.image_size=64 (or 32, 96, ...) to crop and resize them")
+
+
+def class_grid_inputs(key: jax.Array, grid_size: int, z_dim: int, num_classes: int):
+    """`(inputs, columns)` of a sample grid.
+
+    Unconditional: grid_size latents in a square. Conditional: one row per class, each column
+    one latent shared by all rows, so a column shows one z across the classes.
+    """
+    columns = math.ceil(math.sqrt(grid_size))
+    if not num_classes:
+        return {"z": prior(key, grid_size, z_dim), "labels": None}, columns
+    z = prior(key, columns, z_dim)
+    return ({"z": jnp.tile(z, (num_classes, 1)),
+             "labels": jnp.repeat(jnp.arange(num_classes), columns)}, columns)
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class LatentSetup(Setup):
+    """A setup whose `state.nets["g"]` maps `(z, labels if conditional)` to images."""
+
+    z_dim: int
+    ema: bool = False  # the state keeps an EMA of G's weights in extra["g_ema"]
+
+    def init_state(self, key: jax.Array) -> TrainState:
+        state = super().init_state(key)
+        if self.ema:
+            state = state.replace(extra={"g_ema": state.nets["g"].params})
+        return state
+
+    def sample_inputs(self, key: jax.Array, num: int, labels=None) -> dict:
+        """`{"z": [num, z_dim], "labels": [num] or None}`; labels are needed if conditional."""
+        if self.num_classes and labels is None:
+            raise UserError("this generator is conditional: pass labels, e.g. --labels 0,1,2")
+        if not self.num_classes and labels is not None:
+            raise UserError("this generator is unconditional: drop the labels")
+        return {"z": prior(key, num, self.z_dim), "labels": labels}
+
+    def sample(self, state: TrainState, inputs: dict) -> jax.Array:
+        """Images in [-1, 1], BatchNorm in inference mode, G's EMA weights when kept."""
+        g = state.nets["g"]
+        params = state.extra.get("g_ema", g.params)
+        labels = inputs.get("labels")
+        args = (inputs["z"],) if labels is None else (inputs["z"], labels)
+        images, _ = apply_network(self.networks["g"].module, g.variables(params), *args,
+                                  train=False)
+        return images
+
+    def preview_inputs(self, key: jax.Array, grid_size: int, batch: dict):
+        return class_grid_inputs(key, grid_size, self.z_dim, self.num_classes)

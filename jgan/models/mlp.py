@@ -1,0 +1,76 @@
+"""Multilayer-perceptron G and D (the `mlp` arch): the 2014 GAN's, and CGAN's conditional ones.
+
+Goodfellow et al. 2014 (Sec. 5, the MNIST model): G has two ReLU layers of 1200 units, then a tanh
+image (the paper used a sigmoid on [0, 1] images; jgan images live in [-1, 1]). D: dropout on the
+input, two maxout layers of 240 units with 5 pieces and dropout, then one logit.
+
+Mirza & Osindero 2014 (Sec. 4.1, MNIST): G maps z -> 200 ReLU units and the one-hot label -> 1000
+ReLU units, joined, then 1200 ReLU units and a tanh image. D maps the image -> maxout of 240 units
+with 5 pieces and the label -> maxout of 50 units with 5 pieces, joined into a maxout of 240 units
+with 4 pieces, then one logit; dropout 0.5 on D's hidden layers.
+"""
+
+import math
+
+import flax.linen as nn
+import jax.numpy as jnp
+
+from jgan.nn import Maxout, one_hot_labels, sow_features
+
+
+class MLPGenerator(nn.Module):
+    image_shape: tuple[int, int, int]
+    hidden: int = 1200
+
+    @nn.compact
+    def __call__(self, z, *, train: bool = True):
+        del train  # no BatchNorm or dropout in G
+        x = nn.relu(nn.Dense(self.hidden)(z))
+        x = nn.relu(nn.Dense(self.hidden)(x))
+        x = nn.Dense(math.prod(self.image_shape))(x)
+        return jnp.tanh(x).reshape(z.shape[0], *self.image_shape)
+
+
+class MLPDiscriminator(nn.Module):
+    hidden: int = 240
+    pieces: int = 5
+    input_dropout: float = 0.2
+    hidden_dropout: float = 0.5
+
+    @nn.compact
+    def __call__(self, x, *, train: bool = True):
+        x = x.reshape(x.shape[0], -1)
+        x = nn.Dropout(self.input_dropout, deterministic=not train)(x)
+        for _ in range(2):
+            x = Maxout(self.hidden, self.pieces)(x)
+            x = nn.Dropout(self.hidden_dropout, deterministic=not train)(x)
+        sow_features(self, x)
+        return nn.Dense(1)(x)[:, 0]
+
+
+class ConditionalMLPGenerator(nn.Module):
+    image_shape: tuple[int, int, int]
+    num_classes: int = 10
+
+    @nn.compact
+    def __call__(self, z, labels=None, *, train: bool = True):
+        del train  # no BatchNorm or dropout in G
+        z_branch = nn.relu(nn.Dense(200)(z))
+        label_branch = nn.relu(nn.Dense(1000)(one_hot_labels(labels, self.num_classes)))
+        x = nn.relu(nn.Dense(1200)(jnp.concatenate([z_branch, label_branch], axis=-1)))
+        x = nn.Dense(math.prod(self.image_shape))(x)
+        return jnp.tanh(x).reshape(z.shape[0], *self.image_shape)
+
+
+class ConditionalMLPDiscriminator(nn.Module):
+    num_classes: int = 10
+    dropout: float = 0.5
+
+    @nn.compact
+    def __call__(self, x, labels=None, *, train: bool = True):
+        drop = nn.Dropout(self.dropout, deterministic=not train)
+        image_branch = drop(Maxout(240, 5)(x.reshape(x.shape[0], -1)))
+        label_branch = drop(Maxout(50, 5)(one_hot_labels(labels, self.num_classes)))
+        x = drop(Maxout(240, 4)(jnp.concatenate([image_branch, label_branch], axis=-1)))
+        sow_features(self, x)
+        return nn.Dense(1)(x)[:, 0]
