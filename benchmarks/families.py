@@ -21,9 +21,9 @@ import flax.linen as nn
 import jax
 
 import jgan.models.dcgan as dcgan
-from jgan.data import BatchLoader, find_dataset
+from jgan.data import BatchLoader, DataSpec, find_dataset
 from jgan.train.parallel import jit_data_parallel, make_mesh, shard_batch
-from jgan.train.setup import build_gan
+from jgan.train.setup import build_setup
 
 from train_step import median_step_seconds  # noqa: E402  (benchmarks/ is the script's folder)
 
@@ -42,9 +42,9 @@ def xla_conv_patched():
 
 def time_experiment(name: str, steps: int, warmup: int, dataset) -> dict:
     config = importlib.import_module(f"experiments.{name}").get_config()
-    setup = build_gan(config, (28, 28, 1))
+    setup = build_setup(config, DataSpec.from_image_shape((28, 28, 1), num_classes=10))
     mesh = make_mesh()
-    images_per_step = config.train.batch_size * setup.real_batches_per_step
+    images_per_step = config.train.batch_size * setup.batches_per_step
     loader = BatchLoader(dataset, batch_size=images_per_step, data_key=jax.random.key(1))
     state = jax.jit(setup.init_state)(jax.random.key(0))
     key = jax.random.key(2)
@@ -63,7 +63,7 @@ def time_experiment(name: str, steps: int, warmup: int, dataset) -> dict:
     for _ in range(warmup):
         run_step()
     seconds = median_step_seconds(run_step, steps)
-    return {"experiment": name, "n_critic": setup.real_batches_per_step,
+    return {"experiment": name, "n_critic": setup.batches_per_step,
             "ms_per_step": round(seconds * 1000, 1),
             "real_img_per_s": round(images_per_step / seconds), "compile_s": round(compile_s, 1)}
 

@@ -3,7 +3,7 @@
 One step = draw z, run G once, update D on real and fake (Adam), update G with the non-saturating
 loss. The model is DCGAN for 28x28x1, z_dim 100, base_features 64, in three forms:
 
-  jgan            the library's compiled step (`build_gan` + `jit_data_parallel`), as in training
+  jgan            the library's compiled step (`build_setup` + `jit_data_parallel`), as in training
   jgan-xla-convT  the same step with G's up-sampling layers swapped for `flax.linen.ConvTranspose`,
                   whose kernel gradient XLA derives itself: what jgan's custom VJP buys
   pytorch         a layer-for-layer PyTorch twin of `jgan/models/dcgan.py` with the training step
@@ -32,9 +32,11 @@ import jax
 import numpy as np
 
 import jgan.models.dcgan as dcgan
-from jgan.config import Config, ModelConfig, TrainConfig
+from jgan.config import Config, TrainConfig
+from jgan.data import DataSpec
+from jgan.families.gan import GANModelConfig
 from jgan.train.parallel import jit_data_parallel, make_mesh, shard_batch
-from jgan.train.setup import build_gan
+from jgan.train.setup import build_setup
 
 IMAGE_SHAPE = (28, 28, 1)
 Z_DIM, FEATURES = 100, 64
@@ -72,10 +74,10 @@ def row(framework: str, batch: int, seconds: float, compile_s, **extra) -> dict:
 
 
 def time_jgan(framework: str, batch_size: int, steps: int, warmup: int) -> dict:
-    config = Config(name="dcgan", model=ModelConfig(arch="dcgan", z_dim=Z_DIM,
-                                                    base_features=FEATURES),
+    config = Config(name="dcgan", model=GANModelConfig(arch="dcgan", z_dim=Z_DIM,
+                                                       base_features=FEATURES),
                     train=TrainConfig(batch_size=batch_size))
-    setup = build_gan(config, IMAGE_SHAPE)
+    setup = build_setup(config, DataSpec.from_image_shape(IMAGE_SHAPE))
     state = setup.init_state(jax.random.key(0))
     mesh = make_mesh()
     images = np.random.default_rng(0).integers(0, 256, (batch_size, *IMAGE_SHAPE), dtype=np.uint8)

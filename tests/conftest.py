@@ -7,7 +7,11 @@ from pathlib import Path
 import jax
 import pytest
 
-from jgan.config import Config, DataConfig, LossConfig, ModelConfig, OptimConfig, TrainConfig
+from jgan.config import Config, DataConfig, OptimConfig, TrainConfig
+from jgan.data import DataSpec
+from jgan.families.bigan import BiGANLossConfig, BiGANModelConfig
+from jgan.families.gan import GANLossConfig, GANModelConfig
+from jgan.train.setup import build_setup
 
 SHARED_DATASETS = Path(__file__).resolve().parents[2] / "shared" / "datasets"
 REPO = Path(__file__).resolve().parents[1]
@@ -33,12 +37,23 @@ def shared_datasets() -> Path:
     return SHARED_DATASETS
 
 
+def mnist_spec(shape=(28, 28, 1), num_classes: int = 10) -> DataSpec:
+    """The data spec of MNIST (labelled, 10 classes), or of images of `shape` with `num_classes`
+    classes (0: unlabelled)."""
+    return DataSpec.from_image_shape(shape, num_classes=num_classes)
+
+
+def build(config: Config, shape=(28, 28, 1), num_classes: int = 10):
+    """The config's setup for images of `shape` (MNIST's by default, labelled with 10 classes)."""
+    return build_setup(config, mnist_spec(shape, num_classes))
+
+
 def tiny_config(arch: str = "dcgan", **train) -> Config:
     """A DCGAN (or MLP GAN) small enough to compile and step in about a second on a CPU."""
     defaults = dict(steps=4, batch_size=16, log_every=1, sample_every=2, checkpoint_every=2,
                     grid_size=4)
-    return Config(name=f"tiny_{arch}", model=ModelConfig(arch=arch, z_dim=8, base_features=8,
-                                                         hidden=32),
+    return Config(name=f"tiny_{arch}", model=GANModelConfig(arch=arch, z_dim=8,
+                                                            base_features=8, hidden=32),
                   train=TrainConfig(**{**defaults, **train}))
 
 
@@ -54,7 +69,7 @@ def tiny_everything_config(**train) -> Config:
         config, name="tiny_everything",
         model=dataclasses.replace(config.model, d_norm="none", spectral_norm=True,
                                   conditioning="auxiliary", num_classes=10),
-        loss=LossConfig(gan_loss="hinge", gp_weight=1.0, r1_gamma=1.0, reg_interval=2))
+        loss=GANLossConfig(gan_loss="hinge", gp_weight=1.0, r1_gamma=1.0, reg_interval=2))
 
 
 def tiny_bigan_config(arch: str = "dcgan", **train) -> Config:
@@ -63,19 +78,21 @@ def tiny_bigan_config(arch: str = "dcgan", **train) -> Config:
     arch pad-then-crop, a fully convolutional G head and mixed pooling."""
     config = tiny_config(arch, **train)
     conv = arch == "dcgan"
-    model = dataclasses.replace(config.model, family="bigan", unary=True, d_norm="none",
-                                g_head="conv" if conv else "dense", g_crop=2 if conv else 0,
-                                downsample="mixed_pool" if conv else "stride")
+    gan = config.model
+    model = BiGANModelConfig(arch=arch, z_dim=gan.z_dim, base_features=gan.base_features,
+                             hidden=gan.hidden, unary=True, d_norm="none",
+                             g_head="conv" if conv else "dense", g_crop=2 if conv else 0,
+                             downsample="mixed_pool" if conv else "stride")
     return dataclasses.replace(
-        config, name=f"tiny_bigan_{arch}", model=model,
-        loss=LossConfig(gan_loss="hinge", gp_weight=1.0, e_spread_weight=1.5,
-                        e_variance_weight=1.0))
+        config, name=f"tiny_bigan_{arch}", family="bigan", model=model,
+        loss=BiGANLossConfig(gan_loss="hinge", gp_weight=1.0, e_spread_weight=1.5,
+                             e_variance_weight=1.0))
 
 
 def tiny_toy_config(**train) -> Config:
     """The 2-D benchmark's GAN at a size that steps in well under a millisecond."""
     defaults = dict(steps=20, batch_size=32, log_every=10, checkpoint_every=10, seeds=2)
     return Config(name="tiny_toy", data=DataConfig(dataset="ring"),
-                  model=ModelConfig(arch="toy", z_dim=4, hidden=16),
+                  model=GANModelConfig(arch="toy", z_dim=4, hidden=16),
                   optim=OptimConfig(g_lr=1e-3, d_lr=1e-3),
                   train=TrainConfig(**{**defaults, **train}))

@@ -12,17 +12,18 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from conftest import REPO, tiny_bigan_config, tiny_config, with_train
+from conftest import REPO, build, tiny_bigan_config, tiny_config, with_train
 from jgan import losses
-from jgan.components import export_network, read_network, with_network
-from jgan.config import Config, ModelConfig, TrainConfig
+from jgan.config import Config, TrainConfig, override
 from jgan.errors import UserError
-from jgan.evaluate_bigan import evaluate_bigan
 from jgan.models.bigan import BiGANEncoder, BiGANGenerator, JointDiscriminator
 from jgan.nn import MixedPooling
-from jgan.sample import load_run
+from jgan.families.bigan import BiGANModelConfig
+from jgan.families.gan import GANModelConfig
+from jgan.tools.components import export_network, read_network, with_network
+from jgan.tools.evaluate_bigan import evaluate_bigan
+from jgan.tools.sample import load_run
 from jgan.train import loop
-from jgan.train.setup import build_gan
 
 SILENT = {"log": lambda _: None}
 
@@ -140,7 +141,7 @@ def test_encoder_regularizer_values_by_hand():
 
 def test_step_logs_every_score_term_and_the_regularizer():
     config = tiny_bigan_config(steps=1)
-    setup = build_gan(config, (28, 28, 1))
+    setup = build(config)
     state = setup.init_state(jax.random.key(0))
     batch = {"image": jax.random.randint(jax.random.key(1), (16, 28, 28, 1), 0, 256,
                                          jnp.int32).astype(jnp.uint8)}
@@ -161,23 +162,32 @@ def test_step_logs_every_score_term_and_the_regularizer():
 
 def test_bigan_settings_that_cannot_work_are_refused():
     bigan = tiny_bigan_config()
-    for model_changes, loss_changes, message in [
-        ({"conditioning": "input"}, {}, "unconditional"),
-        ({}, {"gan_loss": "least_squares"}, "loss.gan_loss='least_squares' is unknown"),
-        ({"arch": "mlp", "g_crop": 2, "g_head": "dense", "downsample": "stride"}, {},
+    # A BiGAN is unconditional: it has no conditioning field to set.
+    with pytest.raises(UserError, match=r"^--set model.conditioning: no field 'conditioning' in "
+                                        r"BiGANModelConfig; choose one of \[.*'unary'"):
+        override(bigan, ["model.conditioning=input"])
+    for assignments, message in [
+        (["loss.gan_loss=least_squares"], "loss.gan_loss='least_squares' is unknown"),
+        (["model.arch=mlp", "model.g_crop=2", "model.g_head=dense", "model.downsample=stride"],
          "no convolutional head"),
-        ({"d_norm": "batch"}, {}, "d_norm=none"),
-        ({}, {"e_spread_weight": -1.0}, "loss.e_spread_weight is negative"),
+        (["model.d_norm=batch"], "d_norm=none"),
+        (["loss.e_spread_weight=-1"], "loss.e_spread_weight is negative"),
     ]:
-        config = dataclasses.replace(
-            bigan, model=dataclasses.replace(bigan.model, **model_changes),
-            loss=dataclasses.replace(bigan.loss, **loss_changes))
+        config = override(bigan, assignments)
         with pytest.raises(UserError, match=message):
-            build_gan(config, (28, 28, 1))
+            build(config)
+    # BigBiGAN's unary scores are the bigan family's: the gan family has no such field, and a
+    # config of one family does not take the other's model group.
     gan = tiny_config()
-    with pytest.raises(UserError, match="model.unary applies to the bigan family only"):
-        build_gan(dataclasses.replace(gan, model=dataclasses.replace(gan.model, unary=True)),
-                  (28, 28, 1))
+    with pytest.raises(UserError, match=r"^--set model.unary: no field 'unary' in "
+                                        r"GANModelConfig; choose one of \["):
+        override(gan, ["model.unary=true"])
+    with pytest.raises(UserError, match=r"model=BiGANModelConfig\(...\) does not belong to "
+                                        r"family 'gan'"):
+        dataclasses.replace(gan, model=bigan.model)
+    with pytest.raises(UserError, match=r"model=GANModelConfig\(...\) does not belong to "
+                                        r"family 'bigan'"):
+        dataclasses.replace(bigan, model=GANModelConfig())
 
 
 def _variables(net):
@@ -221,11 +231,12 @@ def test_networks_load_alone_mix_across_runs_and_export(tmp_path):
     export_network(tmp_path / "b", "g", tmp_path / "g.npz")
     generator_b, meta = read_network(tmp_path / "g.npz", "g")
     _assert_same(generator_b, _variables(state_b.nets["g"]))
-    assert meta["config"]["model"]["family"] == "bigan"
+    assert meta["config"]["family"] == "bigan"
+    assert meta["data_spec"]["arrays"]["image"]["shape"] == [28, 28, 1]
     with pytest.raises(UserError, match="holds network 'g', not 'e'"):
         read_network(tmp_path / "g.npz", "e")
-    done = subprocess.run([sys.executable, "-m", "jgan.components", "export", str(tmp_path / "b"),
-                           "--network", "d"], cwd=REPO, capture_output=True, text=True)
+    done = subprocess.run([sys.executable, "-m", "jgan.tools.components", "export",
+                           str(tmp_path / "b"), "--network", "d"], cwd=REPO, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     _assert_same(read_network(tmp_path / "b" / "discriminator.npz", "d")[0],
                  _variables(state_b.nets["d"]))
@@ -244,8 +255,8 @@ def test_networks_load_alone_mix_across_runs_and_export(tmp_path):
 
 def test_short_mnist_run_learns_an_encoder_better_than_its_initialisation(tmp_path):
     """Real MNIST (the bundled subset): 600 steps of the paper's MLP BiGAN at half width."""
-    config = Config(name="bigan_test",
-                    model=ModelConfig(family="bigan", arch="mlp", z_dim=50, hidden=512),
+    config = Config(name="bigan_test", family="bigan",
+                    model=BiGANModelConfig(arch="mlp", z_dim=50, hidden=512),
                     train=TrainConfig(steps=600, batch_size=64, log_every=100, sample_every=600,
                                       checkpoint_every=600, grid_size=16))
     loop.train(config, tmp_path / "run", **SILENT)

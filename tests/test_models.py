@@ -3,16 +3,17 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jgan.config import ModelConfig
-from jgan.models import build_models
+from conftest import build, tiny_bigan_config, tiny_config
+from jgan.errors import UserError
+from jgan.families.gan import GANModelConfig, build_networks
 from jgan.models.dcgan import num_resolution_stages
 
 
 @pytest.mark.parametrize("arch", ["dcgan", "mlp"])
 @pytest.mark.parametrize("image_shape", [(28, 28, 1), (32, 32, 3), (64, 64, 3)])
 def test_generator_and_discriminator_shapes(arch, image_shape):
-    models = build_models(ModelConfig(arch=arch, z_dim=8, base_features=4, hidden=16),
-                          image_shape)
+    models = build_networks(GANModelConfig(arch=arch, z_dim=8, base_features=4, hidden=16),
+                            image_shape)
     z = jnp.zeros((3, 8))
     images, _ = models["g"].init_with_output(jax.random.key(0), z, train=False)
     assert images.shape == (3, *image_shape)
@@ -28,15 +29,18 @@ def test_dcgan_stages_follow_image_size():
         num_resolution_stages(30)
 
 
-def test_unknown_architecture_is_refused():
-    with pytest.raises(ValueError, match="unknown model.arch"):
-        build_models(ModelConfig(arch="resnet"), (28, 28, 1))
+@pytest.mark.parametrize("tiny,archs", [(tiny_config, r"\['dcgan', 'mlp', 'toy'\]"),
+                                        (tiny_bigan_config, r"\['mlp', 'dcgan', 'unet'\]")])
+def test_unknown_architecture_is_refused(tiny, archs):
+    with pytest.raises(UserError, match=r"^model.arch='resnet' is unknown: choose one of "
+                                        + archs + "$"):
+        build(tiny("resnet"))
 
 
 @pytest.mark.parametrize("arch", ["dcgan", "mlp"])
 def test_conditional_generator_output_changes_with_the_label(arch):
-    models = build_models(ModelConfig(arch=arch, z_dim=8, base_features=4, conditioning="input",
-                                      num_classes=10), (28, 28, 1))
+    models = build_networks(GANModelConfig(arch=arch, z_dim=8, base_features=4,
+                                           conditioning="input", num_classes=10), (28, 28, 1))
     z = jnp.tile(jax.random.normal(jax.random.key(0), (1, 8)), (3, 1))
     labels = jnp.array([0, 1, 0])
     variables = models["g"].init(jax.random.key(1), z, labels, train=False)
@@ -52,8 +56,8 @@ def test_conditional_discriminators_see_or_predict_the_label():
     images = jax.random.normal(jax.random.key(0), (2, 28, 28, 1))
     images = jnp.concatenate([images[:1], images[:1]])
     for conditioning in ("input", "auxiliary"):
-        d = build_models(ModelConfig(base_features=4, conditioning=conditioning,
-                                     num_classes=10), (28, 28, 1))["d"]
+        d = build_networks(GANModelConfig(base_features=4, conditioning=conditioning,
+                                          num_classes=10), (28, 28, 1))["d"]
         labels = jnp.array([2, 5])
         args = (images, labels) if conditioning == "input" else (images,)
         out, _ = d.init_with_output(jax.random.key(1), *args, train=False)

@@ -5,14 +5,14 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from conftest import tiny_config
+from conftest import build, tiny_config
 from jgan.data import BatchLoader, find_dataset
-from jgan.train import build_gan, make_gan_train_step
+from jgan.train import make_gan_train_step
 
 
 def _setup_and_batch(arch="dcgan", config=None):
     config = config or tiny_config(arch)
-    setup = build_gan(config, (28, 28, 1))
+    setup = build(config)
     state = setup.init_state(jax.random.key(0))
     batch = BatchLoader(find_dataset("mnist").open("train"),
                         batch_size=16 * config.train.n_critic, data_key=jax.random.key(1)).batch(0)

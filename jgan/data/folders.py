@@ -79,7 +79,7 @@ def _relative(path: Path, root: Path) -> str:
 
 
 def _scan(folder: Path) -> tuple[list[Path], list[Path]]:
-    """`(images, other files)` under `folder`, recursively, by relative path; hidden ones left out."""
+    """`(images, other files)` under `folder`, recursively, by relative path; no hidden ones."""
     found = sorted((p for p in folder.rglob("*") if p.is_file()
                     and not any(part.startswith(".") for part in p.relative_to(folder).parts)),
                    key=lambda p: _relative(p, folder))
@@ -121,9 +121,9 @@ def find_layout(folder: Path, split: str, pairing: str) -> FolderLayout:
         pairs = _pair_by_name(a_files, b_files, a_dir, b_dir)
         if pairing == "paired" and pairs is None:
             unmatched = sorted({p.stem for p in a_files} ^ {p.stem for p in b_files})
+            example = unmatched[0] if unmatched else "a name used twice"
             raise DataError(f"data.pairing=paired, but the names in {a_dir} and {b_dir} do not "
-                            f"match one to one (e.g. {unmatched[0] if unmatched else 'duplicates'}):"
-                            " use data.pairing=unpaired")
+                            f"match one to one (e.g. {example}): use data.pairing=unpaired")
         where = f"{a_dir}/ and {b_dir.name}/"
         if pairs is not None and pairing != "unpaired":
             streams = {("image_A", "image_B"): pairs}

@@ -101,5 +101,5 @@ def find_dataset(dataset: str, data_dir: str | None = None) -> DatasetSource:
         return _prepared_from_raw(dataset, raw_dir, f"{dataset} from the IDX files in {raw_dir}")
     known = sorted(p.name for p in root.iterdir() if p.is_dir() and p.name != "tfds")
     raise DataError(f"unknown dataset {dataset!r} in {root}: found {', '.join(known) or 'none'};"
-                    f" put raw files in {root / dataset} (mnist, fashion_mnist), images in it, or a "
+                    f" put raw files (mnist, fashion_mnist) or images in {root / dataset}, or a "
                     f"TFDS array_record preparation in {root / 'tfds' / dataset}")

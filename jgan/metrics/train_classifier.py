@@ -91,7 +91,7 @@ def train_classifier(dataset: str, *, data_dir=None, epochs: int | None = None,
     state = jax.jit(lambda key: init_train_state(
         {"classifier": network}, key, {"classifier": (jnp.zeros((1, *IMAGE_SHAPE)),)}),
         out_shardings=replicated(mesh))(k_init)
-    untrained = state.nets["classifier"].params  # the step donates no buffers: kept as is
+    untrained = state.nets["classifier"].params  # immutable, and no step donates it
     step_fn = jit_data_parallel(make_train_step(network), mesh)
     start = time.perf_counter()
     log(f"data: {source.description}; {total} steps of {batch_size} images")

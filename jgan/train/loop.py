@@ -79,7 +79,7 @@ def train(config, workdir, *, log=print):
                         "python -m experiments.mode_collapse, or drop train.seeds")
     checkpointer, latest = open_run_directory(workdir, config)
 
-    data = open_data(config.data)
+    data = open_data(config.data, log=log)
     log(f"data: {data.description}")
     mesh = make_mesh()
     check_batch_size(tc.batch_size, mesh)

@@ -116,10 +116,12 @@ def check_run_settings(config) -> None:
     refuse_first([
         (train.n_critic < 1, f"train.n_critic={train.n_critic}: use 1 or more"),
         (train.ema_kimg < 0, f"train.ema_kimg={train.ema_kimg}: use 0 (off) or a half-life > 0"),
-        (data.image_size < 0, f"data.image_size={data.image_size}: use 0 (as stored) or a size"),
         (data.image_size > 0 and train.eval_every > 0,
          "--eval-every compares with the stored images, not resized ones: drop --eval-every "
          "when data.image_size is set"),
+        (data.images is not None and train.eval_every > 0,
+         "--eval-every measures against a TFDS dataset's reference split, and --images is a "
+         "folder: drop --eval-every, and measure samples with python -m jgan.tools.evaluate"),
     ])
 
 

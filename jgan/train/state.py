@@ -40,10 +40,12 @@ class TrainState:
 
 @dataclasses.dataclass(frozen=True)
 class Network:
-    """What is fixed for a run: the module and its optimizer."""
+    """What is fixed for a run: the module, its optimizer, and the random streams it draws
+    besides "params" and "dropout" (e.g. StyleGAN's per-layer "noise"), seeded at init."""
 
     module: nn.Module
     tx: optax.GradientTransformation
+    rngs: tuple[str, ...] = ()
 
 
 def apply_network(module: nn.Module, variables: dict, *args, rngs=None, features: bool = False,
@@ -68,8 +70,11 @@ def apply_network(module: nn.Module, variables: dict, *args, rngs=None, features
 
 def init_network(network: Network, key: jax.Array, *example_inputs) -> NetworkState:
     k_params, k_dropout = jax.random.split(key)
-    variables = network.module.init({"params": k_params, "dropout": k_dropout},
-                                    *example_inputs, train=False)
+    rngs = {"params": k_params, "dropout": k_dropout}
+    # Further streams fold out of the dropout key, so networks without any keep their bits.
+    rngs.update({name: jax.random.fold_in(k_dropout, index + 1)
+                 for index, name in enumerate(network.rngs)})
+    variables = network.module.init(rngs, *example_inputs, train=False)
     params = variables.pop("params")
     return NetworkState(params=params, opt_state=network.tx.init(params),
                         collections=dict(variables))
