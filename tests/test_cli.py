@@ -8,7 +8,7 @@ import PIL.Image
 import pytest
 
 from conftest import REPO
-from jgan.sample import generate_images
+from jgan.tools.sample import generate_images
 
 TINY = ["--set", "model.base_features=8", "--set", "model.z_dim=8", "--set", "model.hidden=32",
         "--set", "train.log_every=1", "--set", "train.sample_every=2",
@@ -47,7 +47,7 @@ def test_dcgan_cli_writes_every_output(dcgan_run):
 def test_sample_cli_is_deterministic(dcgan_run, tmp_path):
     workdir, _ = dcgan_run
     for name in ("a.png", "b.png"):
-        _run("jgan.sample", str(workdir), "--num", "9", "--seed", "3", "--out",
+        _run("jgan.tools.sample", str(workdir), "--num", "9", "--seed", "3", "--out",
              str(tmp_path / name))
     assert (tmp_path / "a.png").read_bytes() == (tmp_path / "b.png").read_bytes()
 
@@ -77,6 +77,7 @@ def test_help_lists_the_flags():
 
 @pytest.mark.parametrize("args,message", [
     (["--set", "optim.glr=1"], "no field 'glr'"),
+    (["--set", "model.unary=true"], "no field 'unary' in GANModelConfig"),  # BiGAN's field
     (["--dataset", "mnsit", "--data-dir", "/no/such/dir"], "does not exist"),
     (["--dataset", "cifar10"], "needs a data folder"),
 ])
@@ -89,12 +90,12 @@ def test_bad_input_is_one_line_on_stderr(tmp_path, args, message):
 
 
 def test_sampling_a_folder_that_is_no_run_fails_clearly(tmp_path):
-    result = _run("jgan.sample", str(tmp_path), check=False)
+    result = _run("jgan.tools.sample", str(tmp_path), check=False)
     assert result.returncode == 2 and "not a run directory" in result.stderr
 
 
 def test_sampling_a_missing_step_lists_the_saved_ones(dcgan_run, tmp_path):
     workdir, _ = dcgan_run
-    result = _run("jgan.sample", str(workdir), "--step", "3", "--out", str(tmp_path / "x.png"),
+    result = _run("jgan.tools.sample", str(workdir), "--step", "3", "--out", str(tmp_path / "x.png"),
                   check=False)
     assert result.returncode == 2 and "no checkpoint at step 3: choose one of [2, 4]" in result.stderr

@@ -267,6 +267,36 @@ def test_real_summer2winter_is_unpaired_test_only(shared_datasets):
     data = open_data(dataclasses.replace(config, split="test"), log=lambda _: None)
     assert data.spec.kind == "unpaired"
     assert [len(s) for s in data.streams.values()] == [309, 238]
-    batch = data.loader(16, jax.random.key(0)).batch(20)  # A in epoch 1, B in epoch 2
+    batch = data.loader(16, jax.random.key(0)).batch(20)  # past both first epochs (19, 14 batches)
     assert {k: v.shape for k, v in batch.items()} == {"image_A": (16, 32, 32, 3),
                                                       "image_B": (16, 32, 32, 3)}
+
+
+def test_dcgan_trains_on_a_folder_and_names_the_skipped_files(tmp_path, capsys):
+    from experiments import dcgan
+
+    folder = tmp_path / "photos"
+    rng = np.random.default_rng(0)
+    for index in range(20):
+        size = (40, 48) if index % 2 else (48, 40)  # mixed sizes: data.image_size resizes them
+        save(folder / f"{index:02d}.png", rng.integers(0, 256, (*size, 3), np.uint8))
+    (folder / "corrupt.jpg").write_bytes(b"\xff\xd8\xff" + bytes(100))
+    (folder / "readme.txt").write_text("not an image")
+    workdir = tmp_path / "run"
+    with warnings.catch_warnings(record=True) as record:
+        warnings.simplefilter("always")
+        code = dcgan.main(["--images", str(folder), "--workdir", str(workdir), "--steps", "2",
+                           "--batch-size", "8", "--set", "data.image_size=32",
+                           "--set", "model.base_features=8", "--set", "model.z_dim=8",
+                           "--set", "train.sample_every=2", "--set", "train.grid_size=4"])
+    assert code == 0
+    skipped = our_warnings(record)
+    assert len(skipped) == 1 and "corrupt.jpg" in skipped[0] and "readme.txt" in skipped[0]
+    assert (workdir / "samples" / "step_000002.png").is_file()
+    grid = np.asarray(PIL.Image.open(workdir / "samples" / "step_000002.png"))
+    assert grid.ndim == 3 and grid.shape[-1] == 3  # RGB folder, RGB samples
+    assert "photos" in capsys.readouterr().out
+    code = dcgan.main(["--images", str(folder), "--workdir", str(tmp_path / "measured"),
+                       "--eval-every", "2", "--set", "data.image_size=32"])
+    assert code == 2
+    assert "is an image folder: drop --eval-every" in capsys.readouterr().err

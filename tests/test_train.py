@@ -9,11 +9,11 @@ import numpy as np
 import orbax.checkpoint as ocp
 import pytest
 
-from conftest import tiny_bigan_config, tiny_config, tiny_everything_config, with_train
+from conftest import build, tiny_bigan_config, tiny_config, tiny_everything_config, with_train
 from jgan.checkpoint import Checkpointer
 from jgan.errors import NonFiniteLossError, UserError
 from jgan.train import loop
-from jgan.train.setup import build_gan
+from jgan.train.setup import build_setup
 
 
 def _rows(workdir):
@@ -69,8 +69,8 @@ def test_rows_after_the_last_checkpoint_are_replaced_on_resume(tmp_path):
 
 
 def test_nan_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch):
-    def build_gan_that_diverges(config, image_shape):
-        setup = build_gan(config, image_shape)
+    def build_setup_that_diverges(config, spec):
+        setup = build_setup(config, spec)
 
         def train_step(state, batch, key):
             new_state, metrics = setup.train_step(state, batch, key)
@@ -79,7 +79,7 @@ def test_nan_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_path, monkeypa
 
         return dataclasses.replace(setup, train_step=train_step)
 
-    monkeypatch.setattr(loop, "build_gan", build_gan_that_diverges)
+    monkeypatch.setattr(loop, "build_setup", build_setup_that_diverges)
     with pytest.raises(NonFiniteLossError, match=r"loss/g = nan at step 3: .*checkpoint is step 2"):
         loop.train(tiny_config(steps=6), tmp_path, log=lambda _: None)
     assert Checkpointer(tmp_path / "checkpoints").latest_step() == 2
@@ -98,7 +98,7 @@ def test_checkpoint_holds_run_key_data_position_and_statistics(tmp_path):
     config = tiny_config(steps=2)
     state = loop.train(config, tmp_path, log=lambda _: None)
     checkpointer = Checkpointer(tmp_path / "checkpoints")
-    setup = build_gan(config, (28, 28, 1))
+    setup = build(config)
     keys = loop.run_keys(config.train.seed)
     restored, run_key, meta = checkpointer.restore(
         2, loop.abstract_train_state(setup, keys["init"], loop.make_mesh()))
@@ -108,7 +108,9 @@ def test_checkpoint_holds_run_key_data_position_and_statistics(tmp_path):
     np.testing.assert_array_equal(jax.random.key_data(run_key), jax.random.key_data(keys["run"]))
     assert meta["data"] == {"epoch": 0, "batch_in_epoch": 2, "examples_seen": 32,
                             "batch_size": 16, "dataset_size": 10_000}
-    assert meta["image_shape"] == [28, 28, 1]
+    assert meta["data_spec"] == {"arrays": {"image": {"shape": [28, 28, 1], "dtype": "uint8"},
+                                            "label": {"shape": [], "dtype": "int32"}},
+                                 "num_classes": 10, "kind": "single"}
 
 
 def test_checkpoints_from_before_per_network_items_still_restore(tmp_path):
@@ -126,7 +128,7 @@ def test_checkpoints_from_before_per_network_items_still_restore(tmp_path):
         meta=ocp.args.JsonSave(meta)))
     manager.wait_until_finished()
     manager.close()
-    setup = build_gan(config, (28, 28, 1))
+    setup = build(config)
     restored, run_key, restored_meta = Checkpointer(legacy).restore(
         2, loop.abstract_train_state(setup, keys["init"], loop.make_mesh()))
     _assert_same_bits(restored, state)

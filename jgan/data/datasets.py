@@ -52,6 +52,7 @@ class Data:
     # unpaired, whose examples are the two independent `streams`
     dataset: object | None
     streams: dict[str, object] = dataclasses.field(default_factory=dict)  # unpaired: "A", "B"
+    folder: bool = False  # an image folder (no TFDS test split to measure FID against)
 
     def loader(self, batch_size: int, data_key: jax.Array):
         """A loader with `batch(step) -> dict`, `iterate(start)` and `position(step) -> dict`."""
@@ -117,5 +118,6 @@ def _open_folder(folder: Path, name: str, data_cfg, log) -> Data:
     where = "read from" if loaded.from_cache else "decoded into"
     description = (f"{name}: {loaded.kind} images in {layout.where} ({counts}; {shapes}), "
                    f"{where} {loaded.cache}")
-    return Data(name=name, description=description, spec=spec, dataset=dataset, streams=streams)
+    return Data(name=name, description=description, spec=spec, dataset=dataset, streams=streams,
+                folder=True)
 

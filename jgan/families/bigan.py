@@ -17,7 +17,6 @@ import numpy as np
 
 from jgan import losses
 from jgan.encoding import reconstruction_grid
-from jgan.errors import UserError
 from jgan.families.latent import (AdversarialLossConfig, LatentModelConfig, LatentSetup,
                                   check_convolutional_image, check_latent_model,
                                   single_image_shape)

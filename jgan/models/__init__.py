@@ -1,4 +1,4 @@
-"""Networks by architecture, free of training logic: each family's module picks and builds its own."""
+"""Networks by architecture, free of training logic: each family module builds its own."""
 
 from jgan.models.bigan import BiGANEncoder, BiGANGenerator, JointDiscriminator
 from jgan.models.dcgan import DCGANDiscriminator, DCGANGenerator

@@ -81,6 +81,9 @@ def train(config, workdir, *, log=print):
 
     data = open_data(config.data, log=log)
     log(f"data: {data.description}")
+    if data.folder and tc.eval_every > 0:
+        raise UserError(f"--eval-every measures FID against a TFDS dataset's test split, and "
+                        f"{data.name} is an image folder: drop --eval-every")
     mesh = make_mesh()
     check_batch_size(tc.batch_size, mesh)
     keys = run_keys(tc.seed)

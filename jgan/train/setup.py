@@ -119,9 +119,6 @@ def check_run_settings(config) -> None:
         (data.image_size > 0 and train.eval_every > 0,
          "--eval-every compares with the stored images, not resized ones: drop --eval-every "
          "when data.image_size is set"),
-        (data.images is not None and train.eval_every > 0,
-         "--eval-every measures against a TFDS dataset's reference split, and --images is a "
-         "folder: drop --eval-every, and measure samples with python -m jgan.tools.evaluate"),
     ])
 
 
