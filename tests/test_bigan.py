@@ -236,7 +236,8 @@ def test_networks_load_alone_mix_across_runs_and_export(tmp_path):
     with pytest.raises(UserError, match="holds network 'g', not 'e'"):
         read_network(tmp_path / "g.npz", "e")
     done = subprocess.run([sys.executable, "-m", "jgan.tools.components", "export",
-                           str(tmp_path / "b"), "--network", "d"], cwd=REPO, capture_output=True, text=True)
+                           str(tmp_path / "b"), "--network", "d"], cwd=REPO,
+                          capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     _assert_same(read_network(tmp_path / "b" / "discriminator.npz", "d")[0],
                  _variables(state_b.nets["d"]))

@@ -96,6 +96,6 @@ def test_sampling_a_folder_that_is_no_run_fails_clearly(tmp_path):
 
 def test_sampling_a_missing_step_lists_the_saved_ones(dcgan_run, tmp_path):
     workdir, _ = dcgan_run
-    result = _run("jgan.tools.sample", str(workdir), "--step", "3", "--out", str(tmp_path / "x.png"),
-                  check=False)
+    result = _run("jgan.tools.sample", str(workdir), "--step", "3",
+                  "--out", str(tmp_path / "x.png"), check=False)
     assert result.returncode == 2 and "no checkpoint at step 3: choose one of [2, 4]" in result.stderr

@@ -211,8 +211,8 @@ def test_resumed_evaluated_run_equals_the_uninterrupted_one(evaluated_run, tmp_p
 
 
 def _evaluate(*args):
-    return subprocess.run([sys.executable, "-m", "jgan.evaluate", *map(str, args)], cwd=REPO,
-                          capture_output=True, text=True, timeout=300)
+    return subprocess.run([sys.executable, "-m", "jgan.tools.evaluate", *map(str, args)],
+                          cwd=REPO, capture_output=True, text=True, timeout=300)
 
 
 def test_evaluate_cli_matches_the_training_evaluation(evaluated_run, tmp_path):

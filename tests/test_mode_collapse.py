@@ -14,19 +14,19 @@ import optax
 import pytest
 from jax.flatten_util import ravel_pytree
 
-from conftest import REPO, tiny_toy_config
+from conftest import REPO, build, tiny_toy_config
 from experiments import mode_collapse
 from jgan import losses
-from jgan.config import LossConfig, ModelConfig, override
+from jgan.config import override
 from jgan.data.toy import batch_at, grid, ring, toy_dataset
 from jgan.errors import UserError
 from jgan.metrics.modes import mode_statistics
-from jgan.mode_collapse import POINT_SHAPE, train_toy
-from jgan.models import build_models
+from jgan.families.gan import GANLossConfig, GANModelConfig, build_networks
+from jgan.mode_collapse import POINT_SPEC, train_toy
 from jgan.nn import MinibatchDiscrimination, pack_samples
 from jgan.train.gan_step import make_gan_train_step
 from jgan.train.seeds import init_states, seed_keys, unstack, vmap_train_step
-from jgan.train.setup import build_gan
+from jgan.train.setup import build_setup
 from jgan.train.state import Network
 
 
@@ -105,7 +105,7 @@ def test_feature_matching_loss_by_hand():
 
 
 def _toy_setup_step(config, steps: int = 3):
-    setup = build_gan(config, POINT_SHAPE)
+    setup = build_setup(config, POINT_SPEC)
     state = setup.init_state(jax.random.key(0))
     step = jax.jit(setup.train_step)
     for index in range(steps):
@@ -134,7 +134,7 @@ def test_unrolling_zero_steps_is_the_plain_step_and_one_step_is_not():
 
 def _sgd_step(config, d_lr):
     """The step with SGD(1) for G, so G's update is minus its gradient, and D held still."""
-    models = build_models(config.model, POINT_SHAPE)
+    models = build_networks(config.model, POINT_SPEC.shape())
     g, d = Network(models["g"], optax.sgd(1.0)), Network(models["d"], optax.sgd(d_lr))
     return make_gan_train_step(config, generator=g, discriminator=d, update_d=False)
 
@@ -145,10 +145,11 @@ def test_unrolled_gradient_agrees_with_finite_differences(gradient):
     # so the path through D's updates carries a large share of G's gradient.
     config = tiny_toy_config(batch_size=8)
     config = dataclasses.replace(
-        config, model=ModelConfig(arch="toy", z_dim=2, hidden=6, g_layers=1, activation="tanh"),
-        loss=LossConfig(unroll_steps=3, unroll_gradient=gradient))
+        config, model=GANModelConfig(arch="toy", z_dim=2, hidden=6, g_layers=1,
+                                     activation="tanh"),
+        loss=GANLossConfig(unroll_steps=3, unroll_gradient=gradient))
     step = jax.jit(_sgd_step(config, d_lr=2.0))
-    state = build_gan(config, POINT_SHAPE).init_state(jax.random.key(4))
+    state = build_setup(config, POINT_SPEC).init_state(jax.random.key(4))
     batch = batch_at(ring(), jax.random.key(5), 0, 8)
     key = jax.random.key(6)
     new_state, metrics = step(state, batch, key)
@@ -183,9 +184,10 @@ from conftest import tiny_toy_config
 from jgan.config import override
 from jgan.data.toy import batch_at, ring
 from jgan.train.seeds import init_states, seed_keys, unstack, vmap_train_step
-from jgan.train.setup import build_gan
+from jgan.mode_collapse import POINT_SPEC
+from jgan.train.setup import build_setup
 config = override(tiny_toy_config(), ["loss.unroll_steps=2", "model.minibatch_kernels=3"])
-setup, seeds = build_gan(config, (2,)), [3, 1, 4]
+setup, seeds = build_setup(config, POINT_SPEC), [3, 1, 4]
 keys = seed_keys(seeds)
 states = init_states(setup, keys["init"])
 singles = [setup.init_state(keys["init"][i]) for i in range(3)]
@@ -214,7 +216,7 @@ def test_a_seeds_run_does_not_depend_on_the_other_seeds():
     # With XLA's default rewrites: seed 0 alone and seed 0 among others give the same bits, and
     # a separate, unbatched run agrees to float rounding.
     config = tiny_toy_config()
-    setup = build_gan(config, POINT_SHAPE)
+    setup = build_setup(config, POINT_SPEC)
     many = jax.jit(vmap_train_step(setup.train_step))
     sample = jax.vmap(lambda key, step: batch_at(ring(), key, step, 32))
 
@@ -300,18 +302,18 @@ def test_toy_options_are_refused_outside_the_toy_arch(tmp_path):
     from conftest import tiny_config
     from jgan.train.loop import train
     with pytest.raises(UserError, match="model.minibatch_kernels applies to the toy arch"):
-        build_gan(override(tiny_config(), ["model.minibatch_kernels=4"]), (28, 28, 1))
+        build(override(tiny_config(), ["model.minibatch_kernels=4"]))
     with pytest.raises(UserError, match="python -m experiments.mode_collapse"):
         train(override(tiny_config(), ["model.arch=toy"]), tmp_path)
     assert not (tmp_path / "config.json").exists()
     # Unrolling and feature matching are not toy-only: the MLP GAN on images takes them.
     config = override(tiny_config("mlp"), ["loss.unroll_steps=1",
                                            "loss.g_objective=feature_matching"])
-    setup = build_gan(config, (28, 28, 1))
+    setup = build(config)
     state = setup.init_state(jax.random.key(0))
     batch = {"image": jnp.zeros((16, 28, 28, 1), jnp.uint8)}
     _, metrics = jax.jit(setup.train_step)(state, batch, jax.random.key(1))
-    adversarial = build_gan(override(config, ["loss.g_objective=adversarial"]), (28, 28, 1))
+    adversarial = build(override(config, ["loss.g_objective=adversarial"]))
     _, adversarial_metrics = jax.jit(adversarial.train_step)(state, batch, jax.random.key(1))
     assert np.isfinite(float(metrics["loss/g"]))
     assert float(metrics["loss/g"]) != float(adversarial_metrics["loss/g"])

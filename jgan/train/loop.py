@@ -77,8 +77,6 @@ def train(config, workdir, *, log=print):
     if tc.seeds != 1:
         raise UserError("train.seeds trains several seeds at once in the 2-D benchmark: run "
                         "python -m experiments.mode_collapse, or drop train.seeds")
-    checkpointer, latest = open_run_directory(workdir, config)
-
     data = open_data(config.data, log=log)
     log(f"data: {data.description}")
     if data.folder and tc.eval_every > 0:
@@ -88,6 +86,8 @@ def train(config, workdir, *, log=print):
     check_batch_size(tc.batch_size, mesh)
     keys = run_keys(tc.seed)
     setup = build_setup(config, data.spec)
+    # Only a config that passed every check gets a run directory (and its config.json).
+    checkpointer, latest = open_run_directory(workdir, config)
     images_per_step = tc.batch_size * setup.batches_per_step
     loader = data.loader(images_per_step, keys["data"])
 
