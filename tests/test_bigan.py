@@ -139,6 +139,26 @@ def test_encoder_regularizer_values_by_hand():
     np.testing.assert_allclose(with_adaptive, fixed, rtol=1e-6)
 
 
+def test_the_step_reads_the_regularizer_form_by_name():
+    from jgan.families.bigan import BiGANLossConfig
+    from jgan.train.bigan_step import encoder_regularizer
+
+    codes = jnp.array([[0.0, 0.0], [1.0, 2.0], [2.0, 1.0]])
+    # Each code's mean MSE to the others: (5/2, 7/4, 7/4); the batch's mean is 2, so the
+    # adaptive multiplier is 1. Per-sample variances (ddof 1) are (0, 1/2, 1/2): their MSE to
+    # 1 is (1 + 1/4 + 1/4) / 3 = 1/2. The batch's per-dimension variances are (1, 1): MSE 0.
+    forms = {form: encoder_regularizer(codes, BiGANLossConfig(
+        e_regularizer=form, e_spread_weight=1.5, e_variance_weight=1.0,
+        e_variance_tolerance=0.1))[0] for form in ("batch", "per_sample")}
+    assert float(forms["batch"]["loss/e/spread"]) == pytest.approx(-1.5 * np.tanh(2.0))
+    assert float(forms["per_sample"]["loss/e/spread"]) == pytest.approx(
+        -1.5 * (np.tanh(2.5) + 2 * np.tanh(1.75)) / 3)
+    assert float(forms["batch"]["loss/e/variance"]) == 0.0
+    assert float(forms["per_sample"]["loss/e/variance"]) == pytest.approx(0.5 - 0.1)
+    with pytest.raises(UserError, match="loss.e_regularizer='sample' is unknown"):
+        build(override(tiny_bigan_config(), ["loss.e_regularizer=sample"]))
+
+
 def test_step_logs_every_score_term_and_the_regularizer():
     config = tiny_bigan_config(steps=1)
     setup = build(config)
