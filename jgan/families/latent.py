@@ -15,6 +15,7 @@ import jax.numpy as jnp
 
 from jgan.errors import UserError
 from jgan.models.dcgan import halves_down
+from jgan.train.gan_step import prior
 from jgan.train.setup import Setup
 from jgan.train.state import TrainState, apply_network
 
@@ -38,11 +39,6 @@ class AdversarialLossConfig:
     gan_loss: str = "nonsaturating"  # a name from jgan.losses.LOSSES
     real_label: float = 1.0  # < 1: one-sided label smoothing (Salimans et al. 2016)
     gp_weight: float = 0.0  # WGAN-GP's lambda
-
-
-def prior(key: jax.Array, num: int, z_dim: int) -> jax.Array:
-    """z ~ N(0, I) [num, z_dim]: the latent prior of every family here."""
-    return jax.random.normal(key, (num, z_dim))
 
 
 def check_latent_model(model, *, archs) -> None:

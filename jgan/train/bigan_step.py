@@ -22,7 +22,7 @@ import jax
 import jax.numpy as jnp
 
 from jgan import losses
-from jgan.train.gan_step import PROBABILITY_LOSSES, images_to_float
+from jgan.train.gan_step import PROBABILITY_LOSSES, images_to_float, prior
 from jgan.train.state import Network, TrainState, apply_gradients, apply_network
 
 # Losses whose E/G objective is the D objective with labels flipped by negating logits.
@@ -106,7 +106,7 @@ def make_bigan_train_step(config, *, generator: Network, encoder: Network,
         k_z, k_d, k_encoder_pairs, k_generator_pairs = jax.random.split(key, 4)
         g, e, d = state.nets["g"], state.nets["e"], state.nets["d"]
         real = images_to_float(batch["image"])
-        z = jax.random.normal(k_z, (real.shape[0], z_dim))
+        z = prior(k_z, real.shape[0], z_dim)
 
         def forward(g_params, e_params):
             fake, g_collections = apply_network(generator.module, g.variables(g_params), z,

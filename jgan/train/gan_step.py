@@ -1,10 +1,10 @@
 """The alternating GAN update (Goodfellow et al. 2014, Algorithm 1) as one pure, jitted step.
 
 One step = `n_critic` D updates, each on its own real minibatch and fresh fakes (WGAN, Arjovsky
-et al. 2017, Algorithm 1), run by an unrolled `lax.scan` inside the step; then one G update. The objective is
-chosen by config: any loss of `jgan.losses`, a gradient penalty (WGAN-GP), R1/R2 (optionally lazy,
-as a separate D update every `reg_interval` steps, Karras et al. 2020 Appendix B), and for ACGAN
-(Odena et al. 2017, Eq. 2-3) the auxiliary classification loss on both sides. G minimises the
+et al. 2017, Algorithm 1), run by an unrolled `lax.scan` inside the step; then one G update. The
+objective is chosen by config: any loss of `jgan.losses`, a gradient penalty (WGAN-GP), R1/R2
+(optionally lazy, as a separate D update every `reg_interval` steps, Karras et al. 2020 Appendix
+B), and for ACGAN (Odena et al. 2017, Eq. 2-3) the auxiliary classification loss on both sides. G minimises the
 adversarial loss or, with `loss.g_objective=feature_matching`, the distance between the mean D
 features of real and generated data (Salimans et al. 2016, Sec. 3.1).
 
@@ -18,9 +18,17 @@ With n_critic = 1 the G update reuses the fakes D was just trained on, and G's f
 kept as a VJP, so G runs once per step as in the reference PyTorch DCGAN. With n_critic > 1 G
 draws fresh z, as in WGAN's Algorithm 1. When `train.ema_kimg` is set, an exponential moving
 average of G's weights moves in the same step (`state.extra["g_ema"]`).
+
+The pieces: `GANPlayers` calls G and D with labels where the conditioning puts them,
+`DiscriminatorObjective` is D's loss and update (with its penalties, lazy or not, and the
+unrolled lookahead), `GeneratorObjective` is G's loss of its fakes, and `make_gan_train_step`
+puts them in order.
 """
 
 from __future__ import annotations
+
+import dataclasses
+from typing import Any, Callable
 
 import jax
 import jax.numpy as jnp
@@ -30,6 +38,11 @@ from jgan.train.state import Network, NetworkState, TrainState, apply_gradients,
 
 # Losses whose D output is a logit of "real": their D/real metric is reported as a probability.
 PROBABILITY_LOSSES = frozenset({"minimax", "nonsaturating", "logistic", "focal"})
+
+
+def prior(key: jax.Array, num: int, z_dim: int) -> jax.Array:
+    """z ~ N(0, I) [num, z_dim]: the latent prior of every latent-variable family here."""
+    return jax.random.normal(key, (num, z_dim))
 
 
 def images_to_float(images: jax.Array) -> jax.Array:
@@ -58,8 +71,186 @@ def lazy_regularization_interval(loss_cfg) -> int:
 
 
 def ema_decay(batch_size: int, ema_kimg: float) -> float:
-    """Per-step EMA decay for a half-life of `ema_kimg` thousand generated images (StyleGAN2-ADA)."""
+    """Per-step EMA decay for a half-life of `ema_kimg` thousand generated images
+    (StyleGAN2-ADA)."""
     return 0.5 ** (batch_size / (ema_kimg * 1000.0))
+
+
+@dataclasses.dataclass(frozen=True)
+class GANPlayers:
+    """G and D as the step calls them: class labels go where `model.conditioning` puts them
+    (G and D for "input", CGAN; G, and a class head on D, for "auxiliary", ACGAN)."""
+
+    generator: Network
+    discriminator: Network
+    z_dim: int
+    conditioning: str = "none"
+    num_classes: int = 0
+
+    def latents(self, key: jax.Array, batch_size: int):
+        """`(z [B, z_dim], labels [B] or None)` for a batch of fakes."""
+        k_z, k_label = jax.random.split(key)
+        z = prior(k_z, batch_size, self.z_dim)
+        labels = (jax.random.randint(k_label, (batch_size,), 0, self.num_classes)
+                  if self.conditioning != "none" else None)
+        return z, labels
+
+    def generate(self, g: NetworkState, params, z, labels):
+        """`(images, updated collections)` from G in training mode."""
+        inputs = (z, labels) if self.conditioning != "none" else (z,)
+        return apply_network(self.generator.module, g.variables(params), *inputs, train=True)
+
+    def discriminate(self, d: NetworkState, params, images, labels, key):
+        """`(logits [B], class logits [B, K] or None, updated collections)`."""
+        inputs = (images, labels) if self.conditioning == "input" else (images,)
+        out, collections = apply_network(self.discriminator.module, d.variables(params), *inputs,
+                                         train=True, rngs={"dropout": key})
+        logits, class_logits = out if self.conditioning == "auxiliary" else (out, None)
+        return logits, class_logits, collections
+
+    def features(self, d: NetworkState, images, labels, key):
+        """D's last hidden features (`jgan.nn.sow_features`); D's collection updates are dropped."""
+        inputs = (images, labels) if self.conditioning == "input" else (images,)
+        return apply_network(self.discriminator.module, d.variables(), *inputs, train=True,
+                             rngs={"dropout": key}, features=True)[2]
+
+
+@dataclasses.dataclass(frozen=True)
+class DiscriminatorObjective:
+    """D's loss and update: the adversarial loss, ACGAN's class loss on both sides, and the
+    penalties (gradient penalty, R1, R2), in every update or lazily in one of their own."""
+
+    players: GANPlayers
+    gan_loss: losses.GANLoss
+    loss_cfg: Any
+    to_score: Callable  # D's output -> what d/real and d/fake report
+    update_d: bool = True  # False: compute D's loss but keep its parameters (a G-only step)
+
+    @property
+    def reg_interval(self) -> int:
+        return lazy_regularization_interval(self.loss_cfg)
+
+    def penalties(self, d: NetworkState, params, real, real_labels, fake, fake_labels, key):
+        """Regularizer terms of D's loss. D's collection updates in these passes are dropped."""
+        cfg, players = self.loss_cfg, self.players
+        k_interpolate, k_drop_gp, k_drop_r1, k_drop_r2 = jax.random.split(key, 4)
+
+        def scores(labels, k_drop):
+            return lambda images: players.discriminate(d, params, images, labels, k_drop)[0]
+
+        terms = {}
+        if cfg.gp_weight:
+            # Interpolates between a real and a fake image keep the real image's label.
+            terms["loss/d/gp"] = losses.gradient_penalty(
+                scores(real_labels, k_drop_gp), real=real, fake=fake, key=k_interpolate,
+                weight=cfg.gp_weight)
+        if cfg.r1_gamma:
+            terms["loss/d/r1"] = losses.r1_penalty(scores(real_labels, k_drop_r1), real=real,
+                                                   gamma=cfg.r1_gamma)
+        if cfg.r2_gamma:
+            terms["loss/d/r2"] = losses.r2_penalty(scores(fake_labels, k_drop_r2), fake=fake,
+                                                   gamma=cfg.r2_gamma)
+        return terms
+
+    def update(self, d: NetworkState, real, real_labels, fake, fake_labels, key, *,
+               apply: bool | None = None):
+        """`(D after one update on real and fake, metrics)`; `apply` overrides `update_d`."""
+        players, auxiliary = self.players, self.players.conditioning == "auxiliary"
+        k_real, k_fake, k_reg = jax.random.split(key, 3)
+
+        def loss_fn(params):
+            real_logits, real_class, collections = players.discriminate(d, params, real,
+                                                                        real_labels, k_real)
+            # The fake pass sees the statistics the real pass left, as two calls of D in PyTorch.
+            fake_logits, fake_class, collections = players.discriminate(
+                d.replace(collections=collections), params, fake, fake_labels, k_fake)
+            terms = {"loss/d/adv": self.gan_loss.d(real_logits=real_logits,
+                                                   fake_logits=fake_logits)}
+            if auxiliary:
+                terms["loss/d/class"] = self.loss_cfg.class_weight * (
+                    losses.classification_loss(class_logits=real_class, labels=real_labels)
+                    + losses.classification_loss(class_logits=fake_class, labels=fake_labels))
+            if self.reg_interval == 1:
+                terms.update(self.penalties(d, params, real, real_labels, fake, fake_labels,
+                                            k_reg))
+            return sum(terms.values()), (collections, terms, real_logits, fake_logits, real_class)
+
+        (loss, (collections, terms, real_logits, fake_logits, real_class)), grads = (
+            jax.value_and_grad(loss_fn, has_aux=True)(d.params))
+        if self.update_d if apply is None else apply:
+            d = apply_gradients(players.discriminator, d, grads, collections)
+        metrics = {"loss/d": loss, "d/real": jnp.mean(self.to_score(real_logits)),
+                   "d/fake": jnp.mean(self.to_score(fake_logits))}
+        if len(terms) > 1:
+            metrics.update(terms)
+        if auxiliary:
+            metrics["d/class_accuracy"] = jnp.mean(jnp.argmax(real_class, -1) == real_labels)
+        return d, metrics
+
+    def unrolled(self, d: NetworkState, real, real_labels, fake, fake_labels, key, *,
+                 steps: int) -> NetworkState:
+        """D after `steps` more updates on the same batch, differentiable in `fake`."""
+
+        def one_update(d, k):
+            return self.update(d, real, real_labels, fake, fake_labels, k, apply=True)[0], None
+
+        return jax.lax.scan(one_update, d, jax.random.split(key, steps))[0]
+
+    def lazy_regularization(self, d: NetworkState, step, real, real_labels, fake, fake_labels,
+                            key):
+        """Every reg_interval steps, one more D update on reg_interval x (R1 + R2) alone."""
+        interval = self.reg_interval
+
+        def regularize(d):
+            def loss_fn(params):
+                terms = self.penalties(d, params, real, real_labels, fake, fake_labels, key)
+                return interval * sum(terms.values()), terms
+
+            (_, terms), grads = jax.value_and_grad(loss_fn, has_aux=True)(d.params)
+            if self.update_d:
+                d = apply_gradients(self.players.discriminator, d, grads, d.collections)
+            return d, {name: interval * value for name, value in terms.items()}
+
+        def skip(d):
+            return d, jax.tree.map(jnp.zeros_like, jax.eval_shape(lambda: regularize(d)[1]))
+
+        # The logged value is this step's share: reg_interval x penalty on due steps, else 0.
+        return jax.lax.cond(step % interval == 0, regularize, skip, d)
+
+
+@dataclasses.dataclass(frozen=True)
+class GeneratorObjective:
+    """G's loss of its fakes: adversarial or feature matching, ACGAN's class loss, against D
+    as it is or after `unroll_steps` more updates."""
+
+    players: GANPlayers
+    gan_loss: losses.GANLoss
+    loss_cfg: Any
+    d_objective: DiscriminatorObjective
+
+    def loss(self, fake, *, d: NetworkState, real, real_labels, fake_labels, k_drop, k_unroll):
+        """`(G's loss, its terms)`, differentiable in `fake`."""
+        cfg, players = self.loss_cfg, self.players
+        # D's statistics from this pass are discarded: D was updated on this batch already.
+        target = d
+        if cfg.unroll_steps:
+            unroll_fake = fake if cfg.unroll_gradient == "full" else jax.lax.stop_gradient(fake)
+            target = self.d_objective.unrolled(d, real, real_labels, unroll_fake, fake_labels,
+                                               k_unroll, steps=cfg.unroll_steps)
+        # Under feature matching only ACGAN's class logits are used; XLA drops the rest.
+        logits, class_logits, _ = players.discriminate(target, target.params, fake, fake_labels,
+                                                       k_drop)
+        if cfg.g_objective == "feature_matching":
+            k_fake, k_real = jax.random.split(k_drop)
+            terms = {"loss/g/feature_matching": losses.feature_matching_loss(
+                real_features=players.features(target, real, real_labels, k_real),
+                fake_features=players.features(target, fake, fake_labels, k_fake))}
+        else:
+            terms = {"loss/g/adv": self.gan_loss.g(fake_logits=logits)}
+        if players.conditioning == "auxiliary":
+            terms["loss/g/class"] = cfg.class_weight * losses.classification_loss(
+                class_logits=class_logits, labels=fake_labels)
+        return sum(terms.values()), terms
 
 
 def make_gan_train_step(config, *, generator: Network, discriminator: Network,
@@ -77,195 +268,71 @@ def make_gan_train_step(config, *, generator: Network, discriminator: Network,
     model, loss_cfg, train_cfg = config.model, config.loss, config.train
     gan_loss = losses.get_losses(loss_cfg.gan_loss, real_label=loss_cfg.real_label,
                                  focal_gamma=loss_cfg.focal_gamma)
-    conditional = model.conditioning != "none"
-    label_input = model.conditioning == "input"
-    auxiliary = model.conditioning == "auxiliary"
-    n_critic, z_dim = train_cfg.n_critic, model.z_dim
-    reg_interval = lazy_regularization_interval(loss_cfg)
-    lazy = reg_interval > 1
-    ema_beta = ema_decay(train_cfg.batch_size, train_cfg.ema_kimg) if train_cfg.ema_kimg else None
+    players = GANPlayers(generator, discriminator, model.z_dim, model.conditioning,
+                         model.num_classes)
     to_score = jax.nn.sigmoid if loss_cfg.gan_loss in PROBABILITY_LOSSES else (lambda x: x)
-    unroll_steps, unroll_full = loss_cfg.unroll_steps, loss_cfg.unroll_gradient == "full"
-    feature_matching = loss_cfg.g_objective == "feature_matching"
+    d_objective = DiscriminatorObjective(players, gan_loss, loss_cfg, to_score, update_d)
+    g_objective = GeneratorObjective(players, gan_loss, loss_cfg, d_objective)
+    n_critic = train_cfg.n_critic
+    ema_beta = ema_decay(train_cfg.batch_size, train_cfg.ema_kimg) if train_cfg.ema_kimg else None
 
-    def latents(key, batch_size):
-        k_z, k_label = jax.random.split(key)
-        z = jax.random.normal(k_z, (batch_size, z_dim))
-        labels = (jax.random.randint(k_label, (batch_size,), 0, model.num_classes)
-                  if conditional else None)
-        return z, labels
+    def real_minibatch(chunk):
+        return images_to_float(chunk["image"]), chunk.get("label")
 
-    def generate(g: NetworkState, params, z, labels):
-        inputs = (z, labels) if conditional else (z,)
-        return apply_network(generator.module, g.variables(params), *inputs, train=True)
+    def critic_updates(g: NetworkState, d: NetworkState, chunks, k_critic, k_g_latents):
+        """D's n_critic updates, and the fakes G's update differentiates: `(g, d, metrics,
+        fake, its labels, G's VJP, G's collections, the last real minibatch, its labels)`."""
+        batch_size = chunks["image"].shape[1]
+        if n_critic == 1:
+            k_latents, k_d = jax.random.split(k_critic)
+            z, fake_labels = players.latents(k_latents, batch_size)
+            fake, g_vjp, g_collections = jax.vjp(
+                lambda params: players.generate(g, params, z, fake_labels), g.params,
+                has_aux=True)
+            real, real_labels = real_minibatch(jax.tree.map(lambda x: x[0], chunks))
+            d, metrics = d_objective.update(d, real, real_labels, fake, fake_labels, k_d)
+            return g, d, metrics, fake, fake_labels, g_vjp, g_collections, real, real_labels
 
-    def discriminate(d: NetworkState, params, images, labels, key):
-        """`(logits [B], class logits [B, K] or None, updated collections)`."""
-        inputs = (images, labels) if label_input else (images,)
-        out, collections = apply_network(discriminator.module, d.variables(params), *inputs,
-                                         train=True, rngs={"dropout": key})
-        logits, class_logits = out if auxiliary else (out, None)
-        return logits, class_logits, collections
+        def critic_iteration(carry, inputs):
+            g_collections, d = carry
+            chunk, k = inputs
+            k_latents, k_d = jax.random.split(k)
+            z, fake_labels = players.latents(k_latents, batch_size)
+            fake, g_collections = players.generate(g.replace(collections=g_collections),
+                                                   g.params, z, fake_labels)
+            real, real_labels = real_minibatch(chunk)
+            d, metrics = d_objective.update(d, real, real_labels, fake, fake_labels, k_d)
+            return (g_collections, d), metrics
 
-    def features(d: NetworkState, images, labels, key):
-        """D's last hidden features (`jgan.nn.sow_features`); D's collection updates are dropped."""
-        inputs = (images, labels) if label_input else (images,)
-        return apply_network(discriminator.module, d.variables(), *inputs, train=True,
-                             rngs={"dropout": key}, features=True)[2]
-
-    def penalties(d: NetworkState, params, real, real_labels, fake, fake_labels, key):
-        """Regularizer terms of D's loss. D's collection updates in these passes are dropped."""
-        k_interpolate, k_drop_gp, k_drop_r1, k_drop_r2 = jax.random.split(key, 4)
-
-        def scores(labels, k_drop):
-            return lambda images: discriminate(d, params, images, labels, k_drop)[0]
-
-        terms = {}
-        if loss_cfg.gp_weight:
-            # Interpolates between a real and a fake image keep the real image's label.
-            terms["loss/d/gp"] = losses.gradient_penalty(
-                scores(real_labels, k_drop_gp), real=real, fake=fake, key=k_interpolate,
-                weight=loss_cfg.gp_weight)
-        if loss_cfg.r1_gamma:
-            terms["loss/d/r1"] = losses.r1_penalty(scores(real_labels, k_drop_r1), real=real,
-                                                   gamma=loss_cfg.r1_gamma)
-        if loss_cfg.r2_gamma:
-            terms["loss/d/r2"] = losses.r2_penalty(scores(fake_labels, k_drop_r2), fake=fake,
-                                                   gamma=loss_cfg.r2_gamma)
-        return terms
-
-    def d_update(d: NetworkState, real, real_labels, fake, fake_labels, key, *,
-                 apply: bool = update_d):
-        k_real, k_fake, k_reg = jax.random.split(key, 3)
-
-        def loss_fn(params):
-            real_logits, real_class, collections = discriminate(d, params, real, real_labels,
-                                                                k_real)
-            # The fake pass sees the statistics the real pass left, as two calls of D in PyTorch.
-            fake_logits, fake_class, collections = discriminate(
-                d.replace(collections=collections), params, fake, fake_labels, k_fake)
-            terms = {"loss/d/adv": gan_loss.d(real_logits=real_logits, fake_logits=fake_logits)}
-            if auxiliary:
-                terms["loss/d/class"] = loss_cfg.class_weight * (
-                    losses.classification_loss(class_logits=real_class, labels=real_labels)
-                    + losses.classification_loss(class_logits=fake_class, labels=fake_labels))
-            if not lazy:
-                terms.update(penalties(d, params, real, real_labels, fake, fake_labels, k_reg))
-            return sum(terms.values()), (collections, terms, real_logits, fake_logits, real_class)
-
-        (loss, (collections, terms, real_logits, fake_logits, real_class)), grads = (
-            jax.value_and_grad(loss_fn, has_aux=True)(d.params))
-        if apply:
-            d = apply_gradients(discriminator, d, grads, collections)
-        metrics = {"loss/d": loss, "d/real": jnp.mean(to_score(real_logits)),
-                   "d/fake": jnp.mean(to_score(fake_logits))}
-        if len(terms) > 1:
-            metrics.update(terms)
-        if auxiliary:
-            metrics["d/class_accuracy"] = jnp.mean(jnp.argmax(real_class, -1) == real_labels)
-        return d, metrics
-
-    def unrolled(d: NetworkState, real, real_labels, fake, fake_labels, key) -> NetworkState:
-        """D after `unroll_steps` more updates on the same batch, differentiable in `fake`."""
-
-        def update(d, k):
-            return d_update(d, real, real_labels, fake, fake_labels, k, apply=True)[0], None
-
-        return jax.lax.scan(update, d, jax.random.split(key, unroll_steps))[0]
-
-    def lazy_regularization(d: NetworkState, step, real, real_labels, fake, fake_labels, key):
-        """Every reg_interval steps, one more D update on reg_interval x (R1 + R2) alone."""
-
-        def regularize(d):
-            def loss_fn(params):
-                terms = penalties(d, params, real, real_labels, fake, fake_labels, key)
-                return reg_interval * sum(terms.values()), terms
-
-            (_, terms), grads = jax.value_and_grad(loss_fn, has_aux=True)(d.params)
-            if update_d:
-                d = apply_gradients(discriminator, d, grads, d.collections)
-            return d, {name: reg_interval * value for name, value in terms.items()}
-
-        def skip(d):
-            return d, jax.tree.map(jnp.zeros_like, jax.eval_shape(lambda: regularize(d)[1]))
-
-        # The logged value is this step's share: reg_interval x penalty on due steps, else 0.
-        return jax.lax.cond(step % reg_interval == 0, regularize, skip, d)
+        # Unrolled: XLA:CPU ran the convolutions of a rolled loop body 15x slower (measured:
+        # 1932 against 132 ms for two critic updates); n_critic is small.
+        (g_collections, d), metrics = jax.lax.scan(
+            critic_iteration, (g.collections, d),
+            (chunks, jax.random.split(k_critic, n_critic)), unroll=True)
+        metrics = jax.tree.map(jnp.mean, metrics)
+        g = g.replace(collections=g_collections)
+        z, fake_labels = players.latents(k_g_latents, batch_size)
+        fake, g_vjp, g_collections = jax.vjp(
+            lambda params: players.generate(g, params, z, fake_labels), g.params, has_aux=True)
+        real, real_labels = real_minibatch(jax.tree.map(lambda x: x[n_critic - 1], chunks))
+        return g, d, metrics, fake, fake_labels, g_vjp, g_collections, real, real_labels
 
     def train_step(state: TrainState, batch: dict, key: jax.Array):
         key = jax.random.fold_in(key, state.step)
         k_critic, k_g_latents, k_g_drop, k_reg = jax.random.split(key, 4)
-        g, d = state.nets["g"], state.nets["d"]
-        chunks = split_critic_batches(batch, n_critic)
-        batch_size = chunks["image"].shape[1]
-
-        def real_minibatch(chunk):
-            return images_to_float(chunk["image"]), chunk.get("label")
-
-        def take(index):
-            return jax.tree.map(lambda x: x[index], chunks)
-
-        if n_critic == 1:
-            k_latents, k_d = jax.random.split(k_critic)
-            z, fake_labels = latents(k_latents, batch_size)
-            fake, g_vjp, g_collections = jax.vjp(
-                lambda params: generate(g, params, z, fake_labels), g.params, has_aux=True)
-            real, real_labels = real_minibatch(take(0))
-            d, metrics = d_update(d, real, real_labels, fake, fake_labels, k_d)
-        else:
-            def critic_iteration(carry, inputs):
-                g_collections, d = carry
-                chunk, k = inputs
-                k_latents, k_d = jax.random.split(k)
-                z, fake_labels = latents(k_latents, batch_size)
-                fake, g_collections = generate(g.replace(collections=g_collections), g.params,
-                                               z, fake_labels)
-                real, real_labels = real_minibatch(chunk)
-                d, metrics = d_update(d, real, real_labels, fake, fake_labels, k_d)
-                return (g_collections, d), metrics
-
-            # Unrolled: XLA:CPU ran the convolutions of a rolled loop body 15x slower (measured:
-            # 1932 against 132 ms for two critic updates); n_critic is small.
-            (g_collections, d), metrics = jax.lax.scan(
-                critic_iteration, (g.collections, d),
-                (chunks, jax.random.split(k_critic, n_critic)), unroll=True)
-            metrics = jax.tree.map(jnp.mean, metrics)
-            g = g.replace(collections=g_collections)
-            z, fake_labels = latents(k_g_latents, batch_size)
-            fake, g_vjp, g_collections = jax.vjp(
-                lambda params: generate(g, params, z, fake_labels), g.params, has_aux=True)
-            real, real_labels = real_minibatch(take(n_critic - 1))
-
-        if lazy:
-            d, reg_terms = lazy_regularization(d, state.step, real, real_labels,
-                                               jax.lax.stop_gradient(fake), fake_labels, k_reg)
+        g, d, metrics, fake, fake_labels, g_vjp, g_collections, real, real_labels = (
+            critic_updates(state.nets["g"], state.nets["d"],
+                           split_critic_batches(batch, n_critic), k_critic, k_g_latents))
+        if d_objective.reg_interval > 1:
+            d, reg_terms = d_objective.lazy_regularization(
+                d, state.step, real, real_labels, jax.lax.stop_gradient(fake), fake_labels,
+                k_reg)
             metrics.update(reg_terms)
 
         # Unrolling draws its own stream, folded in, so the plain step's keys stay as they were.
-        k_unroll = jax.random.fold_in(key, 1)
-
-        def g_loss_of_fake(fake):
-            # D's statistics from this pass are discarded: D was updated on this batch already.
-            target = d
-            if unroll_steps:
-                unroll_fake = fake if unroll_full else jax.lax.stop_gradient(fake)
-                target = unrolled(d, real, real_labels, unroll_fake, fake_labels, k_unroll)
-            # Under feature matching only ACGAN's class logits are used; XLA drops the rest.
-            logits, class_logits, _ = discriminate(target, target.params, fake, fake_labels,
-                                                   k_g_drop)
-            if feature_matching:
-                k_fake, k_real = jax.random.split(k_g_drop)
-                terms = {"loss/g/feature_matching": losses.feature_matching_loss(
-                    real_features=features(target, real, real_labels, k_real),
-                    fake_features=features(target, fake, fake_labels, k_fake))}
-            else:
-                terms = {"loss/g/adv": gan_loss.g(fake_logits=logits)}
-            if auxiliary:
-                terms["loss/g/class"] = loss_cfg.class_weight * losses.classification_loss(
-                    class_logits=class_logits, labels=fake_labels)
-            return sum(terms.values()), terms
-
-        (g_loss, g_terms), fake_grad = jax.value_and_grad(g_loss_of_fake, has_aux=True)(fake)
+        (g_loss, g_terms), fake_grad = jax.value_and_grad(g_objective.loss, has_aux=True)(
+            fake, d=d, real=real, real_labels=real_labels, fake_labels=fake_labels,
+            k_drop=k_g_drop, k_unroll=jax.random.fold_in(key, 1))
         if update_g:
             (g_grads,) = g_vjp(fake_grad)
             g = apply_gradients(generator, g, g_grads, g_collections)
