@@ -35,7 +35,7 @@ from jgan.errors import NonFiniteLossError, UserError
 from jgan.metrics.modes import NUM_SAMPLES, mode_statistics
 from jgan.toy_figures import plot_mode_curves, plot_samples, write_gif
 from jgan.train.history import History
-from jgan.train.loop import open_run_directory
+from jgan.train.resume import open_run_directory, restore_latest, write_config
 from jgan.train.parallel import make_mesh
 from jgan.train.seeds import init_states, mean_and_std, seed_keys, seed_sharding, vmap_train_step
 from jgan.train.setup import build_setup
@@ -102,21 +102,19 @@ def train_toy(config, workdir, *, log=print) -> dict:
     workdir, tc = Path(workdir), config.train
     mixture = toy_dataset(config.data.dataset)
     setup = build_setup(config, POINT_SPEC)
-    checkpointer, latest = open_run_directory(workdir, config)
+    checkpointer = open_run_directory(workdir, config)
 
     seeds = list(range(tc.seed, tc.seed + tc.seeds))
     mesh = make_mesh()
     sharding = seed_sharding(len(seeds), mesh)
     keys = jax.device_put(seed_keys(seeds), sharding)
     init = jax.jit(functools.partial(init_states, setup), out_shardings=sharding)
-    if latest is None:
-        states = init(keys["init"])
-    else:
-        abstract = jax.tree.map(
-            lambda s: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=sharding),
-            jax.eval_shape(init, keys["init"]))
-        states, _, _ = checkpointer.restore(latest, abstract, num_keys=len(seeds))
-        log(f"resuming {workdir} from step {latest}")
+    abstract = jax.tree.map(lambda s: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=sharding),
+                            jax.eval_shape(init, keys["init"]))
+    restored = restore_latest(checkpointer, workdir, config, abstract, num_keys=len(seeds),
+                              log=log)
+    write_config(config, workdir)
+    states = init(keys["init"]) if restored is None else restored[0]
     start = int(states.step[0])
     run_chunk = chunk_runner(setup, mixture, tc.batch_size * tc.n_critic, sharding)
     measure = measurer(setup, mixture)

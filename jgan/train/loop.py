@@ -25,6 +25,7 @@ from jgan.metrics.evaluation import make_evaluator
 from jgan.train.history import History, plot_history
 from jgan.train.parallel import (check_batch_size, jit_data_parallel, make_mesh, replicated,
                                  shard_batch)
+from jgan.train.resume import open_run_directory, restore_latest, write_config
 from jgan.train.setup import build_setup
 
 LOSS_CURVE = "loss_curve.png"
@@ -36,38 +37,11 @@ def run_keys(seed: int) -> dict[str, jax.Array]:
     return {"init": k_init, "run": k_run, "data": k_data, "grid": k_grid}
 
 
-def check_resumable(workdir: Path, config) -> None:
-    """A run directory may be resumed only with the settings that made its checkpoints."""
-    path = workdir / "config.json"
-    if not path.exists():
-        return
-    old = config_lib.to_dict(config_lib.load(path))
-    changed = [d for d in config_lib.differences(old, config_lib.to_dict(config))
-               if d[0] not in config_lib.RESUMABLE_FIELDS]
-    if changed:
-        field, was, now = changed[0]
-        raise UserError(f"{workdir} holds a run with {field}={was!r}, not {now!r} (and "
-                        f"{len(changed) - 1} more differences): use a new --workdir, or the "
-                        "run's own settings to resume it")
-
-
 def abstract_train_state(setup, key, mesh):
     """Shapes, dtypes and shardings of the initial state, without computing it."""
     shapes = jax.eval_shape(setup.init_state, key)
     return jax.tree.map(lambda s: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=replicated(mesh)),
                         shapes)
-
-
-def open_run_directory(workdir: Path, config) -> tuple[Checkpointer, int | None]:
-    """Create or reopen a run directory: its checkpointer and latest step, after checking that
-    a run there was made with these settings; then write the config."""
-    workdir.mkdir(parents=True, exist_ok=True)
-    checkpointer = Checkpointer(workdir / "checkpoints", keep=config.train.keep_checkpoints)
-    latest = checkpointer.latest_step()
-    if latest is not None:
-        check_resumable(workdir, config)
-    config_lib.save(config, workdir / "config.json")
-    return checkpointer, latest
 
 
 def train(config, workdir, *, log=print):
@@ -87,22 +61,24 @@ def train(config, workdir, *, log=print):
     keys = run_keys(tc.seed)
     setup = build_setup(config, data.spec)
     # Only a config that passed every check gets a run directory (and its config.json).
-    checkpointer, latest = open_run_directory(workdir, config)
+    checkpointer = open_run_directory(workdir, config)
     images_per_step = tc.batch_size * setup.batches_per_step
     loader = data.loader(images_per_step, keys["data"])
 
-    if latest is None:
+    restored = restore_latest(checkpointer, workdir, config,
+                              abstract_train_state(setup, keys["init"], mesh), log=log)
+    write_config(config, workdir)
+    if restored is None:
         init = jax.jit(setup.init_state, out_shardings=replicated(mesh))
         state, run_key, wall_offset = init(keys["init"]), keys["run"], 0.0
     else:
-        state, run_key, meta = checkpointer.restore(
-            latest, abstract_train_state(setup, keys["init"], mesh))
+        state, run_key, meta = restored
+        latest = int(state.step)
         if meta["data"] != loader.position(latest):
             raise UserError(f"checkpoint {latest} in {workdir} was written at data position "
                             f"{meta['data']}, not {loader.position(latest)} (another dataset?): "
                             "resume with the run's own data, or use a new --workdir")
         wall_offset = meta["wall_s"]
-        log(f"resuming {workdir} from step {latest}")
     start = int(state.step)
     if start >= tc.steps:
         log(f"{workdir} is at step {start} of {tc.steps}: nothing to do (raise --steps to go on)")
