@@ -208,6 +208,10 @@ def differences(old: dict, new: dict, prefix: str = "") -> list[tuple[str, objec
     return found
 
 
+def check(config) -> None:
+    """One-line `UserError`s for settings that cannot work, before any data is read or compiled."""
+
+
 def save(config, path) -> None:
     with open(path, "w") as f:
         json.dump(to_dict(config), f, indent=2, sort_keys=True)

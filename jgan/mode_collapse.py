@@ -98,6 +98,7 @@ def summary_table(summary: dict, *, config, step: int) -> str:
 
 def train_toy(config, workdir, *, log=print) -> dict:
     """Train (or resume) every seed up to `train.steps`; returns the final `results.json` dict."""
+    config_lib.check(config)
     check_toy_config(config)
     workdir, tc = Path(workdir), config.train
     mixture = toy_dataset(config.data.dataset)

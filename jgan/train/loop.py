@@ -48,6 +48,7 @@ def train(config, workdir, *, log=print):
     """Train (or resume) the run in `workdir` up to `config.train.steps`. Returns the final state."""
     workdir = Path(workdir)
     tc = config.train
+    config_lib.check(config)
     if tc.seeds != 1:
         raise UserError("train.seeds trains several seeds at once in the 2-D benchmark: run "
                         "python -m experiments.mode_collapse, or drop train.seeds")
