@@ -10,6 +10,7 @@ from jgan import config as config_lib
 from jgan import losses
 from jgan.data import check_data_config
 from jgan.errors import reports_errors
+from jgan.train import distributed
 
 
 def parse_config(default, argv, *, description: str, parents=()):
@@ -73,6 +74,9 @@ def run_experiment(default, argv=None, *, description: str = "") -> int:
     """Parse flags, train, and turn user errors into one line on stderr. Returns the exit code."""
     from jgan.train.loop import train
 
-    config, workdir = parse_config(default, argv, description=description)
+    launch = distributed.launch_flags()
+    config, workdir = parse_config(default, argv, description=description, parents=[launch])
+    job, _ = launch.parse_known_args(argv)
+    distributed.initialize(job.coordinator, job.num_processes, job.process_id)
     train(config, workdir)
     return 0

@@ -1,6 +1,7 @@
 """Errors a user can act on. Each message is one line that names the problem and the fix."""
 
 import functools
+import shlex
 import sys
 
 
@@ -16,9 +17,18 @@ class NonFiniteLossError(RuntimeError):
     """A loss became NaN or infinite; the run stopped and kept its last good checkpoint."""
 
 
+class Interrupted(Exception):
+    """SIGINT or SIGTERM stopped the run after a step, and a checkpoint of that step was saved."""
+
+    def __init__(self, signum: int, message: str):
+        super().__init__(message)
+        self.signum = signum
+
+
 def reports_errors(main):
     """Wrap a command-line `main(...) -> int`: a `UserError` becomes `error: ...` on stderr and
-    exit code 2, a `NonFiniteLossError` the same with exit code 3, instead of a traceback."""
+    exit code 2, a `NonFiniteLossError` the same with exit code 3, instead of a traceback; an
+    `Interrupted` run prints how to resume it and exits with 128 + the signal (130, 143)."""
 
     @functools.wraps(main)
     def wrapper(*args, **kwargs):
@@ -27,5 +37,8 @@ def reports_errors(main):
         except (UserError, NonFiniteLossError) as error:
             print(f"error: {error}", file=sys.stderr)
             return 2 if isinstance(error, UserError) else 3
+        except Interrupted as stop:
+            print(f"{stop}; resume with: {shlex.join(sys.orig_argv)}", file=sys.stderr)
+            return 128 + stop.signum
 
     return wrapper

@@ -3,6 +3,8 @@
 Epoch e visits the examples in the order `jax.random.permutation(fold_in(data_key, e), N)` and drops
 the last partial batch, so batch k is a pure function of (data key, batch size, k). The loader's
 position is therefore the step; it is still written into every checkpoint and checked on restore.
+In a multi-process job each process reads only its `rows` of every batch, and since the batch
+depends on neither the process count nor the process, a job resumes with any number of processes.
 Unpaired data (CycleGAN's A and B folders) is two such streams, each with its own key and epochs.
 """
 
@@ -53,9 +55,10 @@ class BatchLoader(_Prefetching):
     """
 
     def __init__(self, source, *, batch_size: int, data_key: jax.Array,
-                 cache_bytes: int = 2 << 30, stream: str = ""):
+                 cache_bytes: int = 2 << 30, stream: str = "", rows: slice | None = None):
         self.source = source
         self.batch_size = batch_size
+        self.rows = rows
         self.data_key = data_key
         self.num_examples = len(source)
         self.batches_per_epoch = self.num_examples // batch_size
@@ -85,8 +88,15 @@ class BatchLoader(_Prefetching):
                 "batch_size": self.batch_size, "dataset_size": self.num_examples}
 
     def batch(self, step: int) -> dict:
+        """This process's `rows` of global batch `step` (all of it in one process)."""
+        return self.global_batch(step, rows=self.rows)
+
+    def global_batch(self, step: int, *, rows: slice | None = None) -> dict:
+        """Batch `step` of the run, whatever share of it this process reads."""
         epoch, index = divmod(step, self.batches_per_epoch)
         order = self._epoch_order(epoch)[index * self.batch_size:(index + 1) * self.batch_size]
+        if rows is not None:
+            order = order[rows]
         if self._cache is None:
             return self._read(order)
         missing = order[~self._cached[order]]
@@ -111,9 +121,10 @@ class UnpairedLoader(_Prefetching):
     (the folders differ in size). A batch is still a pure function of (data key, batch size, step).
     """
 
-    def __init__(self, sources: dict, *, batch_size: int, data_key: jax.Array):
+    def __init__(self, sources: dict, *, batch_size: int, data_key: jax.Array,
+                 rows: slice | None = None):
         self.streams = {name: BatchLoader(source, batch_size=batch_size, stream=f"stream {name}",
-                                          data_key=jax.random.fold_in(data_key, index))
+                                          data_key=jax.random.fold_in(data_key, index), rows=rows)
                         for index, (name, source) in enumerate(sources.items())}
         self.batch_size = batch_size
         self._executor = concurrent.futures.ThreadPoolExecutor(max_workers=1)
@@ -124,6 +135,10 @@ class UnpairedLoader(_Prefetching):
     def batch(self, step: int) -> dict:
         return {name: values for stream in self.streams.values()
                 for name, values in stream.batch(step).items()}
+
+    def global_batch(self, step: int) -> dict:
+        return {name: values for stream in self.streams.values()
+                for name, values in stream.global_batch(step).items()}
 
 
 def image_shape(source) -> tuple[int, int, int]:

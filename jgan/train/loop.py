@@ -19,14 +19,19 @@ from tqdm.auto import tqdm
 from jgan import config as config_lib
 from jgan.checkpoint import Checkpointer
 from jgan.data import open_data
-from jgan.errors import NonFiniteLossError, UserError
+from jgan.errors import Interrupted, NonFiniteLossError, UserError
 from jgan.images import save_png
 from jgan.metrics.evaluation import make_evaluator
 from jgan.train.history import History, plot_history
-from jgan.train.parallel import (check_batch_size, jit_data_parallel, make_mesh, replicated,
-                                 shard_batch)
+from jgan.train.distributed import (broadcast, global_batch, is_primary, local_copy, process_rows,
+                                    to_host)
+from jgan.train.faults import fault_point
+from jgan.train.lock import hold_run_directory
+from jgan.train.parallel import (batch_split, check_batch_size, jit_data_parallel, make_mesh,
+                                 replicated)
 from jgan.train.resume import open_run_directory, restore_latest, write_config
 from jgan.train.setup import build_setup
+from jgan.train.stopping import stop_requests
 
 LOSS_CURVE = "loss_curve.png"
 BEST_DIR = "best"  # the best checkpoint by FID, kept beside checkpoints/ when evaluating
@@ -45,9 +50,16 @@ def abstract_train_state(setup, key, mesh):
 
 
 def train(config, workdir, *, log=print):
-    """Train (or resume) the run in `workdir` up to `config.train.steps`. Returns the final state."""
+    """Train (or resume) the run in `workdir` up to `config.train.steps`. Returns the final state.
+
+    In a multi-process job (`jgan.train.distributed`) every process calls this with the same
+    arguments; process 0 alone logs and writes files other than checkpoints.
+    """
     workdir = Path(workdir)
     tc = config.train
+    primary = is_primary()
+    if not primary:
+        log = _silent
     config_lib.check(config)
     if tc.seeds != 1:
         raise UserError("train.seeds trains several seeds at once in the 2-D benchmark: run "
@@ -62,36 +74,55 @@ def train(config, workdir, *, log=print):
     keys = run_keys(tc.seed)
     setup = build_setup(config, data.spec)
     # Only a config that passed every check gets a run directory (and its config.json).
+    with hold_run_directory(workdir), stop_requests() as stop:
+        return _train(config, workdir, data, setup, mesh, keys, stop, log)
+
+
+def _silent(*args, **kwargs):
+    """The log of a process other than process 0."""
+
+
+def _train(config, workdir, data, setup, mesh, keys, stop, log):
+    tc = config.train
+    primary = is_primary()
     checkpointer = open_run_directory(workdir, config)
     images_per_step = tc.batch_size * setup.batches_per_step
-    loader = data.loader(images_per_step, keys["data"])
+    rows_sharding = batch_split(mesh)
+    loader = data.loader(images_per_step, keys["data"],
+                         rows=process_rows(rows_sharding, images_per_step))
+
+    def device_batch(batch):
+        return global_batch(batch, rows_sharding, images_per_step)
 
     restored = restore_latest(checkpointer, workdir, config,
                               abstract_train_state(setup, keys["init"], mesh), log=log)
     write_config(config, workdir)
     if restored is None:
         init = jax.jit(setup.init_state, out_shardings=replicated(mesh))
-        state, run_key, wall_offset = init(keys["init"]), keys["run"], 0.0
+        # The run key is a global array too, so that every process can join its save.
+        run_key = jax.jit(lambda key: key, out_shardings=replicated(mesh))(keys["run"])
+        state, wall_offset = init(keys["init"]), 0.0
     else:
         state, run_key, meta = restored
-        latest = int(state.step)
+        latest = int(to_host(state.step))
         if meta["data"] != loader.position(latest):
             raise UserError(f"checkpoint {latest} in {workdir} was written at data position "
                             f"{meta['data']}, not {loader.position(latest)} (another dataset?): "
                             "resume with the run's own data, or use a new --workdir")
         wall_offset = meta["wall_s"]
-    start = int(state.step)
+    start = int(to_host(state.step))
     if start >= tc.steps:
         log(f"{workdir} is at step {start} of {tc.steps}: nothing to do (raise --steps to go on)")
         checkpointer.close()
         return state
 
-    history = History(workdir / "history.csv", resume_step=start)
+    history = History(workdir / "history.csv", resume_step=start) if primary else None
     evaluator, best_checkpointer, best_fid = None, None, math.inf
     if tc.eval_every > 0:
-        evaluator = make_evaluator(dataset=config.data.dataset, num_classes=setup.num_classes,
-                                   num=tc.eval_num, features=tc.eval_features,
-                                   data_dir=config.data.data_dir, log=log)
+        if primary:
+            evaluator = make_evaluator(dataset=config.data.dataset, num_classes=setup.num_classes,
+                                       num=tc.eval_num, features=tc.eval_features,
+                                       data_dir=config.data.data_dir, log=log)
         best_checkpointer = Checkpointer(workdir / BEST_DIR, keep=1)
         # A best checkpoint newer than the resumed step is the interrupted run's; the replayed
         # steps evaluate to the same numbers and write it again.
@@ -103,65 +134,84 @@ def train(config, workdir, *, log=print):
             best_fid = best_checkpointer.restore_meta(kept)["eval"]["fid"]
     compile_start = time.perf_counter()
     step_fn = jit_data_parallel(setup.train_step, mesh).lower(
-        state, shard_batch(loader.batch(start), mesh), run_key).compile()
-    log(f"devices: {mesh.devices.size} x {jax.devices()[0].platform}; train step compiled in "
-        f"{time.perf_counter() - compile_start:.1f} s")
-    preview_inputs = setup.preview_inputs(keys["grid"], tc.grid_size, loader.batch(0))
+        state, device_batch(loader.batch(start)), run_key).compile()
+    log(f"devices: {mesh.devices.size} x {jax.devices()[0].platform}"
+        f"{f' over {jax.process_count()} processes' if jax.process_count() > 1 else ''}; "
+        f"train step compiled in {time.perf_counter() - compile_start:.1f} s")
+    fault_point("compiled")
+    preview_inputs = (setup.preview_inputs(keys["grid"], tc.grid_size, loader.global_batch(0))
+                      if primary else None)
 
     def save_samples(state, step):
-        for name, grid in setup.preview(state, preview_inputs).items():
-            save_png(grid, workdir / "samples" / f"{name}step_{step:06d}.png")
+        if primary:
+            for name, grid in setup.preview(local_copy(state), preview_inputs).items():
+                save_png(grid, workdir / "samples" / f"{name}step_{step:06d}.png")
+            plot_history(history.rows(), workdir / LOSS_CURVE)
 
     def save_checkpoint(state, step, wall_s, *, to=checkpointer, **meta):
         to.save(step, state, run_key,
                 {"data": loader.position(step), "wall_s": wall_s,
                  "data_spec": data.spec.to_json(), "config": config_lib.to_dict(config), **meta})
 
+    def evaluate(state):
+        """Process 0's scores (None elsewhere), and FID, which every process needs."""
+        scores = evaluator(setup, local_copy(state)) if primary else None
+        return scores, broadcast(np.float64(scores["fid"] if primary else 0.0))
+
     session_start = tick_start = time.perf_counter()
     tick_sums, tick_steps = {}, 0
     progress = tqdm(total=tc.steps, initial=start, desc=config.name, unit="step",
-                    dynamic_ncols=True, file=sys.stdout,
+                    dynamic_ncols=True, file=sys.stdout, disable=not primary,
                     mininterval=0.5 if sys.stdout.isatty() else 30.0)
 
     def finish(done, metrics, state):
         """Check, log, evaluate, sample and checkpoint a step whose successor is dispatched."""
         nonlocal tick_sums, tick_steps, tick_start, best_fid
-        metrics = {name: float(value) for name, value in jax.device_get(metrics).items()}
+        metrics = {name: float(value) for name, value in to_host(metrics).items()}
         bad = [name for name, value in metrics.items() if not np.isfinite(value)]
         if bad:
             checkpointer.wait()
             raise NonFiniteLossError(
-                f"{bad[0]} = {metrics[bad[0]]} at step {done}: run stopped; its last good "
-                f"checkpoint is step {checkpointer.latest_step()} in {workdir / 'checkpoints'}"
-                " (lower the learning rates, or resume from there)")
+                f"{bad[0]} = {metrics[bad[0]]} at step {done}: run stopped; "
+                f"{last_good(checkpointer, workdir, tc.checkpoint_every)}")
         for name, value in metrics.items():
             tick_sums[name] = tick_sums.get(name, 0.0) + value
         tick_steps += 1
         progress.update(1)
         wall_s = wall_offset + time.perf_counter() - session_start
-        evaluate = evaluator is not None and (done % tc.eval_every == 0 or done == tc.steps)
-        if done % tc.log_every == 0 or done == tc.steps or evaluate:
+        evaluating = tc.eval_every > 0 and (done % tc.eval_every == 0 or done == tc.steps)
+        if done % tc.log_every == 0 or done == tc.steps or evaluating:
             img_per_s = tick_steps * images_per_step / (time.perf_counter() - tick_start)
             means = {name: total / tick_steps for name, total in tick_sums.items()}
             row = {"step": done, "kimg": done * images_per_step / 1000, **means,
                    "img_per_s": img_per_s, "wall_s": wall_s}
             postfix = {"D": f"{means['loss/d']:.3f}", "G": f"{means['loss/g']:.3f}",
                        "img/s": f"{img_per_s:.0f}"}
-            if evaluate:
-                scores = evaluator(setup, state)
-                row.update({f"eval/{name}": value for name, value in scores.items()})
-                postfix["FID"] = f"{scores['fid']:.3f}"
-                if scores["fid"] < best_fid:
-                    best_fid = scores["fid"]
+            if evaluating:
+                scores, fid = evaluate(state)
+                if primary:
+                    row.update({f"eval/{name}": value for name, value in scores.items()})
+                    postfix["FID"] = f"{fid:.3f}"
+                if fid < best_fid:
+                    best_fid = fid
                     save_checkpoint(state, done, wall_s, to=best_checkpointer, eval=scores)
-            history.append(row)
+            if primary:
+                history.append(row)
+            fault_point("history", done)
             progress.set_postfix(postfix, refresh=False)
             tick_sums, tick_steps, tick_start = {}, 0, time.perf_counter()
         if done % tc.sample_every == 0 or done == tc.steps:
             save_samples(state, done)
-            plot_history(history.rows(), workdir / LOSS_CURVE)
-        if done % tc.checkpoint_every == 0 or done == tc.steps:
+        saved = done % tc.checkpoint_every == 0 or done == tc.steps
+        if saved:
             save_checkpoint(state, done, wall_s)
+            fault_point("checkpoint", done)
+        if stop.requested(done) and done < tc.steps:
+            if not saved:
+                save_checkpoint(state, done, wall_s)
+            checkpointer.wait()
+            raise Interrupted(stop.signal, f"stopped by {stop.name} after step {done} of "
+                              f"{tc.steps}; checkpoint {done} is in {workdir / 'checkpoints'}")
 
     # Step k+1 is dispatched before step k's metrics are read, so the host's work (reading them,
     # the next batch, PNGs, checkpoints) overlaps the device's. A step is checked for NaN before
@@ -170,7 +220,8 @@ def train(config, workdir, *, log=print):
     try:
         for step, batch in loader.iterate(start):
             if step < tc.steps:
-                state, metrics = step_fn(state, shard_batch(batch, mesh), run_key)
+                state, metrics = step_fn(state, device_batch(batch), run_key)
+                fault_point("step", step + 1)
             if previous is not None:
                 finish(*previous)
             if step >= tc.steps:
@@ -182,6 +233,16 @@ def train(config, workdir, *, log=print):
             if manager is not None:
                 manager.wait()
                 manager.close()
-    log(f"done: step {int(state.step)}, samples in {workdir / 'samples'}, curves in "
+    log(f"done: step {int(to_host(state.step))}, samples in {workdir / 'samples'}, curves in "
         f"{workdir / LOSS_CURVE}")
     return state
+
+
+def last_good(checkpointer, workdir: Path, checkpoint_every: int) -> str:
+    """Where a stopped run can go on from, for its error message."""
+    latest = checkpointer.latest_step()
+    if latest is None:
+        return (f"no checkpoint was written yet (the first is due at step {checkpoint_every}):"
+                " lower the learning rates and start again")
+    return (f"its last good checkpoint is step {latest} in {workdir / 'checkpoints'} (lower the "
+            "learning rates, or resume from there)")

@@ -15,7 +15,11 @@ from jgan.errors import UserError
 
 
 def make_mesh(devices=None) -> Mesh:
-    return Mesh(np.asarray(devices if devices is not None else jax.devices()), ("data",))
+    """All devices (of every process) on one "data" axis, each process's devices side by side,
+    so that a process feeds one block of rows of every batch."""
+    if devices is None:
+        devices = sorted(jax.devices(), key=lambda device: (device.process_index, device.id))
+    return Mesh(np.asarray(devices), ("data",))
 
 
 def replicated(mesh: Mesh) -> NamedSharding:

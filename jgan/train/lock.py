@@ -1,0 +1,76 @@
+"""One run per run directory: a second process on the same directory is refused, naming the first.
+
+The lock is `fcntl.flock` on `RUN_DIR/.lock`, which the kernel releases when its holder dies, so a
+killed run never leaves a lock behind; the file only records who held it last (PID, host, start).
+In a multi-process job, process 0 holds it for the job.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import socket
+import time
+from pathlib import Path
+
+import numpy as np
+
+from jgan.errors import UserError
+from jgan.train.distributed import broadcast, is_primary
+
+LOCK_FILE = ".lock"
+
+
+def check_run_directory(workdir: Path) -> None:
+    if workdir.exists() and not workdir.is_dir():
+        raise UserError(f"--workdir {workdir} is a file, not a directory: pass a new or existing "
+                        "run directory")
+
+
+@contextlib.contextmanager
+def hold_run_directory(workdir: Path):
+    """Create `workdir` if needed and hold its lock for the duration of the block."""
+    check_run_directory(workdir)
+    handle, holder = None, None
+    if is_primary():
+        workdir.mkdir(parents=True, exist_ok=True)
+        handle, holder = _lock(workdir / LOCK_FILE)
+    # Every process of a job learns whether process 0 got the lock, and stops with it if not.
+    holder_pid = broadcast(np.int64(holder["pid"] if holder else 0))
+    if holder_pid:
+        if holder is None:
+            raise UserError(f"{workdir} is in use by process {holder_pid} (on process 0's host):"
+                            " wait for that run to finish, or use another --workdir")
+        raise UserError(f"{workdir} is in use by process {holder['pid']} on {holder['host']} "
+                        f"(since {holder['since']}): wait for that run to finish, stop it "
+                        f"(kill {holder['pid']}), or use another --workdir")
+    try:
+        yield
+    finally:
+        if handle is not None:
+            handle.close()
+
+
+def _lock(path: Path):
+    """`(open handle, None)` once locked, or `(None, holder)` when another process holds it."""
+    handle = open(path, "a+")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.seek(0)
+        try:
+            holder = json.loads(handle.read())
+        except ValueError:  # the holder has not written itself in yet
+            holder = {}
+        handle.close()
+        return None, {"pid": int(holder.get("pid", -1)), "host": holder.get("host", "?"),
+                      "since": holder.get("since", "?")}
+    # The lock is ours; what the file says of an earlier holder is stale, so it is replaced.
+    handle.seek(0)
+    handle.truncate()
+    handle.write(json.dumps({"pid": os.getpid(), "host": socket.gethostname(),
+                             "since": time.strftime("%Y-%m-%d %H:%M:%S")}) + "\n")
+    handle.flush()
+    return handle, None
