@@ -86,3 +86,52 @@ def test_two_processes_train_as_one_and_their_save_resumes_in_one(tmp_path, expe
     finish(start(experiment, pair, 3, 4, cache))
     assert_close_states(pair, single, 3)
     np.testing.assert_allclose(history(pair), history(single), rtol=1e-4, atol=1e-5)
+
+
+def test_launch_flags_come_together_and_make_sense():
+    from jgan.errors import UserError
+    from jgan.train.distributed import check_launch
+
+    assert not check_launch(None, None, None)
+    assert check_launch("127.0.0.1:1234", 2, 1)
+    for flags, expected in [(("127.0.0.1:1234", 2, None), "add --process-id"),
+                            (("localhost", 2, 0), "is not HOST:PORT"),
+                            (("h:1", 0, 0), "--num-processes 0 is not positive"),
+                            (("h:1", 2, 2), "--process-id 2 is not in 0..1")]:
+        with pytest.raises(UserError, match=expected):
+            check_launch(*flags)
+
+
+def test_a_slurm_job_is_detected_as_jax_detects_it(monkeypatch):
+    from jgan.train.distributed import detected_cluster
+
+    assert detected_cluster() is None
+    for name, value in {"SLURM_JOB_ID": "7", "SLURM_STEP_NODELIST": "node[01-02]",
+                        "SLURM_NTASKS": "2", "SLURM_PROCID": "0", "SLURM_LOCALID": "0"}.items():
+        monkeypatch.setenv(name, value)
+    assert detected_cluster() == "slurm"
+
+
+def test_each_process_reads_only_its_rows_of_the_global_batch():
+    from jgan.data.datasets import ArraySource
+    from jgan.data.loader import BatchLoader
+
+    class CountingSource(ArraySource):
+        read = 0
+
+        def take(self, indices):
+            CountingSource.read += len(indices)
+            return super().take(indices)
+
+    source = CountingSource({"image": np.arange(40).reshape(40, 1), "label": np.arange(40)})
+    whole = BatchLoader(source, batch_size=8, data_key=jax.random.key(3))
+    shares = [BatchLoader(source, batch_size=8, data_key=jax.random.key(3), rows=rows)
+              for rows in (slice(0, 4), slice(4, 8))]
+    for step in (0, 4, 9):  # the second epoch too
+        expected = whole.batch(step)
+        CountingSource.read = 0
+        parts = [share.batch(step) for share in shares]
+        assert CountingSource.read == 8  # 4 rows each, no more
+        for name in expected:
+            np.testing.assert_array_equal(np.concatenate([p[name] for p in parts]),
+                                          expected[name])

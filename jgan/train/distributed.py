@@ -82,6 +82,8 @@ def initialize(coordinator: str | None = None, num_processes: int | None = None,
     Must run before anything touches a device.
     """
     flagged = check_launch(coordinator, num_processes, process_id)
+    if jax.distributed.is_initialized():  # a second run in the same process joins the same job
+        return
     cluster = None if flagged else detected_cluster()
     if not flagged and cluster is None:
         return

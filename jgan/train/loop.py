@@ -202,6 +202,7 @@ def _train(config, workdir, data, setup, mesh, keys, stop, log):
             tick_sums, tick_steps, tick_start = {}, 0, time.perf_counter()
         if done % tc.sample_every == 0 or done == tc.steps:
             save_samples(state, done)
+            fault_point("samples", done)
         saved = done % tc.checkpoint_every == 0 or done == tc.steps
         if saved:
             save_checkpoint(state, done, wall_s)

@@ -1,0 +1,120 @@
+"""A run survives what ends processes: kill -9 at chosen moments, Ctrl-C and SIGTERM, a second run.
+
+Moments are chosen by fault points (`JGAN_KILL_AT=POINT@STEP`: the process sends SIGKILL to its
+own PID there) or by waiting for files the run writes, never by sleeping.
+"""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import jax
+import numpy as np
+
+from conftest import REPO
+from jgan.tools.sample import load_run
+from jgan.train.lock import hold_run_directory
+
+TINY = ["--batch-size", "8", "--set", "model.hidden=32", "--set", "model.z_dim=8",
+        "--set", "train.log_every=1", "--set", "train.sample_every=3",
+        "--set", "train.checkpoint_every=3", "--set", "train.keep_checkpoints=2",
+        "--set", "train.grid_size=4"]
+
+
+def command(workdir, steps):
+    return [sys.executable, "-m", "experiments.gan", "--workdir", str(workdir),
+            "--steps", str(steps), *TINY]
+
+
+def run(workdir, steps, kill_at=None, cache=None):
+    env = {**os.environ, "JAX_PLATFORMS": "cpu"}
+    env.pop("JGAN_KILL_AT", None)
+    if kill_at:
+        env["JGAN_KILL_AT"] = kill_at
+    if cache:
+        env["JAX_COMPILATION_CACHE_DIR"] = str(cache)
+    return subprocess.run(command(workdir, steps), cwd=REPO, env=env, capture_output=True,
+                          text=True, timeout=300)
+
+
+def history_without_timing(workdir):
+    lines = (workdir / "history.csv").read_text().splitlines()
+    header = lines[0].split(",")
+    keep = [i for i, name in enumerate(header) if name not in ("img_per_s", "wall_s")]
+    return [[line.split(",")[i] for i in keep] for line in lines]
+
+
+def test_kill_9_at_every_kind_of_moment_then_resume_equals_the_uninterrupted_run(tmp_path):
+    cache = tmp_path / "xla_cache"
+    whole, killed = tmp_path / "whole", tmp_path / "killed"
+    assert run(whole, 12, cache=cache).returncode == 0
+    # Each restart is killed at the next moment: after compiling, mid-step (dispatched, not yet
+    # read), after a history row, while a checkpoint is written, after a sample grid, while the
+    # oldest checkpoint is deleted; the last restart runs to the end.
+    moments = ["compiled", "step@2", "history@4", "checkpoint@6", "samples@9",
+               "checkpoint_prune", None]
+    for moment in moments:
+        result = run(killed, 12, kill_at=moment, cache=cache)
+        expected = 0 if moment is None else -signal.SIGKILL
+        assert result.returncode == expected, (moment, result.stderr[-2000:])
+    assert history_without_timing(killed) == history_without_timing(whole)
+    a, b = load_run(whole)[1], load_run(killed)[1]
+    assert int(a.step) == int(b.step) == 12
+    for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)):
+        np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
+    for grid in ("step_000003.png", "step_000012.png"):
+        assert (whole / "samples" / grid).read_bytes() == (killed / "samples" / grid).read_bytes()
+
+
+def wait_for(path, process, timeout=120):
+    deadline = time.monotonic() + timeout
+    while not path.exists():
+        assert process.poll() is None, process.communicate()[1][-2000:]
+        assert time.monotonic() < deadline, f"{path} never appeared"
+        time.sleep(0.05)
+
+
+def test_sigterm_and_ctrl_c_finish_the_step_save_it_and_say_how_to_resume(tmp_path):
+    for signum, code in ((signal.SIGTERM, 143), (signal.SIGINT, 130)):
+        workdir = tmp_path / signal.Signals(signum).name
+        env = {**os.environ, "JAX_PLATFORMS": "cpu"}
+        process = subprocess.Popen(command(workdir, 100000), cwd=REPO, env=env, text=True,
+                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        wait_for(workdir / "history.csv", process)  # the first step is logged: training
+        process.send_signal(signum)
+        _, stderr = process.communicate(timeout=120)
+        assert process.returncode == code, stderr[-2000:]
+        assert "Traceback" not in stderr
+        last = stderr.strip().splitlines()[-1]
+        assert last.startswith(f"stopped by {signal.Signals(signum).name} after step ")
+        assert "resume with: " in last and "experiments.gan" in last
+        step = int(last.split("after step ")[1].split()[0])
+        assert (workdir / "checkpoints" / str(step)).is_dir()
+        resumed = run(workdir, step + 1)
+        assert resumed.returncode == 0, resumed.stderr[-2000:]
+        assert f"from step {step}" in resumed.stdout + resumed.stderr
+
+
+def test_a_second_run_on_a_held_run_directory_is_refused_naming_the_holder(tmp_path):
+    workdir = tmp_path / "run"
+    with hold_run_directory(workdir):
+        refused = run(workdir, 2)
+    assert refused.returncode == 2
+    assert refused.stderr.strip() == (refused.stderr.strip().splitlines() or [""])[-1]
+    assert f"in use by process {os.getpid()}" in refused.stderr
+    assert not (workdir / "checkpoints").exists()
+
+
+def test_a_killed_holder_leaves_no_lock_behind(tmp_path):
+    workdir = tmp_path / "run"
+    holder = subprocess.run(
+        [sys.executable, "-c", "import os, signal, pathlib\n"
+         "from jgan.train.lock import hold_run_directory\n"
+         f"with hold_run_directory(pathlib.Path({str(workdir)!r})):\n"
+         "    os.kill(os.getpid(), signal.SIGKILL)"], cwd=REPO)
+    assert holder.returncode == -signal.SIGKILL
+    assert (workdir / ".lock").read_text()  # the dead holder's record is still there
+    with hold_run_directory(workdir):
+        assert str(os.getpid()) in (workdir / ".lock").read_text()
