@@ -12,7 +12,9 @@ import math
 import typing
 from typing import Any
 
+from jgan.data import check_data_config
 from jgan.errors import UserError
+from jgan.optim import check_optim_config
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -208,8 +210,88 @@ def differences(old: dict, new: dict, prefix: str = "") -> list[tuple[str, objec
     return found
 
 
+@dataclasses.dataclass(frozen=True)
+class Bounds:
+    """The values a numeric field may take, `low <= value < high`; `note` says what they mean."""
+
+    low: float
+    high: float = math.inf
+    note: str = ""
+
+    def allows(self, value) -> bool:
+        return self.low <= value < self.high  # False for NaN
+
+    def advice(self) -> str:
+        wanted = (f"use {self.low} or more" if self.high == math.inf
+                  else f"use a value in [{self.low}, {self.high})")
+        return f"{wanted} ({self.note})" if self.note else wanted
+
+
+def check_bounds(where: str, group, bounds: dict[str, Bounds]) -> None:
+    """Refuse the first field of `group`, the config group named `where`, outside its bounds."""
+    defaults = {field.name: field.default for field in dataclasses.fields(group)}
+    for name, allowed in bounds.items():
+        value = getattr(group, name)
+        if not allowed.allows(value):
+            raise UserError(f"{where}.{name}={value}: {allowed.advice()}, e.g. --set "
+                            f"{where}.{name}={defaults[name]}")
+
+
+# The range of each numeric field of the shared groups. The data group's rules are
+# jgan.data.check_data_config's, the model and loss groups' their family's; train.seeds is the 2-D
+# benchmark's (jgan.mode_collapse), where --seeds sets it.
+BOUNDS = {
+    "train": {
+        "steps": Bounds(1),
+        "batch_size": Bounds(1),
+        # key(seed) keeps the low 32 bits of a seed, so 2**32 would repeat seed 0
+        "seed": Bounds(0, 2 ** 32),
+        "log_every": Bounds(1),
+        "sample_every": Bounds(1),
+        "checkpoint_every": Bounds(1),
+        "keep_checkpoints": Bounds(1, note="the newest are kept and older ones deleted, so 0 "
+                                           "would delete them all"),
+        "grid_size": Bounds(1),
+        "n_critic": Bounds(1),
+        "ema_kimg": Bounds(0, note="0: no EMA"),
+        "eval_every": Bounds(0, note="0: no evaluation"),
+        "eval_num": Bounds(1),
+    },
+    "optim": {
+        "g_lr": Bounds(0),
+        "d_lr": Bounds(0),
+        "b1": Bounds(0, 1),
+        "b2": Bounds(0, 1),
+        "decay_steps": Bounds(0, note="0: constant rates"),
+        "eps_root": Bounds(0),
+        "d_clip": Bounds(0, note="0: no clipping"),
+    },
+}
+
+
 def check(config) -> None:
-    """One-line `UserError`s for settings that cannot work, before any data is read or compiled."""
+    """One-line `UserError`s for settings that cannot work, before any data is read or compiled.
+
+    The family checks its own groups when it builds, also before anything is compiled.
+    """
+    for where, bounds in BOUNDS.items():
+        check_bounds(where, getattr(config, where), bounds)
+    check_optim_config(config.optim)
+    check_data_config(config.data)
+    if config.train.eval_every > 0:
+        check_evaluation(config.train)
+
+
+def check_evaluation(train_cfg) -> None:
+    """The feature network and number of images of the evaluation every `eval_every` steps."""
+    # Imported here: the evaluation tool reads runs, whose configs are this module's.
+    from jgan.metrics.features import FEATURE_NETWORKS
+    from jgan.tools.evaluate import check_image_counts
+
+    if train_cfg.eval_features not in FEATURE_NETWORKS:
+        raise UserError(f"train.eval_features={train_cfg.eval_features!r} is unknown: choose one "
+                        f"of {list(FEATURE_NETWORKS)}")
+    check_image_counts(train_cfg.eval_num, flag="train.eval_num")
 
 
 def save(config, path) -> None:

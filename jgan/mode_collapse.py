@@ -31,14 +31,17 @@ from tqdm.auto import tqdm
 from jgan import config as config_lib
 from jgan.data.spec import DataSpec
 from jgan.data.toy import batch_at, toy_dataset
-from jgan.errors import NonFiniteLossError, UserError
+from jgan.errors import Interrupted, NonFiniteLossError, UserError
 from jgan.metrics.modes import NUM_SAMPLES, mode_statistics
 from jgan.toy_figures import plot_mode_curves, plot_samples, write_gif
 from jgan.train.history import History
+from jgan.train.lock import hold_run_directory
+from jgan.train.loop import last_good
 from jgan.train.resume import open_run_directory, restore_latest, write_config
 from jgan.train.parallel import make_mesh
 from jgan.train.seeds import init_states, mean_and_std, seed_keys, seed_sharding, vmap_train_step
 from jgan.train.setup import build_setup
+from jgan.train.stopping import stop_requests
 
 POINT_SPEC = DataSpec(arrays={"image": ((2,), "float32")})  # a batch of 2-D points
 PLOTTED_SAMPLES = 500  # per seed and frame; all NUM_SAMPLES are measured
@@ -46,12 +49,13 @@ MODE_METRICS = ("modes/covered", "modes/high_quality", "modes/kl_uniform")
 
 
 def check_toy_config(config) -> None:
+    """The benchmark's own rules, after `jgan.config.check` has checked every field's range."""
     tc = config.train
     if tc.seeds < 1:
         raise UserError(f"--seeds {tc.seeds}: use 1 or more")
-    if min(tc.log_every, tc.checkpoint_every) < 1 or tc.checkpoint_every % tc.log_every:
-        raise UserError(f"train.checkpoint_every={tc.checkpoint_every} must be a positive "
-                        f"multiple of train.log_every={tc.log_every}")
+    if tc.checkpoint_every % tc.log_every:
+        raise UserError(f"train.checkpoint_every={tc.checkpoint_every} must be a multiple of "
+                        f"train.log_every={tc.log_every}: the benchmark saves only at log steps")
     if tc.ema_kimg or tc.eval_every:
         raise UserError("the 2-D benchmark keeps no EMA and has no FID evaluation: drop "
                         "train.ema_kimg and --eval-every")
@@ -100,9 +104,15 @@ def train_toy(config, workdir, *, log=print) -> dict:
     """Train (or resume) every seed up to `train.steps`; returns the final `results.json` dict."""
     config_lib.check(config)
     check_toy_config(config)
-    workdir, tc = Path(workdir), config.train
+    workdir = Path(workdir)
     mixture = toy_dataset(config.data.dataset)
     setup = build_setup(config, POINT_SPEC)
+    with hold_run_directory(workdir), stop_requests() as stop:
+        return _train_toy(config, workdir, mixture, setup, stop, log)
+
+
+def _train_toy(config, workdir: Path, mixture, setup, stop, log) -> dict:
+    tc = config.train
     checkpointer = open_run_directory(workdir, config)
 
     seeds = list(range(tc.seed, tc.seed + tc.seeds))
@@ -144,8 +154,7 @@ def train_toy(config, workdir, *, log=print) -> dict:
                 name, index = bad[0]
                 raise NonFiniteLossError(
                     f"{name} = {values[name][index]} for seed {seeds[index]} by step {step}: run "
-                    f"stopped; its last good checkpoint is step {checkpointer.latest_step()} in "
-                    f"{workdir / 'checkpoints'} (lower the learning rates, or resume from there)")
+                    f"stopped; {last_good(checkpointer, workdir, min(tc.checkpoint_every, tc.steps))}")
             summary = mean_and_std(values)
             history.append({"step": step, **{f"{name}/mean": mean for name, (mean, _) in
                                              summary.items()},
@@ -163,9 +172,14 @@ def train_toy(config, workdir, *, log=print) -> dict:
                                   "G": f"{summary['loss/g'][0]:.3f}",
                                   "modes": f"{summary['modes/covered'][0]:.2f}",
                                   "step/s": f"{chunk / elapsed:.0f}"}, refresh=False)
-            if step % tc.checkpoint_every == 0 or step == tc.steps:
+            stopping = stop.requested(step) and step < tc.steps
+            if stopping or step % tc.checkpoint_every == 0 or step == tc.steps:
                 checkpointer.save(step, states, keys["run"],
                                   {"config": config_lib.to_dict(config), "seeds": seeds})
+            if stopping:
+                checkpointer.wait()
+                raise Interrupted(stop.signal, f"stopped by {stop.name} after step {step} of "
+                                  f"{tc.steps}; checkpoint {step} is in {workdir / 'checkpoints'}")
     finally:
         progress.close()
         checkpointer.wait()

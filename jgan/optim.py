@@ -61,12 +61,13 @@ OPTIMIZERS = ("adam", "rmsprop")
 
 
 def check_optim_config(optim_cfg) -> None:
-    """Refuse optimizer settings that cannot work, in one line that says what to change."""
+    """Refuse an optimizer that does not take the settings, in one line that says what to change.
+
+    The ranges of the rates, betas and the rest are `jgan.config.BOUNDS["optim"]`.
+    """
     if optim_cfg.optimizer not in OPTIMIZERS:
         raise UserError(f"optim.optimizer={optim_cfg.optimizer!r} is unknown: choose one of "
                         f"{list(OPTIMIZERS)}")
-    if optim_cfg.eps_root < 0:
-        raise UserError(f"optim.eps_root={optim_cfg.eps_root}: use 0 or more")
     if optim_cfg.eps_root > 0 and optim_cfg.optimizer != "adam":
         raise UserError("optim.eps_root is Adam's: drop it, or use --set optim.optimizer=adam")
 

@@ -68,17 +68,19 @@ def test_rows_after_the_last_checkpoint_are_replaced_on_resume(tmp_path):
     assert [r["step"] for r in _rows(tmp_path)] == ["1", "2", "3"]
 
 
+def build_setup_that_diverges(config, spec):
+    """The config's setup, whose G loss is NaN from step 3 on."""
+    setup = build_setup(config, spec)
+
+    def train_step(state, batch, key):
+        new_state, metrics = setup.train_step(state, batch, key)
+        metrics["loss/g"] = jnp.where(state.step >= 2, jnp.nan, metrics["loss/g"])
+        return new_state, metrics
+
+    return dataclasses.replace(setup, train_step=train_step)
+
+
 def test_nan_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch):
-    def build_setup_that_diverges(config, spec):
-        setup = build_setup(config, spec)
-
-        def train_step(state, batch, key):
-            new_state, metrics = setup.train_step(state, batch, key)
-            metrics["loss/g"] = jnp.where(state.step >= 2, jnp.nan, metrics["loss/g"])
-            return new_state, metrics
-
-        return dataclasses.replace(setup, train_step=train_step)
-
     monkeypatch.setattr(loop, "build_setup", build_setup_that_diverges)
     with pytest.raises(NonFiniteLossError, match=r"loss/g = nan at step 3: .*checkpoint is step 2"):
         loop.train(tiny_config(steps=6), tmp_path, log=lambda _: None)
@@ -86,6 +88,14 @@ def test_nan_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_path, monkeypa
     monkeypatch.undo()
     state = loop.train(tiny_config(steps=3), tmp_path, log=lambda _: None)
     assert int(state.step) == 3
+
+
+def test_nan_before_the_first_checkpoint_says_there_is_none(tmp_path, monkeypatch):
+    monkeypatch.setattr(loop, "build_setup", build_setup_that_diverges)
+    with pytest.raises(NonFiniteLossError, match=r"at step 3: run stopped; no checkpoint was "
+                                                 r"written yet \(the first was due at step 5\)"):
+        loop.train(tiny_config(steps=6, checkpoint_every=5), tmp_path, log=lambda _: None)
+    assert not list((tmp_path / "checkpoints").iterdir())
 
 
 def test_changed_settings_on_an_existing_run_are_refused(tmp_path):

@@ -54,11 +54,15 @@ class Data:
     streams: dict[str, object] = dataclasses.field(default_factory=dict)  # unpaired: "A", "B"
     folder: bool = False  # an image folder (no TFDS test split to measure FID against)
 
-    def loader(self, batch_size: int, data_key: jax.Array):
-        """A loader with `batch(step) -> dict`, `iterate(start)` and `position(step) -> dict`."""
+    def loader(self, batch_size: int, data_key: jax.Array, *, rows: slice | None = None):
+        """A loader with `batch(step) -> dict`, `iterate(start)` and `position(step) -> dict`.
+
+        `rows`: the share of every global batch this process reads (default all of it).
+        """
         if self.spec.kind == "unpaired":
-            return UnpairedLoader(self.streams, batch_size=batch_size, data_key=data_key)
-        return BatchLoader(self.dataset, batch_size=batch_size, data_key=data_key)
+            return UnpairedLoader(self.streams, batch_size=batch_size, data_key=data_key,
+                                  rows=rows)
+        return BatchLoader(self.dataset, batch_size=batch_size, data_key=data_key, rows=rows)
 
 
 def check_data_config(data_cfg) -> None:
@@ -90,7 +94,7 @@ def open_data(data_cfg, *, log=print) -> Data:
     if data_cfg.channels or data_cfg.pairing != "auto":
         raise UserError(f"data.channels and data.pairing apply to image folders, not to "
                         f"{data_cfg.dataset}: leave them at 0 and auto")
-    source = find_dataset(data_cfg.dataset, data_cfg.data_dir)
+    source = find_dataset(data_cfg.dataset, data_cfg.data_dir, split=data_cfg.split)
     dataset = source.open(data_cfg.split, image_size=data_cfg.image_size)
     first = example_arrays(dataset[0])
     spec = DataSpec(arrays={name: (value.shape, value.dtype.name) for name, value in first.items()},

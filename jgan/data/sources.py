@@ -11,11 +11,13 @@ Where a dataset is looked for, in order:
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import hashlib
 import logging
 import os
 from pathlib import Path
 
+from jgan.data.folders import find_layout
 from jgan.data.idx import IDX_DATASETS, missing_idx_files, prepare_idx_dataset
 from jgan.data.resize import CenterCropResize
 from jgan.errors import DataError
@@ -70,8 +72,12 @@ def folder_dataset(dataset: str, data_dir: str | None = None) -> Path | None:
     return root / dataset
 
 
-def find_dataset(dataset: str, data_dir: str | None = None) -> DatasetSource:
-    """Locate `dataset` (a TFDS name) as described in the module docstring."""
+def find_dataset(dataset: str, data_dir: str | None = None, *,
+                 split: str = "train") -> DatasetSource:
+    """Locate `dataset` (a TFDS name) as described in the module docstring.
+
+    `split` is the one to be read: an unknown name is answered with the datasets that have it.
+    """
     if not _valid_name(dataset):
         raise DataError(f"unknown dataset {dataset!r}: use a TFDS name such as mnist or "
                         "fashion_mnist")
@@ -82,6 +88,10 @@ def find_dataset(dataset: str, data_dir: str | None = None) -> DatasetSource:
                 "mnist", BUNDLED_DIR / "mnist",
                 "the MNIST subset bundled with jgan (10,000 train / 2,000 test images); pass "
                 "--data-dir or set JGAN_DATA_DIR for all 60,000")
+        if _did_you_mean(dataset, ["mnist"]):
+            raise DataError(f"unknown dataset {dataset!r} (did you mean mnist?): without "
+                            "--data-dir or JGAN_DATA_DIR, the bundled MNIST subset is the only "
+                            "dataset")
         raise DataError(f"{dataset} needs a data folder: pass --data-dir DIR or set "
                         f"JGAN_DATA_DIR to a folder holding {dataset}/ (raw files) or "
                         f"tfds/{dataset}/ (prepared by TFDS)")
@@ -99,7 +109,38 @@ def find_dataset(dataset: str, data_dir: str | None = None) -> DatasetSource:
             raise DataError(f"{raw_dir} lacks {', '.join(missing)}: copy the four IDX .gz "
                             f"files of {dataset} there")
         return _prepared_from_raw(dataset, raw_dir, f"{dataset} from the IDX files in {raw_dir}")
-    known = sorted(p.name for p in root.iterdir() if p.is_dir() and p.name != "tfds")
-    raise DataError(f"unknown dataset {dataset!r} in {root}: found {', '.join(known) or 'none'};"
-                    f" put raw files (mnist, fashion_mnist) or images in {root / dataset}, or a "
-                    f"TFDS array_record preparation in {root / 'tfds' / dataset}")
+    choices = single_image_datasets(root, split)
+    listed = f"choose one of {', '.join(choices)}; to add {dataset}, " if choices else ""
+    raise DataError(f"unknown dataset {dataset!r} in {root}{_did_you_mean(dataset, choices)}: "
+                    f"{listed}put raw files (mnist, fashion_mnist) or images in "
+                    f"{root / dataset}, or a TFDS array_record preparation in "
+                    f"{root / 'tfds' / dataset}")
+
+
+def single_image_datasets(root: Path, split: str) -> list[str]:
+    """The names in the data folder `root` that open as single images (what the built-in
+    families train on) with `split`: TFDS preparations, complete IDX folders, and folders of
+    images that are not A/B pairs."""
+    prepared = root / "tfds"
+    names = {folder.name for folder in root.iterdir() if folder.is_dir()
+             and folder != prepared and _opens_as_single_images(folder, split)}
+    if prepared.is_dir():
+        names |= {path.name for path in prepared.iterdir() if path.is_dir()}
+    return sorted(name for name in names if _valid_name(name))
+
+
+def _opens_as_single_images(folder: Path, split: str) -> bool:
+    if folder.name in IDX_DATASETS:
+        return not missing_idx_files(folder)
+    try:
+        layout = find_layout(folder, split, "auto")
+    except DataError:  # no such split, say
+        return False
+    return layout.kind == "single" and any(layout.streams.values())
+
+
+def _did_you_mean(dataset: str, choices) -> str:
+    """The hint ' (did you mean NAME?)' with the choice spelt most like `dataset`, or ''."""
+    by_lower = {name.lower(): name for name in choices}
+    close = difflib.get_close_matches(dataset.lower(), by_lower, n=1)
+    return f" (did you mean {by_lower[close[0]]}?)" if close else ""

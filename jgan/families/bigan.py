@@ -16,10 +16,11 @@ import jax.numpy as jnp
 import numpy as np
 
 from jgan import losses
+from jgan.config import check_bounds
 from jgan.encoding import reconstruction_grid
-from jgan.families.latent import (AdversarialLossConfig, LatentModelConfig, LatentSetup,
-                                  check_convolutional_image, check_latent_model,
-                                  single_image_shape)
+from jgan.families.latent import (ADVERSARIAL_LOSS_BOUNDS, AdversarialLossConfig,
+                                  LatentModelConfig, LatentSetup, check_convolutional_image,
+                                  check_latent_model, single_image_shape)
 from jgan.models import BiGANEncoder, BiGANGenerator, JointDiscriminator
 from jgan.models.bigan import BIGAN_ARCHS
 from jgan.optim import check_optim_config, make_optimizer
@@ -54,14 +55,15 @@ def check(config, spec) -> None:
     """What the BiGAN family does not combine with, each in one line that says what to change."""
     model, loss_cfg, train_cfg = config.model, config.loss, config.train
     check_latent_model(model, archs=BIGAN_ARCHS)
+    check_bounds("loss", loss_cfg, ADVERSARIAL_LOSS_BOUNDS)
     check_optim_config(config.optim)
     check_choices({"model.g_head": (model.g_head, ("dense", "conv")),
                    "model.downsample": (model.downsample, ("stride", "mixed_pool")),
                    "loss.gan_loss": (loss_cfg.gan_loss, BIGAN_LOSSES),
                    "loss.e_regularizer": (loss_cfg.e_regularizer, ENCODER_REGULARIZERS)})
     losses.get_losses(loss_cfg.gan_loss, real_label=loss_cfg.real_label)
-    weights = [name for name in ("gp_weight", "e_spread_weight", "e_variance_weight",
-                                 "e_variance_tolerance") if getattr(loss_cfg, name) < 0]
+    weights = [name for name in ("e_spread_weight", "e_variance_weight", "e_variance_tolerance")
+               if getattr(loss_cfg, name) < 0]
     refuse_first([
         (train_cfg.n_critic != 1, "the bigan step updates D once per step: use train.n_critic=1"),
         (train_cfg.ema_kimg > 0, "the bigan step keeps no EMA of G: use train.ema_kimg=0"),

@@ -14,10 +14,11 @@ import dataclasses
 import jax.numpy as jnp
 
 from jgan import losses
+from jgan.config import Bounds, check_bounds
 from jgan.errors import UserError
-from jgan.families.latent import (AdversarialLossConfig, LatentModelConfig, LatentSetup,
-                                  check_convolutional_image, check_latent_model,
-                                  single_image_shape)
+from jgan.families.latent import (ADVERSARIAL_LOSS_BOUNDS, AdversarialLossConfig,
+                                  LatentModelConfig, LatentSetup, check_convolutional_image,
+                                  check_latent_model, single_image_shape)
 from jgan.models import (ACTIVATIONS, ConditionalMLPDiscriminator, ConditionalMLPGenerator,
                          DCGANDiscriminator, DCGANGenerator, MLPDiscriminator, MLPGenerator,
                          ToyDiscriminator, ToyGenerator)
@@ -65,12 +66,22 @@ class GANLossConfig(AdversarialLossConfig):
 # Model fields that only the toy arch reads, with their defaults.
 TOY_ONLY = {"g_layers": 2, "d_layers": 1, "activation": "relu", "minibatch_kernels": 0,
             "minibatch_kernel_dim": 5, "pack": 1}
+# The ranges of this family's own numeric fields. num_classes counts only when conditional, and
+# real_label and focal_gamma only for some losses: `check` and jgan.losses refuse those.
+GAN_MODEL_BOUNDS = {"g_layers": Bounds(1), "d_layers": Bounds(1), "pack": Bounds(1),
+                    "minibatch_kernels": Bounds(0, note="0: off"),
+                    "minibatch_kernel_dim": Bounds(1)}
+GAN_LOSS_BOUNDS = {**ADVERSARIAL_LOSS_BOUNDS, "r1_gamma": Bounds(0, note="0: off"),
+                   "r2_gamma": Bounds(0, note="0: off"), "reg_interval": Bounds(1),
+                   "class_weight": Bounds(0), "unroll_steps": Bounds(0, note="0: a plain GAN")}
 
 
 def check(config, spec) -> None:
     """Refuse settings that cannot work together, in one line that says what to change."""
     model, loss_cfg = config.model, config.loss
     check_latent_model(model, archs=ARCHS)
+    check_bounds("model", model, GAN_MODEL_BOUNDS)
+    check_bounds("loss", loss_cfg, GAN_LOSS_BOUNDS)
     check_optim_config(config.optim)
     check_choices({"model.conditioning": (model.conditioning, CONDITIONINGS),
                    "model.activation": (model.activation, tuple(ACTIVATIONS)),
@@ -81,8 +92,6 @@ def check(config, spec) -> None:
     losses.get_losses(loss_cfg.gan_loss, real_label=loss_cfg.real_label,
                       focal_gamma=loss_cfg.focal_gamma)
     check_mode_collapse_options(config)
-    penalties = [name for name in ("gp_weight", "r1_gamma", "r2_gamma")
-                 if getattr(loss_cfg, name) < 0]
     refuse_first([
         (model.conditioning != "none" and model.num_classes < 2,
          f"model.num_classes={model.num_classes}: a conditional GAN needs 2 or more classes"),
@@ -90,9 +99,6 @@ def check(config, spec) -> None:
                                   or model.d_norm != "batch"),
          "the mlp arch has no auxiliary head, spectral norm or d_norm option: use --set "
          "model.arch=dcgan"),
-        (loss_cfg.reg_interval < 1, f"loss.reg_interval={loss_cfg.reg_interval}: use 1 or more"),
-        (bool(penalties), f"loss.{penalties[0] if penalties else ''} is negative: use 0 (off) "
-                          "or more"),
         ((loss_cfg.gp_weight or loss_cfg.r1_gamma or loss_cfg.r2_gamma)
          and model.arch == "dcgan" and model.d_norm == "batch",
          "gradient penalties need per-example gradients, which BatchNorm in D mixes: add --set "
@@ -121,12 +127,6 @@ def check_mode_collapse_options(config) -> None:
                         "model.arch=toy, or drop it")
     mixes_batch = model.minibatch_kernels > 0 or model.pack > 1
     refuse_first([
-        (loss_cfg.unroll_steps < 0, f"loss.unroll_steps={loss_cfg.unroll_steps}: use 0 (plain "
-                                    "GAN) or more"),
-        *((getattr(model, name) < 1, f"model.{name}={getattr(model, name)}: use 1 or more")
-          for name in ("g_layers", "d_layers", "minibatch_kernel_dim", "pack")),
-        (model.minibatch_kernels < 0,
-         f"model.minibatch_kernels={model.minibatch_kernels}: use 0 (off) or more"),
         (mixes_batch and (loss_cfg.gp_weight or loss_cfg.r1_gamma or loss_cfg.r2_gamma),
          "gradient penalties need per-example gradients, which minibatch discrimination and "
          "packing mix across the batch: drop one of them"),

@@ -13,6 +13,7 @@ import math
 import jax
 import jax.numpy as jnp
 
+from jgan.config import Bounds, check_bounds
 from jgan.errors import UserError
 from jgan.models.dcgan import halves_down
 from jgan.train.gan_step import prior
@@ -41,14 +42,18 @@ class AdversarialLossConfig:
     gp_weight: float = 0.0  # WGAN-GP's lambda
 
 
+# The ranges of the fields that every latent family shares.
+LATENT_MODEL_BOUNDS = {"z_dim": Bounds(1), "base_features": Bounds(1), "hidden": Bounds(1)}
+ADVERSARIAL_LOSS_BOUNDS = {"gp_weight": Bounds(0, note="0: off")}
+
+
 def check_latent_model(model, *, archs) -> None:
     if model.arch not in archs:
         raise UserError(f"model.arch={model.arch!r} is unknown: choose one of {list(archs)}")
     if model.d_norm not in ("batch", "none"):
         raise UserError(f"model.d_norm={model.d_norm!r} is unknown: choose one of "
                         "['batch', 'none']")
-    if model.z_dim < 1:
-        raise UserError(f"model.z_dim={model.z_dim}: use 1 or more")
+    check_bounds("model", model, LATENT_MODEL_BOUNDS)
 
 
 def single_image_shape(spec, *, family: str) -> tuple[int, ...]:

@@ -23,9 +23,10 @@ from flax import traverse_util
 from jgan import config as config_lib
 from jgan.errors import UserError, reports_errors
 from jgan.families import get_family
-from jgan.tools.sample import open_checkpoint, run_data_spec
+from jgan.tools.sample import check_output_file, open_checkpoint, run_data_spec
 from jgan.train.loop import abstract_train_state, run_keys
 from jgan.train.parallel import make_mesh
+from jgan.train.resume import CONFIG_FILE
 from jgan.train.state import NetworkState, TrainState
 from jgan.weights import first_mismatch, load_weights, save_weights
 
@@ -104,10 +105,11 @@ def export_network(run_dir, name: str, out, *, step: int | None = None,
 
 def network_title(run_dir, name: str) -> str:
     """What network `name` of a run is ("encoder"), as its family names it; else `name`."""
-    path = Path(run_dir) / "config.json"
-    if not path.is_file():
-        return name  # read_network names the problem
-    return get_family(config_lib.load(path).family).network_names.get(name, name)
+    try:
+        family = config_lib.load(Path(run_dir) / CONFIG_FILE).family
+    except Exception:  # missing or unreadable (JSON or config errors): read_network says more
+        return name
+    return get_family(family).network_names.get(name, name)
 
 
 @reports_errors
@@ -126,6 +128,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     title = network_title(args.run_dir, args.network)
     out = args.out or Path(args.run_dir) / f"{title}.npz"
+    check_output_file(out, f"{title}.npz")
     path = export_network(args.run_dir, args.network, out, step=args.step, best=args.best)
     print(f"wrote the {title} of {args.run_dir} to {path}")
     return 0

@@ -34,6 +34,20 @@ from jgan.tools.sample import load_run
 from jgan.train.loop import run_keys
 
 
+# The interpolation grid pairs test images 0-7 with 8-15.
+FEWEST_TEST_IMAGES = 16
+
+
+def check_image_counts(num_train: int | None, num_test: int | None) -> None:
+    """Refuse fewer images than the probes (1 training image) and the grids need."""
+    if num_train is not None and num_train < 1:
+        raise UserError(f"--num-train {num_train} is too few: the probes fit the training "
+                        "images' codes, so use 1 or more (or leave it out for the whole split)")
+    if num_test is not None and num_test < FEWEST_TEST_IMAGES:
+        raise UserError(f"--num-test {num_test} is too few: the interpolation grid pairs test "
+                        f"images 0-7 with 8-15, so use {FEWEST_TEST_IMAGES} or more")
+
+
 def probe_encoder(setup, state, train, test) -> dict:
     """Linear-probe and 1-NN test accuracy of E(x); `train`/`test` are (images, labels)."""
     train_features = encode_images(setup, state, train[0])
@@ -49,6 +63,7 @@ def evaluate_bigan(run_dir, *, data_dir=None, num_train: int | None = None,
                    out_dir=None, log=print) -> dict:
     """The measurements of the module docstring, as a JSON-ready dict; writes the two grids."""
     start = time.perf_counter()
+    check_image_counts(num_train, num_test)
     setup, state, config = load_run(run_dir, step)
     if "e" not in state.nets:
         raise UserError(f"{run_dir} is a {config.family} run with no encoder: pass a "

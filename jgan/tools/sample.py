@@ -16,14 +16,14 @@ from pathlib import Path
 
 import numpy as np
 
-from jgan import config as config_lib
-from jgan.checkpoint import Checkpointer
+from jgan.checkpoint import Checkpointer, DamagedCheckpointError
 from jgan.errors import UserError, reports_errors
 from jgan.images import make_grid, save_png
 from jgan.data import DataSpec
 from jgan.generate import draw_samples
 from jgan.train.loop import BEST_DIR, abstract_train_state, run_keys
 from jgan.train.parallel import make_mesh
+from jgan.train.resume import CHECKPOINTS, CONFIG_FILE, checkpoint_config
 from jgan.train.setup import build_setup
 
 
@@ -32,15 +32,18 @@ def open_checkpoint(run_dir, step: int | None = None, *, best: bool = False):
     """`(checkpointer, step, meta, config, setup)` of a run directory's checkpoint: the latest
     unless `step` is given, or with `best`, the best by FID that --eval-every kept in
     `RUN_DIR/best`.
+
+    Read-only: a damaged checkpoint, here or in the body, is one `UserError` that lists the
+    intact ones, and stays where it is (only resuming the run moves it aside).
     """
     run_dir = Path(run_dir)
-    if not (run_dir / "config.json").is_file():
+    if not ((run_dir / CONFIG_FILE).is_file() or (run_dir / CHECKPOINTS).is_dir()):
         raise UserError(f"{run_dir} is not a run directory (no config.json): pass the --workdir "
                         "of a training run")
     if best and not (run_dir / BEST_DIR).is_dir():
         raise UserError(f"{run_dir} has no best checkpoint: train with --eval-every N to keep "
                         "one, or drop --best")
-    checkpointer = Checkpointer(run_dir / (BEST_DIR if best else "checkpoints"))
+    checkpointer = Checkpointer(run_dir / (BEST_DIR if best else CHECKPOINTS), read_only=True)
     try:
         step = checkpointer.latest_step() if step is None else step
         if step is None:
@@ -48,12 +51,31 @@ def open_checkpoint(run_dir, step: int | None = None, *, best: bool = False):
         if step not in checkpointer.all_steps():
             raise UserError(f"{run_dir} has no checkpoint at step {step}: choose one of "
                             f"{checkpointer.all_steps()}")
-        meta = checkpointer.restore_meta(step)
-        config = config_lib.from_dict(meta["config"])
+        meta, config = checkpoint_config(checkpointer, step)
         setup = build_setup(config, run_data_spec(meta, config))
         yield checkpointer, step, meta, config, setup
+    except DamagedCheckpointError as error:
+        raise UserError(f"{error.summary}: {intact_choice(checkpointer, error.step)}") from None
     finally:
         checkpointer.close()
+
+
+def intact_choice(checkpointer: Checkpointer, damaged: int) -> str:
+    """What to read instead of the damaged step: the steps whose items are all there and whose
+    metadata reads (their arrays are read only when chosen)."""
+    intact = [step for step in checkpointer.all_steps()
+              if step != damaged and _metadata_reads(checkpointer, step)]
+    if not intact:
+        return f"no other checkpoint in {checkpointer.directory} is intact (train the run again)"
+    return f"choose an intact one of {intact} with --step"
+
+
+def _metadata_reads(checkpointer: Checkpointer, step: int) -> bool:
+    try:
+        checkpoint_config(checkpointer, step)
+    except DamagedCheckpointError:
+        return False
+    return True
 
 
 def run_data_spec(meta: dict, config) -> DataSpec:
@@ -94,6 +116,13 @@ def save_images(images: np.ndarray, folder) -> None:
             save_png(image, Path(folder) / f"{index:06d}.png")
 
 
+def check_output_file(path, example: str) -> None:
+    """Refuse an `--out` that is a directory before any work is done."""
+    if Path(path).is_dir():
+        raise UserError(f"--out {path} is a directory: name a file, e.g. --out "
+                        f"{Path(path) / example}")
+
+
 def _parse_labels(text: str | None) -> list[int] | None:
     if text is None:
         return None
@@ -121,6 +150,10 @@ def main(argv=None) -> int:
                         help="conditional runs: comma-separated classes, one grid row each "
                              "(default: every class)")
     args = parser.parse_args(argv)
+    check_output_file(args.out, "samples.png")
+    if args.save_folder is not None and Path(args.save_folder).is_file():
+        raise UserError(f"--save-folder {args.save_folder} is a file: name a folder for the "
+                        "images")
     labels = _parse_labels(args.labels)
     setup, state, _ = load_run(args.run_dir, args.step, best=args.best)
     classes = setup.num_classes

@@ -124,6 +124,22 @@ def broadcast(value):
                         multihost_utils.broadcast_one_to_all(value))
 
 
+def on_primary(work, what: str):
+    """`work()` on process 0, None elsewhere; if it raises there, every process stops with it
+    rather than wait for process 0 at the next collective."""
+    result, failure = None, None
+    if is_primary():
+        try:
+            result = work()
+        except Exception as error:  # re-raised below, once the others know
+            failure = error
+    if broadcast(np.int32(failure is not None)):
+        if failure is not None:
+            raise failure
+        raise UserError(f"process 0 stopped while {what}: its output says why")
+    return result
+
+
 def process_rows(sharding: NamedSharding, global_rows: int) -> slice:
     """The rows of a batch split by `sharding` that live on this process's devices.
 

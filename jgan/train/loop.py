@@ -23,8 +23,8 @@ from jgan.errors import Interrupted, NonFiniteLossError, UserError
 from jgan.images import save_png
 from jgan.metrics.evaluation import make_evaluator
 from jgan.train.history import History, plot_history
-from jgan.train.distributed import (broadcast, global_batch, is_primary, local_copy, process_rows,
-                                    to_host)
+from jgan.train.distributed import (broadcast, global_batch, is_primary, local_copy, on_primary,
+                                    process_rows, to_host)
 from jgan.train.faults import fault_point
 from jgan.train.lock import hold_run_directory
 from jgan.train.parallel import (batch_split, check_batch_size, jit_data_parallel, make_mesh,
@@ -73,16 +73,22 @@ def train(config, workdir, *, log=print):
     check_batch_size(tc.batch_size, mesh)
     keys = run_keys(tc.seed)
     setup = build_setup(config, data.spec)
+    evaluator = None
+    if tc.eval_every > 0:
+        evaluator = on_primary(lambda: make_evaluator(
+            dataset=config.data.dataset, num_classes=setup.num_classes, num=tc.eval_num,
+            features=tc.eval_features, data_dir=config.data.data_dir, log=log),
+            "preparing the evaluation")
     # Only a config that passed every check gets a run directory (and its config.json).
     with hold_run_directory(workdir), stop_requests() as stop:
-        return _train(config, workdir, data, setup, mesh, keys, stop, log)
+        return _train(config, workdir, data, setup, evaluator, mesh, keys, stop, log)
 
 
 def _silent(*args, **kwargs):
     """The log of a process other than process 0."""
 
 
-def _train(config, workdir, data, setup, mesh, keys, stop, log):
+def _train(config, workdir, data, setup, evaluator, mesh, keys, stop, log):
     tc = config.train
     primary = is_primary()
     checkpointer = open_run_directory(workdir, config)
@@ -117,12 +123,8 @@ def _train(config, workdir, data, setup, mesh, keys, stop, log):
         return state
 
     history = History(workdir / "history.csv", resume_step=start) if primary else None
-    evaluator, best_checkpointer, best_fid = None, None, math.inf
+    best_checkpointer, best_fid = None, math.inf
     if tc.eval_every > 0:
-        if primary:
-            evaluator = make_evaluator(dataset=config.data.dataset, num_classes=setup.num_classes,
-                                       num=tc.eval_num, features=tc.eval_features,
-                                       data_dir=config.data.data_dir, log=log)
         best_checkpointer = Checkpointer(workdir / BEST_DIR, keep=1)
         # A best checkpoint newer than the resumed step is the interrupted run's; the replayed
         # steps evaluate to the same numbers and write it again.
@@ -173,7 +175,7 @@ def _train(config, workdir, data, setup, mesh, keys, stop, log):
             checkpointer.wait()
             raise NonFiniteLossError(
                 f"{bad[0]} = {metrics[bad[0]]} at step {done}: run stopped; "
-                f"{last_good(checkpointer, workdir, tc.checkpoint_every)}")
+                f"{last_good(checkpointer, workdir, min(tc.checkpoint_every, tc.steps))}")
         for name, value in metrics.items():
             tick_sums[name] = tick_sums.get(name, 0.0) + value
         tick_steps += 1
@@ -239,11 +241,11 @@ def _train(config, workdir, data, setup, mesh, keys, stop, log):
     return state
 
 
-def last_good(checkpointer, workdir: Path, checkpoint_every: int) -> str:
+def last_good(checkpointer, workdir: Path, first_due: int) -> str:
     """Where a stopped run can go on from, for its error message."""
     latest = checkpointer.latest_step()
     if latest is None:
-        return (f"no checkpoint was written yet (the first is due at step {checkpoint_every}):"
+        return (f"no checkpoint was written yet (the first was due at step {first_due}):"
                 " lower the learning rates and start again")
     return (f"its last good checkpoint is step {latest} in {workdir / 'checkpoints'} (lower the "
             "learning rates, or resume from there)")

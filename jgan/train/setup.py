@@ -111,11 +111,10 @@ def check_choices(choices: dict[str, tuple[Any, tuple]]) -> None:
 
 
 def check_run_settings(config) -> None:
-    """The settings of the shared loop and data that no family can take."""
+    """Combinations of the shared loop's and data's settings that no family can take (each
+    field's own range is `jgan.config.check`'s)."""
     train, data = config.train, config.data
     refuse_first([
-        (train.n_critic < 1, f"train.n_critic={train.n_critic}: use 1 or more"),
-        (train.ema_kimg < 0, f"train.ema_kimg={train.ema_kimg}: use 0 (off) or a half-life > 0"),
         (data.image_size > 0 and train.eval_every > 0,
          "--eval-every compares with the stored images, not resized ones: drop --eval-every "
          "when data.image_size is set"),

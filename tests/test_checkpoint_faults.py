@@ -1,0 +1,244 @@
+"""Damaged run directories: a kill while pruning, corrupt or half-deleted checkpoints, a missing
+or garbled config.json. Each ends in a resume from the newest intact checkpoint or in one line.
+
+One tiny run is trained once, in a subprocess killed while it deletes its oldest checkpoint;
+each test damages a copy of it.
+"""
+
+import os
+import shutil
+import subprocess
+import sys
+
+import jax
+import numpy as np
+import pytest
+
+import experiments.gan
+from conftest import REPO, build, tiny_toy_config, with_train
+from jgan import config as config_lib
+from jgan.checkpoint import Checkpointer
+from jgan.cli import parse_config
+from jgan.errors import UserError
+from jgan.mode_collapse import train_toy
+from jgan.tools import components, sample
+from jgan.train import loop
+from jgan.train.resume import open_run_directory, restore_latest, write_config
+
+# Checkpoints at steps 2, 4 and 6, of which 2 are kept: the run deletes step 2 as it ends.
+FLAGS = ["--steps", "6", "--batch-size", "8", "--set", "model.z_dim=8", "--set", "model.hidden=32",
+         "--set", "train.log_every=1", "--set", "train.sample_every=100",
+         "--set", "train.checkpoint_every=2", "--set", "train.keep_checkpoints=2"]
+
+
+@pytest.fixture(scope="module")
+def killed_run(tmp_path_factory):
+    """`(run directory, config, exit code)` of a run that SIGKILLs itself while deleting
+    checkpoint 2."""
+    workdir = tmp_path_factory.mktemp("killed") / "run"
+    env = {**os.environ, "JGAN_KILL_AT": "checkpoint_prune",
+           # The runs resumed in this process compile from the same cache.
+           "JAX_COMPILATION_CACHE_DIR": jax.config.jax_compilation_cache_dir,
+           "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0.5"}
+    result = subprocess.run([sys.executable, "-m", "experiments.gan", "--workdir", str(workdir),
+                             *FLAGS], cwd=REPO, env=env, capture_output=True, text=True,
+                            timeout=300)
+    config, _ = parse_config(experiments.gan.get_config(), FLAGS, description="")
+    return workdir, config, result.returncode
+
+
+@pytest.fixture
+def run(killed_run, tmp_path):
+    """`(run directory, config)`: a copy of the killed run, for one test to damage."""
+    workdir, config, _ = killed_run
+    shutil.copytree(workdir, tmp_path / "run")
+    return tmp_path / "run", config
+
+
+def abstract_state(config):
+    return loop.abstract_train_state(build(config), loop.run_keys(config.train.seed)["init"],
+                                     loop.make_mesh())
+
+
+def resume(workdir, config):
+    """`(restored, log lines)` of `restore_latest` as the loop calls it."""
+    messages = []
+    checkpointer = open_run_directory(workdir, config)
+    try:
+        restored = restore_latest(checkpointer, workdir, config, abstract_state(config),
+                                  log=messages.append)
+    finally:
+        checkpointer.close()
+    return restored, messages
+
+
+def listing(workdir, folder="checkpoints"):
+    return sorted(os.listdir(workdir / folder))
+
+
+def truncated_g(step_dir):
+    """G's largest data file cut in half, as a full disk or a lost write leaves it."""
+    files = sorted((step_dir / "g" / "ocdbt.process_0" / "d").iterdir(),
+                   key=lambda path: path.stat().st_size)
+    os.truncate(files[-1], files[-1].stat().st_size // 2)
+
+
+def garbled_meta(step_dir):
+    (step_dir / "meta" / "metadata").write_text('{"data": {"epoch": 0, "batch_')
+
+
+def removed(relative):
+    def damage(step_dir):
+        path = step_dir / relative
+        if path.is_dir():
+            shutil.rmtree(path)
+        else:
+            path.unlink()
+    return damage
+
+
+# How a checkpoint gets damaged, and how the damage is named.
+DAMAGES = {
+    "truncated data file": (truncated_g, "its g item cannot be read: ValueError: "),
+    "deleted data files": (removed("g/ocdbt.process_0/d"), "its g item cannot be read: "),
+    "deleted orbax metadata": (removed("_CHECKPOINT_METADATA"),
+                               "its _CHECKPOINT_METADATA is missing or unreadable"),
+    "deleted item metadata": (removed("g/_METADATA"), "its g item cannot be read: "),
+    "deleted ocdbt manifest": (removed("d/manifest.ocdbt"), "its d item cannot be read: "),
+    "garbled meta": (garbled_meta, "its meta item cannot be read: JSONDecodeError: "),
+    "half-deleted, no meta": (removed("meta"), "its meta item is missing"),
+    "half-deleted, no state": (removed("state"), "its state item is missing"),
+}
+
+
+def test_a_kill_while_deleting_leaves_only_whole_steps(killed_run, run, tmp_path, capsys):
+    assert killed_run[2] == -9  # JGAN_KILL_AT=checkpoint_prune: between rename and rmtree
+    workdir, config = run
+    assert listing(workdir) == ["2.deleting", "4", "6"]
+    assert sample.main([str(workdir), "--step", "2", "--out", str(tmp_path / "x.png")]) == 2
+    assert capsys.readouterr().err == (f"error: {workdir} has no checkpoint at step 2: choose "
+                                       "one of [4, 6]\n")
+    open_run_directory(workdir, config).close()
+    assert listing(workdir) == ["4", "6"]
+
+
+@pytest.mark.parametrize("damage", DAMAGES.values(), ids=DAMAGES.keys())
+def test_resume_moves_a_damaged_checkpoint_aside_and_falls_back(run, damage):
+    workdir, config = run
+    harm, problem = damage
+    harm(workdir / "checkpoints" / "6")
+    (state, _, meta), messages = resume(workdir, config)
+    assert int(state.step) == 4 and meta["data"]["batch_in_epoch"] == 4
+    warning, set_aside = messages[0], workdir / "damaged_checkpoints" / "6"
+    assert warning.startswith(f"warning: checkpoint 6 in {workdir / 'checkpoints'} is damaged "
+                              f"({problem}")
+    assert warning.endswith(f"; moved it to {set_aside}") and "\n" not in warning
+    assert messages[1:] == [f"resuming {workdir} from step 4"]
+    assert listing(workdir) == ["4"] and set_aside.is_dir()
+
+
+def test_the_resumed_run_replays_the_lost_steps_bit_for_bit(run):
+    workdir, config = run
+    checkpointer = Checkpointer(workdir / "checkpoints")
+    uninterrupted, _, _ = checkpointer.restore(6, abstract_state(config))
+    checkpointer.close()
+    truncated_g(workdir / "checkpoints" / "6")
+    messages = []
+    resumed = loop.train(config, workdir, log=messages.append)
+    jax.tree.map(np.testing.assert_array_equal, resumed, uninterrupted)
+    assert any(line.startswith("warning: checkpoint 6 in") for line in messages)
+    assert listing(workdir) == ["4", "6"] and listing(workdir, "damaged_checkpoints") == ["6"]
+
+
+def test_every_checkpoint_damaged_is_one_line_and_moves_nothing(run):
+    workdir, config = run
+    for step in ("4", "6"):
+        garbled_meta(workdir / "checkpoints" / step)
+    with pytest.raises(UserError, match=r"^every checkpoint in \S+ is damaged \(steps \[4, 6\]; "
+                                        r"6: its meta item cannot be read: JSONDecodeError: "
+                                        r"[^\n]*\): move \S+ away to train from step 0, or use "
+                                        r"a new --workdir$"):
+        resume(workdir, config)
+    assert listing(workdir) == ["4", "6"] and not (workdir / "damaged_checkpoints").exists()
+
+
+def test_a_changed_setting_is_refused_without_config_json_and_moves_nothing(run):
+    """The checkpoint's own config is compared, before its arrays are read: a changed setting
+    is not damage, even beside a damaged array."""
+    workdir, config = run
+    (workdir / "config.json").unlink()
+    truncated_g(workdir / "checkpoints" / "6")
+    with pytest.raises(UserError, match=r"holds a run with train.seed=0, not 1 \(and 0 more "
+                                        r"differences\): use a new --workdir"):
+        resume(workdir, with_train(config, seed=1))
+    assert listing(workdir) == ["4", "6"] and not (workdir / "damaged_checkpoints").exists()
+
+
+def test_a_garbled_config_json_is_rewritten_from_the_checkpoint(run):
+    workdir, config = run
+    path = workdir / "config.json"
+    path.write_text('{"name": "ga')
+    (state, _, _), messages = resume(workdir, config)
+    write_config(config, workdir)
+    assert int(state.step) == 6
+    assert messages == [f"note: {path} is unreadable (JSONDecodeError); rewriting it",
+                        f"resuming {workdir} from step 6"]
+    assert config_lib.load(path) == config and not path.with_name("config.json.tmp").exists()
+
+
+def test_the_2d_benchmark_compares_the_checkpoints_config(tmp_path):
+    config = tiny_toy_config(steps=10)
+    train_toy(config, tmp_path, log=lambda _: None)
+    (tmp_path / "config.json").unlink()
+    with pytest.raises(UserError, match=r"holds a run with train.seed=0, not 3"):
+        train_toy(with_train(config, seed=3), tmp_path, log=lambda _: None)
+
+
+@pytest.mark.parametrize("args,damaged,harm,problem,intact", [
+    ([], 6, truncated_g, "its g item cannot be read: ValueError: ", [4]),
+    (["--step", "4"], 4, removed("meta"), "its meta item is missing", [6]),
+], ids=["latest truncated", "half-deleted step"])
+def test_sampling_a_damaged_checkpoint_names_the_intact_ones(run, tmp_path, capsys, args,
+                                                             damaged, harm, problem, intact):
+    workdir, _ = run
+    harm(workdir / "checkpoints" / str(damaged))
+    before = listing(workdir)
+    out = str(tmp_path / "grid.png")
+    assert sample.main([str(workdir), *args, "--out", out]) == 2
+    error = capsys.readouterr().err
+    assert error.startswith(f"error: checkpoint {damaged} in {workdir / 'checkpoints'} is "
+                            f"damaged ({problem}")
+    assert error.endswith(f"): choose an intact one of {intact} with --step\n")
+    assert error.count("\n") == 1 and listing(workdir) == before
+    assert sample.main([str(workdir), "--step", str(intact[0]), "--out", out]) == 0
+
+
+def test_exporting_a_damaged_network_is_one_line(run, tmp_path, capsys):
+    workdir, _ = run
+    truncated_g(workdir / "checkpoints" / "6")
+    assert components.main(["export", str(workdir), "--network", "g",
+                            "--out", str(tmp_path / "g.npz")]) == 2
+    error = capsys.readouterr().err
+    assert error.startswith("error: checkpoint 6 in ") and error.count("\n") == 1
+    assert "is damaged (its g item cannot be read: " in error
+
+
+def test_an_out_that_is_a_directory_is_refused_before_any_work(tmp_path, capsys):
+    no_run = str(tmp_path / "no_run")  # read only after --out is checked
+    assert sample.main([no_run, "--out", str(tmp_path)]) == 2
+    assert components.main(["export", no_run, "--network", "g", "--out", str(tmp_path)]) == 2
+    assert capsys.readouterr().err.splitlines() == [
+        f"error: --out {tmp_path} is a directory: name a file, e.g. --out "
+        f"{tmp_path / name}" for name in ("samples.png", "g.npz")]
+
+
+def test_a_workdir_that_is_a_file_is_one_line(killed_run, tmp_path):
+    path = tmp_path / "notes.txt"
+    path.write_text("not a run")
+    with pytest.raises(UserError, match=r"^--workdir \S+notes.txt is a file, not a directory: "):
+        open_run_directory(path, killed_run[1])
+
+
+def test_no_setting_deletes_the_only_checkpoint(tmp_path):
+    with pytest.raises(ValueError, match="keeps at least the newest checkpoint"):
+        Checkpointer(tmp_path, keep=0)
