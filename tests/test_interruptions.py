@@ -28,15 +28,19 @@ def command(workdir, steps):
             "--steps", str(steps), *TINY]
 
 
-def run(workdir, steps, kill_at=None, cache=None):
-    env = {**os.environ, "JAX_PLATFORMS": "cpu"}
+def environment(kill_at=None):
+    """The runs' environment: the session's XLA cache (every run here compiles the same step)."""
+    env = {**os.environ, "JAX_PLATFORMS": "cpu",
+           "JAX_COMPILATION_CACHE_DIR": jax.config.jax_compilation_cache_dir}
     env.pop("JGAN_KILL_AT", None)
     if kill_at:
         env["JGAN_KILL_AT"] = kill_at
-    if cache:
-        env["JAX_COMPILATION_CACHE_DIR"] = str(cache)
-    return subprocess.run(command(workdir, steps), cwd=REPO, env=env, capture_output=True,
-                          text=True, timeout=300)
+    return env
+
+
+def run(workdir, steps, kill_at=None):
+    return subprocess.run(command(workdir, steps), cwd=REPO, env=environment(kill_at),
+                          capture_output=True, text=True, timeout=300)
 
 
 def history_without_timing(workdir):
@@ -47,16 +51,15 @@ def history_without_timing(workdir):
 
 
 def test_kill_9_at_every_kind_of_moment_then_resume_equals_the_uninterrupted_run(tmp_path):
-    cache = tmp_path / "xla_cache"
     whole, killed = tmp_path / "whole", tmp_path / "killed"
-    assert run(whole, 12, cache=cache).returncode == 0
+    assert run(whole, 12).returncode == 0
     # Each restart is killed at the next moment: after compiling, mid-step (dispatched, not yet
     # read), after a history row, while a checkpoint is written, after a sample grid, while the
     # oldest checkpoint is deleted; the last restart runs to the end.
     moments = ["compiled", "step@2", "history@4", "checkpoint@6", "samples@9",
                "checkpoint_prune", None]
     for moment in moments:
-        result = run(killed, 12, kill_at=moment, cache=cache)
+        result = run(killed, 12, kill_at=moment)
         expected = 0 if moment is None else -signal.SIGKILL
         assert result.returncode == expected, (moment, result.stderr[-2000:])
     assert history_without_timing(killed) == history_without_timing(whole)
@@ -79,8 +82,7 @@ def wait_for(path, process, timeout=120):
 def test_sigterm_and_ctrl_c_finish_the_step_save_it_and_say_how_to_resume(tmp_path):
     for signum, code in ((signal.SIGTERM, 143), (signal.SIGINT, 130)):
         workdir = tmp_path / signal.Signals(signum).name
-        env = {**os.environ, "JAX_PLATFORMS": "cpu"}
-        process = subprocess.Popen(command(workdir, 100000), cwd=REPO, env=env, text=True,
+        process = subprocess.Popen(command(workdir, 100000), cwd=REPO, env=environment(), text=True,
                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         wait_for(workdir / "history.csv", process)  # the first step is logged: training
         process.send_signal(signum)
@@ -92,9 +94,9 @@ def test_sigterm_and_ctrl_c_finish_the_step_save_it_and_say_how_to_resume(tmp_pa
         assert "resume with: " in last and "experiments.gan" in last
         step = int(last.split("after step ")[1].split()[0])
         assert (workdir / "checkpoints" / str(step)).is_dir()
-        resumed = run(workdir, step + 1)
-        assert resumed.returncode == 0, resumed.stderr[-2000:]
-        assert f"from step {step}" in resumed.stdout + resumed.stderr
+    resumed = run(workdir, step + 1)  # the Ctrl-C'd one
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert f"from step {step}" in resumed.stdout + resumed.stderr
 
 
 def test_a_second_run_on_a_held_run_directory_is_refused_naming_the_holder(tmp_path):
