@@ -2,6 +2,7 @@
 
 import dataclasses
 import os
+import socket
 from pathlib import Path
 
 import jax
@@ -35,6 +36,13 @@ def shared_datasets() -> Path:
     if not (SHARED_DATASETS / "mnist" / "train-images-idx3-ubyte.gz").is_file():
         pytest.skip(f"real datasets not found at {SHARED_DATASETS} (clone beside ../shared)")
     return SHARED_DATASETS
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on, for a multi-process job's coordinator."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
 
 
 def mnist_spec(shape=(28, 28, 1), num_classes: int = 10) -> DataSpec:

@@ -13,7 +13,7 @@ import time
 import jax
 import numpy as np
 
-from conftest import REPO
+from conftest import REPO, free_port
 from jgan.tools.sample import load_run
 from jgan.train.lock import hold_run_directory
 
@@ -79,24 +79,46 @@ def wait_for(path, process, timeout=120):
         time.sleep(0.05)
 
 
-def test_sigterm_and_ctrl_c_finish_the_step_save_it_and_say_how_to_resume(tmp_path):
-    for signum, code in ((signal.SIGTERM, 143), (signal.SIGINT, 130)):
-        workdir = tmp_path / signal.Signals(signum).name
-        process = subprocess.Popen(command(workdir, 100000), cwd=REPO, env=environment(), text=True,
-                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        wait_for(workdir / "history.csv", process)  # the first step is logged: training
-        process.send_signal(signum)
-        _, stderr = process.communicate(timeout=120)
-        assert process.returncode == code, stderr[-2000:]
-        assert "Traceback" not in stderr
-        last = stderr.strip().splitlines()[-1]
-        assert last.startswith(f"stopped by {signal.Signals(signum).name} after step ")
-        assert "resume with: " in last and "experiments.gan" in last
-        step = int(last.split("after step ")[1].split()[0])
-        assert (workdir / "checkpoints" / str(step)).is_dir()
-    resumed = run(workdir, step + 1)  # the Ctrl-C'd one
+def stopped_at(stderr: str, signum) -> int:
+    """The step a stopped run says it saved, after checking its one line."""
+    assert "Traceback" not in stderr
+    last = stderr.strip().splitlines()[-1]
+    assert last.startswith(f"stopped by {signal.Signals(signum).name} after step "), last
+    assert "resume with: " in last and "experiments.gan" in last
+    return int(last.split("after step ")[1].split()[0])
+
+
+def test_ctrl_c_finishes_the_step_saves_it_and_says_how_to_resume(tmp_path):
+    workdir = tmp_path / "run"
+    process = subprocess.Popen(command(workdir, 100000), cwd=REPO, env=environment(), text=True,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    wait_for(workdir / "history.csv", process)  # the first step is logged: training
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 130, stderr[-2000:]
+    step = stopped_at(stderr, signal.SIGINT)
+    assert (workdir / "checkpoints" / str(step)).is_dir()
+    resumed = run(workdir, step + 1)
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     assert f"from step {step}" in resumed.stdout + resumed.stderr
+
+
+def test_sigterm_to_one_process_of_a_job_stops_every_process_after_the_same_step(tmp_path):
+    # Preemption as SLURM or a Cloud TPU delivers it, to one process of a 2-process job: JAX's
+    # preemption sync names the step, every process saves its part there and exits with 143.
+    workdir, port = tmp_path / "run", free_port()
+    processes = [subprocess.Popen(
+        command(workdir, 100000) + ["--coordinator", f"127.0.0.1:{port}", "--num-processes", "2",
+                                    "--process-id", str(index)],
+        cwd=REPO, env=environment(), text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        for index in range(2)]
+    wait_for(workdir / "history.csv", processes[0])
+    processes[1].send_signal(signal.SIGTERM)
+    errors = [process.communicate(timeout=120)[1] for process in processes]
+    assert [process.returncode for process in processes] == [143, 143], errors[0][-2000:]
+    steps = {stopped_at(stderr, signal.SIGTERM) for stderr in errors}
+    assert len(steps) == 1
+    assert (workdir / "checkpoints" / str(steps.pop())).is_dir()
 
 
 def test_a_second_run_on_a_held_run_directory_is_refused_naming_the_holder(tmp_path):

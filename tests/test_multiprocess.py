@@ -6,7 +6,6 @@ the collectives sum; and what they save, one process restores and trains on.
 """
 
 import os
-import socket
 import subprocess
 import sys
 
@@ -14,19 +13,13 @@ import jax
 import numpy as np
 import pytest
 
-from conftest import REPO
+from conftest import REPO, free_port
 from jgan.tools.sample import load_run
 
 SMALL = {"dcgan": ["--batch-size", "8", "--set", "model.base_features=8"],
          "bigan": ["--batch-size", "8", "--set", "model.hidden=32", "--set", "model.z_dim=8"]}
 EVERY_STEP = ["--set", "train.log_every=1", "--set", "train.checkpoint_every=1",
               "--set", "train.sample_every=1000", "--set", "train.grid_size=4"]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def start(experiment, workdir, steps, devices, cache, job=()):
