@@ -284,9 +284,9 @@ def check(config) -> None:
 
 def check_evaluation(train_cfg) -> None:
     """The feature network and number of images of the evaluation every `eval_every` steps."""
-    # Imported here: the evaluation tool reads runs, whose configs are this module's.
+    # Imported here: the metrics import the data package, which imports this module's users.
+    from jgan.metrics.evaluation import check_image_counts
     from jgan.metrics.features import FEATURE_NETWORKS
-    from jgan.tools.evaluate import check_image_counts
 
     if train_cfg.eval_features not in FEATURE_NETWORKS:
         raise UserError(f"train.eval_features={train_cfg.eval_features!r} is unknown: choose one "

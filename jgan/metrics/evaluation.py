@@ -28,6 +28,36 @@ from jgan.generate import draw_samples, image_labels
 
 METRICS = ("fid", "kid", "is", "pr", "dc", "acc")
 DEFAULT_METRICS = ("fid", "kid", "is", "pr")
+
+# The fewest generated and reference images that each metric is defined for
+# (jgan.metrics.distances), and why; a metric not named needs 1. The reference always needs the
+# Inception Score's: its IS is reported as the ceiling of the generated images'.
+FEWEST_GENERATED = {"fid": 2, "kid": 2, "is": 10, "pr": 4}
+FEWEST_REFERENCE = {**FEWEST_GENERATED, "dc": 6}
+WHY_SO_MANY = {
+    "fid": "FID takes the covariance of each set",
+    "kid": "KID's unbiased estimate compares each image with another",
+    "is": "the Inception Score (also reported for the reference) averages over 10 splits",
+    "pr": "precision and recall take each image's 3rd nearest neighbour",
+    "dc": "density and coverage take each reference image's 5th nearest neighbour",
+}
+
+
+def check_image_counts(num: int, ref_num: int | None = None, metrics=DEFAULT_METRICS, *,
+                       flag: str = "--num") -> None:
+    """Refuse fewer generated (`num`, set by `flag`) or reference images than a metric needs."""
+    _refuse_too_few(num, flag, metrics, FEWEST_GENERATED)
+    if ref_num is not None:
+        _refuse_too_few(ref_num, "--ref-num", (*metrics, "is"), FEWEST_REFERENCE)
+
+
+def _refuse_too_few(count: int, flag: str, metrics, fewest_by_metric: dict[str, int]) -> None:
+    fewest, metric = max((fewest_by_metric.get(name, 1), name) for name in metrics)
+    if count < fewest:
+        why = f"{WHY_SO_MANY[metric]}, so " if metric in fewest_by_metric else ""
+        raise UserError(f"{flag} {count} is too few: {why}use {fewest} or more")
+
+
 KID_SUBSET_SIZE = 1000
 
 
@@ -114,8 +144,7 @@ def make_evaluator(*, dataset: str, num_classes: int, metrics=None, num: int = 1
     if "acc" in metrics and not conditional:
         raise UserError("class accuracy (acc) needs a conditional generator: drop acc from "
                         "--metrics for this run")
-    if num < 2:
-        raise UserError(f"--num {num}: metrics need at least 2 generated images")
+    check_image_counts(num, ref_num, metrics)
     network = feature_network(features, dataset=dataset, inception_weights=inception_weights)
     ref = reference(network, dataset, split=split, num=ref_num, data_dir=data_dir, log=log)
     return Evaluator(network, ref, metrics, num, seed)

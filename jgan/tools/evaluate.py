@@ -16,38 +16,10 @@ import time
 from pathlib import Path
 
 from jgan.errors import UserError, reports_errors
-from jgan.metrics.evaluation import DEFAULT_METRICS, METRICS, make_evaluator, parse_metrics
+from jgan.metrics.evaluation import (DEFAULT_METRICS, METRICS, check_image_counts, make_evaluator,
+                                     parse_metrics)
 from jgan.metrics.features import FEATURE_NETWORKS
 from jgan.tools.sample import load_run
-
-# The fewest generated and reference images that each metric is defined for
-# (jgan.metrics.distances), and why; a metric not named needs 1. The reference always needs the
-# Inception Score's: its IS is reported as the ceiling of the generated images'.
-FEWEST_GENERATED = {"fid": 2, "kid": 2, "is": 10, "pr": 4}
-FEWEST_REFERENCE = {**FEWEST_GENERATED, "dc": 6}
-WHY_SO_MANY = {
-    "fid": "FID takes the covariance of each set",
-    "kid": "KID's unbiased estimate compares each image with another",
-    "is": "the Inception Score (also reported for the reference) averages over 10 splits",
-    "pr": "precision and recall take each image's 3rd nearest neighbour",
-    "dc": "density and coverage take each reference image's 5th nearest neighbour",
-}
-
-
-def check_image_counts(num: int, ref_num: int | None = None, metrics=DEFAULT_METRICS, *,
-                       flag: str = "--num") -> None:
-    """Refuse fewer generated (`num`, set by `flag`) or reference images than a metric needs."""
-    _refuse_too_few(num, flag, metrics, FEWEST_GENERATED)
-    if ref_num is not None:
-        _refuse_too_few(ref_num, "--ref-num", (*metrics, "is"), FEWEST_REFERENCE)
-
-
-def _refuse_too_few(count: int, flag: str, metrics, fewest_by_metric: dict[str, int]) -> None:
-    fewest, metric = max((fewest_by_metric.get(name, 1), name) for name in metrics)
-    if count < fewest:
-        why = f"{WHY_SO_MANY[metric]}, so " if metric in fewest_by_metric else ""
-        raise UserError(f"{flag} {count} is too few: {why}use {fewest} or more")
-
 
 def evaluate_run(run_dir, *, num: int = 10000, metrics=None, features: str = "classifier",
                  inception_weights=None, split: str = "test", ref_num: int | None = None,
