@@ -13,15 +13,28 @@ from jgan.errors import reports_errors
 from jgan.train import distributed
 
 
-def parse_config(default, argv, *, description: str, parents=()):
+def parse_config(default, argv, *, description: str, parents=(), presets=None):
     """Flags and `--set group.field=value` overrides applied to an experiment's default config.
 
     `parents`: argparse parsers whose flags the experiment reads itself (listed in `--help`).
-    Returns `(config, workdir)`.
+    `presets`: named configs that `--preset NAME` starts from instead of `default` (e.g. a
+    paper's settings); the other flags then apply to it. Returns `(config, workdir)`.
     """
+    presets = presets or {}
+    parents = list(parents)
+    if presets:
+        chooser = argparse.ArgumentParser(add_help=False)
+        chooser.add_argument("--preset", choices=sorted(presets),
+                             help="start from these settings instead of the defaults: "
+                                  + "; ".join(f"{name}: {preset.name}" for name, preset
+                                              in sorted(presets.items())))
+        chosen, _ = chooser.parse_known_args(argv)
+        if chosen.preset is not None:
+            default = presets[chosen.preset]
+        parents.append(chooser)
     parser = argparse.ArgumentParser(
         description=description, formatter_class=argparse.RawDescriptionHelpFormatter,
-        parents=list(parents),
+        parents=parents,
         epilog="Any config field: --set group.field=value, e.g. --set optim.g_lr=1e-4. "
                f"Groups and fields: {_field_list(default)}")
     parser.add_argument("--workdir", default=None,
@@ -70,12 +83,15 @@ def _field_list(config) -> str:
 
 
 @reports_errors
-def run_experiment(default, argv=None, *, description: str = "") -> int:
-    """Parse flags, train, and turn user errors into one line on stderr. Returns the exit code."""
+def run_experiment(default, argv=None, *, description: str = "", presets=None) -> int:
+    """Parse flags, train, and turn user errors into one line on stderr. Returns the exit code.
+
+    `presets`: named configs for `--preset NAME` (see `parse_config`)."""
     from jgan.train.loop import train
 
     launch = distributed.launch_flags()
-    config, workdir = parse_config(default, argv, description=description, parents=[launch])
+    config, workdir = parse_config(default, argv, description=description, parents=[launch],
+                                   presets=presets)
     job, _ = launch.parse_known_args(argv)
     distributed.initialize(job.coordinator, job.num_processes, job.process_id)
     train(config, workdir)

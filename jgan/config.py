@@ -30,6 +30,9 @@ class DataConfig:
     # "paired", "unpaired", or "side_by_side" (each file is an A|B pair, pix2pix's packaging)
     pairing: str = "auto"
     channels: int = 0  # folders only: 0 = 1 if every image is grey, else 3 (RGB, alpha dropped)
+    # Folders only: this many examples (of each side, when unpaired) are set aside, never trained
+    # on, and shown in every preview grid; the same ones whatever the seed (jgan.data.datasets)
+    holdout: int = 0
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -40,6 +43,7 @@ class OptimConfig:
     b1: float = 0.5
     b2: float = 0.999
     decay_steps: int = 0  # > 0: both rates fall linearly to 0 over this many steps
+    decay_start: int = 0  # the rates hold for this many steps before decay_steps begin
     # Adam's epsilon inside the square root; > 0 keeps gradients through Adam's update finite
     # where a parameter's gradients were all 0 (unrolled GAN's full gradient)
     eps_root: float = 0.0
@@ -263,6 +267,7 @@ BOUNDS = {
         "b1": Bounds(0, 1),
         "b2": Bounds(0, 1),
         "decay_steps": Bounds(0, note="0: constant rates"),
+        "decay_start": Bounds(0, note="0: decay from the first step"),
         "eps_root": Bounds(0),
         "d_clip": Bounds(0, note="0: no clipping"),
     },

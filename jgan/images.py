@@ -36,3 +36,14 @@ def save_png(image: np.ndarray, path) -> None:
     tmp = path.with_name(path.name + ".tmp")
     PIL.Image.fromarray(image[..., 0] if image.shape[-1] == 1 else image).save(tmp, format="PNG")
     tmp.replace(path)
+
+
+def write_gif(frames: list[Path], path, *, frame_ms: int = 250) -> None:
+    """One GIF of the PNG frames, in order, looping; the last frame is held longer."""
+    if not frames:
+        return
+    images = [PIL.Image.open(frame).convert("RGB") for frame in frames]
+    durations = [frame_ms] * (len(images) - 1) + [frame_ms * 8]
+    tmp = Path(path).with_suffix(".tmp.gif")
+    images[0].save(tmp, save_all=True, append_images=images[1:], duration=durations, loop=0)
+    tmp.replace(path)

@@ -2,7 +2,8 @@
 
 With D(x) = sigmoid(l(x)) (Goodfellow et al. 2014, Eq. 1), log D = -softplus(-l) and
 log(1 - D) = -softplus(l). Every loss takes logits (or raw critic scores) of shape [B] and returns
-the batch mean as a scalar. `get_losses` picks a `(d, g)` pair by name, with its options bound.
+the batch mean as a scalar. `get_losses` picks a `(d, g)` pair by name, with its options bound;
+`patch_losses` picks pix2pix's and CycleGAN's, which take a PatchGAN's logits of any shape.
 """
 
 from __future__ import annotations
@@ -150,6 +151,74 @@ def get_losses(name: str, *, real_label: float = 1.0, focal_gamma: float = 2.0) 
     if name == "focal":
         d, g = functools.partial(d, gamma=focal_gamma), functools.partial(g, gamma=focal_gamma)
     return GANLoss(d, g)
+
+
+def l1_loss(*, prediction: jax.Array, target: jax.Array) -> jax.Array:
+    """mean |prediction - target| over all elements: pix2pix's L_L1 (Isola et al. 2017, Eq. 3).
+
+    The mean, not the per-image sum, as the reference's `nn.L1Loss`: lambda_L1 = 100 is set
+    against it.
+    """
+    return jnp.mean(jnp.abs(prediction - target))
+
+
+def cycle_consistency_loss(*, real: jax.Array, reconstructed: jax.Array) -> jax.Array:
+    """One direction of CycleGAN's L_cyc (Zhu et al. 2017, Eq. 2): the L1 of F(G(x)) against x.
+
+    The caller adds both directions, each weighted by its lambda (`lambda_A`, `lambda_B`).
+    """
+    return l1_loss(prediction=reconstructed, target=real)
+
+
+def identity_loss(*, real: jax.Array, mapped: jax.Array) -> jax.Array:
+    """The L1 of G(y) against y: CycleGAN's identity mapping loss (Zhu et al. 2017, Sec. 5.2).
+
+    Taesung Park's term, from Taigman et al. 2017: a generator fed an image already of its
+    output domain should leave it alone, which keeps the colours of a painting-to-photo map.
+    """
+    return l1_loss(prediction=mapped, target=real)
+
+
+def _squared_error(logits: jax.Array, target: float) -> jax.Array:
+    """Per element, (l - t)^2: the reference's `nn.MSELoss` before its mean."""
+    return (logits - target) ** 2
+
+
+def _patch_d_loss(criterion, *, real_logits: jax.Array, fake_logits: jax.Array) -> jax.Array:
+    return 0.5 * (jnp.mean(criterion(real_logits, 1.0)) + jnp.mean(criterion(fake_logits, 0.0)))
+
+
+def _patch_g_loss(criterion, *, fake_logits: jax.Array) -> jax.Array:
+    return jnp.mean(criterion(fake_logits, 1.0))
+
+
+PATCH_LOSS_NAMES = ("least_squares", "nonsaturating", "focal")
+
+
+def patch_losses(name: str, *, focal_gamma: float = 2.0) -> GANLoss:
+    """The `(d, g)` pair that pix2pix and CycleGAN play, as the reference's `GANLoss` applies it.
+
+    With criterion(l, t) the mean over every element of the logits (any shape: a PatchGAN's
+    [B, h, w, 1] scores each patch), D's loss is 0.5 * (criterion(real, 1) + criterion(fake, 0))
+    (Isola et al. 2017, Sec. 3.3, halve D's objective) and G's is criterion(fake, 1). The criterion:
+      least_squares: (l - t)^2, LSGAN on raw scores (Mao et al. 2017; CycleGAN's choice, Sec. 4);
+      nonsaturating: binary cross-entropy with logits (pix2pix's vanilla GAN);
+      focal: -(1 - p_t)^gamma log p_t (Lin et al. 2017, Eq. 5), gamma = `focal_gamma`.
+    Unlike `least_squares_g_loss`, G's least-squares loss has no 0.5: the reference's G
+    criterion is a plain MSE, and lambda_L1 = 100 and the cycle weight lambda = 10 were tuned
+    against an adversarial term of that size. D's least-squares loss equals
+    `least_squares_d_loss`; D's cross-entropy is half `nonsaturating_d_loss`.
+    """
+    criteria = {"least_squares": _squared_error, "nonsaturating": _bce,
+                "focal": functools.partial(_focal, gamma=focal_gamma)}
+    if name not in criteria:
+        raise UserError(f"unknown patch loss {name!r}: choose one of {list(PATCH_LOSS_NAMES)}")
+    if not focal_gamma >= 0.0:
+        raise UserError(f"focal_gamma {focal_gamma} is not >= 0: use a gamma >= 0 (Lin et al. "
+                        "use 2.0)")
+    criterion = criteria[name]
+    return GANLoss(functools.partial(_patch_d_loss, criterion),
+                   functools.partial(_patch_g_loss, criterion))
 
 
 def classification_loss(*, class_logits: jax.Array, labels: jax.Array) -> jax.Array:

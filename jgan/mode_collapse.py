@@ -32,8 +32,9 @@ from jgan import config as config_lib
 from jgan.data.spec import DataSpec
 from jgan.data.toy import batch_at, toy_dataset
 from jgan.errors import Interrupted, NonFiniteLossError, UserError
+from jgan.images import write_gif
 from jgan.metrics.modes import NUM_SAMPLES, mode_statistics
-from jgan.toy_figures import plot_mode_curves, plot_samples, write_gif
+from jgan.toy_figures import plot_mode_curves, plot_samples
 from jgan.train.history import History
 from jgan.train.lock import hold_run_directory
 from jgan.train.loop import last_good

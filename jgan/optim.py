@@ -1,5 +1,5 @@
-"""Optimizer pieces for GANs: one optimizer per network, WGAN weight clipping, StyleGAN2's lazy-
-regularization correction."""
+"""Optimizer pieces for GANs: one optimizer per network, its rate schedule (held, then linear to 0
+as in CycleGAN), WGAN weight clipping, StyleGAN2's lazy-regularization correction."""
 
 from __future__ import annotations
 
@@ -70,23 +70,47 @@ def check_optim_config(optim_cfg) -> None:
                         f"{list(OPTIMIZERS)}")
     if optim_cfg.eps_root > 0 and optim_cfg.optimizer != "adam":
         raise UserError("optim.eps_root is Adam's: drop it, or use --set optim.optimizer=adam")
+    if optim_cfg.decay_start and not optim_cfg.decay_steps:
+        raise UserError(f"optim.decay_start needs optim.decay_steps > 0: set how many steps the "
+                        f"rates fall to 0 over after the first {optim_cfg.decay_start}, e.g. "
+                        f"--set optim.decay_steps={optim_cfg.decay_start}, or drop decay_start")
+
+
+def learning_rate_schedule(optim_cfg, learning_rate: float,
+                           updates_per_step: int = 1) -> float | optax.Schedule:
+    """The rate of each optimizer update: constant, or held then decayed linearly to 0.
+
+    With `decay_steps` > 0 the rate holds for `decay_start` steps, then falls linearly to 0 over
+    `decay_steps` steps, each step being `updates_per_step` optimizer updates (D's n_critic).
+    decay_start = decay_steps is CycleGAN's `lr_policy=linear` (Zhu et al. 2017, Sec. 4: 100
+    epochs at 2e-4, then 100 decaying to 0). The reference's rate in epoch e (from 1) is
+    lr * (1 - max(0, e - n_epochs) / (n_epochs_decay + 1)): already below lr in the first decay
+    epoch and lr / (n_epochs_decay + 1) in the last, never 0. Ours is lr at update
+    decay_start * updates_per_step and lr * (1 - k / K) k updates into the K of the decay, so it
+    is exactly 0 at step decay_start + decay_steps, the end of a run of that length (its last
+    update still moves, at lr / K). Without decay the rate is the float itself, for which optax
+    keeps no update count in the optimizer state.
+    """
+    if not optim_cfg.decay_steps:
+        return learning_rate
+    return optax.linear_schedule(learning_rate, 0.0,
+                                 transition_steps=optim_cfg.decay_steps * updates_per_step,
+                                 transition_begin=optim_cfg.decay_start * updates_per_step)
 
 
 def make_optimizer(optim_cfg, learning_rate: float, *, updates_per_step: int = 1,
                    clip: float = 0.0, lazy_interval: int = 1) -> optax.GradientTransformation:
     """Adam or RMSprop for one network, with its own rate: G and D get one each (TTUR).
 
-    `decay_steps` > 0 decays the rate linearly to 0 over that many steps (`updates_per_step`
-    optimizer updates each); `clip` > 0 clips the weights after every update (WGAN);
-    `lazy_interval` > 1 applies StyleGAN2's correction for the extra regularization updates.
+    `decay_steps` > 0 decays the rate linearly to 0 over that many steps after `decay_start`
+    steps at the full rate (`learning_rate_schedule`; `updates_per_step` optimizer updates each);
+    `clip` > 0 clips the weights after every update (WGAN); `lazy_interval` > 1 applies
+    StyleGAN2's correction for the extra regularization updates.
     """
     b1, b2 = optim_cfg.b1, optim_cfg.b2
     if lazy_interval > 1:
         learning_rate, b1, b2 = lazy_regularization(learning_rate, b1, b2, lazy_interval)
-    schedule = learning_rate
-    if optim_cfg.decay_steps:
-        schedule = optax.linear_schedule(learning_rate, 0.0,
-                                         optim_cfg.decay_steps * updates_per_step)
+    schedule = learning_rate_schedule(optim_cfg, learning_rate, updates_per_step)
     if optim_cfg.optimizer == "adam":
         tx = optax.adam(schedule, b1=b1, b2=b2, eps_root=optim_cfg.eps_root)
     else:

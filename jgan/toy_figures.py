@@ -7,7 +7,6 @@ import math
 from pathlib import Path
 
 import numpy as np
-import PIL.Image
 
 
 def _pyplot():
@@ -55,17 +54,6 @@ def plot_samples(samples: np.ndarray, centres: np.ndarray, path, *, title: str,
     figure.suptitle(title)
     figure.tight_layout()
     _save(figure, path)
-
-
-def write_gif(frames: list[Path], path, *, frame_ms: int = 250) -> None:
-    """One GIF of the PNG frames, in order, looping; the last frame is held longer."""
-    if not frames:
-        return
-    images = [PIL.Image.open(frame).convert("RGB") for frame in frames]
-    durations = [frame_ms] * (len(images) - 1) + [frame_ms * 8]
-    tmp = Path(path).with_suffix(".tmp.gif")
-    images[0].save(tmp, save_all=True, append_images=images[1:], duration=durations, loop=0)
-    tmp.replace(path)
 
 
 def plot_mode_curves(steps, summaries: list[dict], path, *, num_modes: int, title: str) -> None:

@@ -38,6 +38,27 @@ def shared_datasets() -> Path:
     return SHARED_DATASETS
 
 
+# XLA's LLVM optimizations take most of the time of compiling a tiny network (seconds for each
+# program) and buy nothing over a few steps. Subprocesses that check what processes do (join a
+# job, stop, resume), compared only with runs made under the same flags, turn them off.
+QUICK_COMPILE_FLAGS = "--xla_backend_optimization_level=0"
+
+
+def drawn_variables(module, *inputs, seed: int = 0, **kwargs):
+    """The variables `module.init` would make for `inputs`, drawn by NumPy instead: N(0, 0.02)
+    weights, BatchNorm's initial scale, bias and statistics. For checks that hold whatever the
+    weights: compiling a network's random init (threefry for each parameter) takes seconds."""
+    import numpy as np
+
+    shapes = jax.eval_shape(lambda key: module.init(key, *inputs, **kwargs), jax.random.key(0))
+    rng = np.random.default_rng(seed)
+    fixed = {"scale": 1.0, "var": 1.0, "bias": 0.0, "mean": 0.0}
+    return jax.tree_util.tree_map_with_path(
+        lambda path, leaf: np.full(leaf.shape, fixed[path[-1].key], leaf.dtype)
+        if path[-1].key in fixed else rng.normal(0.0, 0.02, leaf.shape).astype(leaf.dtype),
+        shapes)
+
+
 def free_port() -> int:
     """A TCP port on 127.0.0.1 that nothing listens on, for a multi-process job's coordinator."""
     with socket.socket() as sock:
@@ -103,4 +124,52 @@ def tiny_toy_config(**train) -> Config:
     return Config(name="tiny_toy", data=DataConfig(dataset="ring"),
                   model=GANModelConfig(arch="toy", z_dim=4, hidden=16),
                   optim=OptimConfig(g_lr=1e-3, d_lr=1e-3),
+                  train=TrainConfig(**{**defaults, **train}))
+
+
+def write_image_folder(folder: Path, names, *, size: int = 32, seed: int = 0,
+                       transform=None) -> None:
+    """Synthetic PNG images (smooth random colour fields) named `names` in `folder`, for the
+    translation families' shape and resume tests; `transform(array)` changes each one."""
+    import numpy as np
+    import PIL.Image
+
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    for name in names:
+        coarse = rng.integers(0, 256, (4, 4, 3), dtype=np.uint8)
+        image = np.asarray(PIL.Image.fromarray(coarse).resize((size, size),
+                                                              PIL.Image.BILINEAR))
+        PIL.Image.fromarray(transform(image) if transform else image).save(folder / name)
+
+
+def paired_folder(root: Path, count: int = 10) -> Path:
+    """trainA/ and trainB/ with matching names; each B is its A in inverted colours."""
+    names = [f"{index:03d}.png" for index in range(count)]
+    write_image_folder(root / "trainA", names)
+    write_image_folder(root / "trainB", names, transform=lambda image: 255 - image)
+    return root
+
+
+def unpaired_folder(root: Path, count_a: int = 9, count_b: int = 7) -> Path:
+    """trainA/ and trainB/ of unrelated images with unrelated names and counts."""
+    write_image_folder(root / "trainA", [f"a{index}.png" for index in range(count_a)], seed=1)
+    write_image_folder(root / "trainB", [f"b{index}.jpg" for index in range(count_b)], seed=2)
+    return root
+
+
+def tiny_translation_config(family: str, images: Path, **train) -> Config:
+    """Pix2Pix or CycleGAN (U-Net generators for both) on 32x32 images at widths of 4, with
+    rates of 1e-2 so that 24 steps show learning: compiles and steps in seconds."""
+    from jgan.families.cyclegan import CycleGANModelConfig
+    from jgan.families.pix2pix import Pix2PixModelConfig
+
+    model_config = {"pix2pix": Pix2PixModelConfig, "cyclegan": CycleGANModelConfig}[family]
+    extra = {"unet_depth": 5} if family == "pix2pix" else {"generator": "unet_32"}
+    defaults = dict(steps=4, batch_size=2, log_every=1, sample_every=2, checkpoint_every=2,
+                    grid_size=2)
+    return Config(name=f"tiny_{family}", family=family,
+                  data=DataConfig(images=str(images), holdout=2),
+                  model=model_config(g_features=4, d_features=4, d_layers=2, **extra),
+                  optim=OptimConfig(g_lr=1e-2, d_lr=1e-2),
                   train=TrainConfig(**{**defaults, **train}))

@@ -12,7 +12,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from conftest import REPO, build, tiny_bigan_config, tiny_config, with_train
+from conftest import (REPO, build, drawn_variables, tiny_bigan_config, tiny_config,
+                      with_train)
 from jgan import losses
 from jgan.config import Config, TrainConfig, override
 from jgan.errors import UserError
@@ -47,11 +48,16 @@ def _networks(arch, shape, **options):
     ("unet", (32, 32, 3), {"head": "conv"}),
 ])
 def test_every_network_has_the_right_shapes(arch, shape, options):
+    # E's and D's shapes by tracing alone; G runs, on drawn weights, for the range of its images.
     g, e, d = _networks(arch, shape, **options)
     z, x = jnp.ones((3, 16)), jnp.ones((3, *shape))
-    images = g.apply(g.init(jax.random.key(0), z, train=False), z, train=False)
-    codes = e.apply(e.init(jax.random.key(1), x, train=False), x, train=False)
-    scores = d.apply(d.init(jax.random.key(2), x, z, train=False), x, z, train=False)
+
+    def init_and_apply(net, *inputs):
+        return jax.eval_shape(lambda key: net.apply(net.init(key, *inputs, train=False), *inputs,
+                                                    train=False), jax.random.key(0))
+
+    images = jax.jit(lambda v: g.apply(v, z, train=False))(drawn_variables(g, z, train=False))
+    codes, scores = init_and_apply(e, x), init_and_apply(d, x, z)
     assert images.shape == (3, *shape) and float(jnp.max(jnp.abs(images))) <= 1.0
     assert codes.shape == (3, 16)
     assert {name: s.shape for name, s in scores.items()} == {"xz": (3,), "x": (3,), "z": (3,)}
@@ -62,7 +68,7 @@ def test_pad_then_crop_cuts_the_centre_of_a_larger_canvas():
     z = jax.random.normal(jax.random.key(0), (2, 16))
     cropped = BiGANGenerator((28, 28, 1), base_features=8, crop=2)
     full = BiGANGenerator((32, 32, 1), base_features=8)
-    variables = full.init(jax.random.key(1), z, train=False)
+    variables = drawn_variables(full, z, train=False)
     np.testing.assert_array_equal(cropped.apply(variables, z, train=False),
                                   full.apply(variables, z, train=False)[:, 2:30, 2:30])
 
@@ -72,7 +78,7 @@ def test_joint_discriminator_uses_both_pathways_and_unary_scores_use_one(arch):
     _, _, d = _networks(arch, (28, 28, 1))
     x = jax.random.normal(jax.random.key(0), (2, 28, 28, 1))
     z = jax.random.normal(jax.random.key(1), (2, 16))
-    variables = d.init(jax.random.key(2), x, z, train=False)
+    variables = drawn_variables(d, x, z, train=False)
 
     def grads(name):
         return jax.grad(lambda x, z: jnp.sum(d.apply(variables, x, z, train=False)[name]),
@@ -247,7 +253,11 @@ def test_networks_load_alone_mix_across_runs_and_export(tmp_path):
     x = jnp.zeros((2, 28, 28, 1))
     np.testing.assert_array_equal(setup_b.encode(mixed, x), setup_b.encode(state_a, x))
 
-    # Weights-only export, by the API and the CLI, reads back the same arrays.
+    # Weights-only export, by the API and the CLI (whose process runs beside what follows),
+    # reads back the same arrays.
+    exporting = subprocess.Popen([sys.executable, "-m", "jgan.tools.components", "export",
+                                  str(tmp_path / "b"), "--network", "d"], cwd=REPO,
+                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     export_network(tmp_path / "b", "g", tmp_path / "g.npz")
     generator_b, meta = read_network(tmp_path / "g.npz", "g")
     _assert_same(generator_b, _variables(state_b.nets["g"]))
@@ -255,23 +265,22 @@ def test_networks_load_alone_mix_across_runs_and_export(tmp_path):
     assert meta["data_spec"]["arrays"]["image"]["shape"] == [28, 28, 1]
     with pytest.raises(UserError, match="holds network 'g', not 'e'"):
         read_network(tmp_path / "g.npz", "e")
-    done = subprocess.run([sys.executable, "-m", "jgan.tools.components", "export",
-                           str(tmp_path / "b"), "--network", "d"], cwd=REPO,
-                          capture_output=True, text=True)
-    assert done.returncode == 0, done.stderr
-    _assert_same(read_network(tmp_path / "b" / "discriminator.npz", "d")[0],
-                 _variables(state_b.nets["d"]))
 
     # Shapes that do not match, and networks a run does not have, are named.
-    wider = dataclasses.replace(config_a, model=dataclasses.replace(config_a.model, z_dim=12))
-    loop.train(with_train(wider, steps=1), tmp_path / "c", **SILENT)
+    wider = build(dataclasses.replace(config_a, model=dataclasses.replace(config_a.model,
+                                                                          z_dim=12)))
+    encoder_c = drawn_variables(wider.networks["e"].module, *wider.example_inputs["e"],
+                                train=False)
     with pytest.raises(UserError, match=r"params/Dense_\d+/bias of shape \[12\], this model "
                                         r"needs \[8\].*config.json"):
-        with_network(setup_b, state_b_loaded, "e", read_network(tmp_path / "c", "e")[0],
-                     source="run c")
+        with_network(setup_b, state_b_loaded, "e", encoder_c, source="run c")
     loop.train(tiny_config(steps=1), tmp_path / "gan", **SILENT)
     with pytest.raises(UserError, match="has no network 'e'"):
         read_network(tmp_path / "gan", "e")
+    _, stderr = exporting.communicate(timeout=300)
+    assert exporting.returncode == 0, stderr
+    _assert_same(read_network(tmp_path / "b" / "discriminator.npz", "d")[0],
+                 _variables(state_b.nets["d"]))
 
 
 def test_short_mnist_run_learns_an_encoder_better_than_its_initialisation(tmp_path):

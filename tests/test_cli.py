@@ -1,8 +1,14 @@
-"""What a user types: experiment modules, the sampler, and their one-line errors."""
+"""What a user types: experiment modules, the sampler, and their one-line errors.
 
+Each command runs in its own process, as typed; those that need no more than the trained run
+start together.
+"""
+
+import os
 import subprocess
 import sys
 
+import jax
 import numpy as np
 import PIL.Image
 import pytest
@@ -14,21 +20,58 @@ TINY = ["--set", "model.base_features=8", "--set", "model.z_dim=8", "--set", "mo
         "--set", "train.log_every=1", "--set", "train.sample_every=2",
         "--set", "train.checkpoint_every=2", "--batch-size", "16"]
 
+BAD_INPUT = {
+    "glr": (["--set", "optim.glr=1"], "no field 'glr'"),
+    "unary": (["--set", "model.unary=true"], "no field 'unary' in GANModelConfig"),  # BiGAN's
+    "mnsit": (["--dataset", "mnsit", "--data-dir", "/no/such/dir"], "does not exist"),
+    "cifar10": (["--dataset", "cifar10"], "needs a data folder"),
+}
 
-def _run(*args, check=True):
-    result = subprocess.run([sys.executable, "-m", *args], cwd=REPO, capture_output=True,
-                            text=True, timeout=300)
-    if check:
-        assert result.returncode == 0, result.stderr[-2000:]
+
+def _run_all(commands: dict) -> dict:
+    """Run `python -m ARGS...` for each name at once; each one's CompletedProcess by name."""
+    # The session's XLA cache: these processes compile what tests in-process compiled before.
+    env = {**os.environ, "JAX_COMPILATION_CACHE_DIR": jax.config.jax_compilation_cache_dir}
+    started = {name: subprocess.Popen([sys.executable, "-m", *map(str, args)], cwd=REPO, env=env,
+                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+               for name, args in commands.items()}
+    results = {}
+    for name, process in started.items():
+        stdout, stderr = process.communicate(timeout=300)
+        results[name] = subprocess.CompletedProcess(process.args, process.returncode, stdout,
+                                                    stderr)
+    return results
+
+
+def _succeeded(result):
+    assert result.returncode == 0, result.stderr[-2000:]
     return result
 
 
 @pytest.fixture(scope="module")
 def dcgan_run(tmp_path_factory):
+    """A DCGAN trained 4 steps with the minimax loss: checkpoints 2 and 4."""
     workdir = tmp_path_factory.mktemp("dcgan")
-    result = _run("experiments.dcgan", "--workdir", str(workdir), "--steps", "4", "--seed", "1",
-                  *TINY)
-    return workdir, result.stdout
+    result = _run_all({"train": ["experiments.dcgan", "--workdir", workdir, "--steps", "4",
+                                 "--seed", "1", "--loss", "minimax", *TINY]})["train"]
+    return workdir, _succeeded(result).stdout
+
+
+@pytest.fixture(scope="module")
+def commands(dcgan_run, tmp_path_factory):
+    """Every other command, all at once (each spends its second or two importing): --help, bad
+    input, the sampler run twice alike, and asked for a step or a folder that is no run."""
+    workdir, _ = dcgan_run
+    out = tmp_path_factory.mktemp("commands")
+    results = _run_all({
+        "help": ["experiments.dcgan", "--help"],
+        **{name: ["experiments.dcgan", "--workdir", out / name, "--steps", "1", *args]
+           for name, (args, _) in BAD_INPUT.items()},
+        **{name: ["jgan.tools.sample", workdir, "--num", "9", "--seed", "3", "--out", out / name]
+           for name in ("a.png", "b.png")},
+        "missing_step": ["jgan.tools.sample", workdir, "--step", "3", "--out", out / "x.png"],
+        "no_run": ["jgan.tools.sample", out / "empty"]})
+    return out, results
 
 
 def test_dcgan_cli_writes_every_output(dcgan_run):
@@ -42,14 +85,14 @@ def test_dcgan_cli_writes_every_output(dcgan_run):
                                                "wall_s"} <= set(header)
     grid = np.asarray(PIL.Image.open(workdir / "samples/step_000004.png"))
     assert grid.ndim == 2 and grid.std() > 0
+    assert '"gan_loss": "minimax"' in (workdir / "config.json").read_text()  # from --loss
 
 
-def test_sample_cli_is_deterministic(dcgan_run, tmp_path):
-    workdir, _ = dcgan_run
+def test_sample_cli_is_deterministic(commands):
+    out, results = commands
     for name in ("a.png", "b.png"):
-        _run("jgan.tools.sample", str(workdir), "--num", "9", "--seed", "3", "--out",
-             str(tmp_path / name))
-    assert (tmp_path / "a.png").read_bytes() == (tmp_path / "b.png").read_bytes()
+        _succeeded(results[name])
+    assert (out / "a.png").read_bytes() == (out / "b.png").read_bytes()
 
 
 def test_generate_images_returns_uint8_and_saves(dcgan_run, tmp_path):
@@ -61,41 +104,26 @@ def test_generate_images_returns_uint8_and_saves(dcgan_run, tmp_path):
     assert not np.array_equal(images, generate_images(workdir, 5, seed=4))
 
 
-def test_gan_cli_with_minimax_loss(tmp_path):
-    _run("experiments.gan", "--workdir", str(tmp_path), "--steps", "2", "--loss", "minimax",
-         *TINY)
-    assert '"gan_loss": "minimax"' in (tmp_path / "config.json").read_text()
-    assert (tmp_path / "samples/step_000002.png").exists()
-
-
-def test_help_lists_the_flags():
-    out = _run("experiments.dcgan", "--help").stdout
+def test_help_lists_the_flags(commands):
+    out = _succeeded(commands[1]["help"]).stdout
     for flag in ("--workdir", "--steps", "--batch-size", "--seed", "--dataset", "--data-dir",
-                 "--set"):
+                 "--set", "--loss"):
         assert flag in out
 
 
-@pytest.mark.parametrize("args,message", [
-    (["--set", "optim.glr=1"], "no field 'glr'"),
-    (["--set", "model.unary=true"], "no field 'unary' in GANModelConfig"),  # BiGAN's field
-    (["--dataset", "mnsit", "--data-dir", "/no/such/dir"], "does not exist"),
-    (["--dataset", "cifar10"], "needs a data folder"),
-])
-def test_bad_input_is_one_line_on_stderr(tmp_path, args, message):
-    result = _run("experiments.dcgan", "--workdir", str(tmp_path), "--steps", "1", *args,
-                  check=False)
+@pytest.mark.parametrize("name", BAD_INPUT)
+def test_bad_input_is_one_line_on_stderr(commands, name):
+    result, message = commands[1][name], BAD_INPUT[name][1]
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error:") and message in lines[0]
 
 
-def test_sampling_a_folder_that_is_no_run_fails_clearly(tmp_path):
-    result = _run("jgan.tools.sample", str(tmp_path), check=False)
+def test_sampling_a_folder_that_is_no_run_fails_clearly(commands):
+    result = commands[1]["no_run"]
     assert result.returncode == 2 and "not a run directory" in result.stderr
 
 
-def test_sampling_a_missing_step_lists_the_saved_ones(dcgan_run, tmp_path):
-    workdir, _ = dcgan_run
-    result = _run("jgan.tools.sample", str(workdir), "--step", "3",
-                  "--out", str(tmp_path / "x.png"), check=False)
+def test_sampling_a_missing_step_lists_the_saved_ones(commands):
+    result = commands[1]["missing_step"]
     assert result.returncode == 2 and "no checkpoint at step 3: choose one of [2, 4]" in result.stderr

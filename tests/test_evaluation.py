@@ -210,14 +210,38 @@ def test_resumed_evaluated_run_equals_the_uninterrupted_one(evaluated_run, tmp_p
                   for row in _eval_rows(workdir)]
 
 
-def _evaluate(*args):
-    return subprocess.run([sys.executable, "-m", "jgan.tools.evaluate", *map(str, args)],
-                          cwd=REPO, capture_output=True, text=True, timeout=300)
+ERRORS = {
+    "acc": (["--metrics", "fid,acc"], "class accuracy (acc) needs a conditional generator"),
+    "fdi": (["--metrics", "fdi"], "unknown metric"),
+    "inception": (["--features", "inception"], "--inception-weights"),
+}
 
 
-def test_evaluate_cli_matches_the_training_evaluation(evaluated_run, tmp_path):
+@pytest.fixture(scope="module")
+def evaluations(evaluated_run, tmp_path_factory):
+    """`python -m jgan.tools.evaluate` on the evaluated run, every way the tests below call it,
+    all at once (each process spends seconds importing; CI has two cores)."""
     workdir, _ = evaluated_run
-    result = _evaluate(workdir, "--num", 200, "--metrics", "fid,kid,is,pr,dc")
+    out = tmp_path_factory.mktemp("evaluations")
+    commands = {"final": ["--num", 200, "--metrics", "fid,kid,is,pr,dc"],
+                "best": ["--num", 200, "--metrics", "fid", "--best", "--out", out / "best.json"],
+                **{name: ["--num", 20, *args] for name, (args, _) in ERRORS.items()}}
+    started = {name: subprocess.Popen(
+        [sys.executable, "-m", "jgan.tools.evaluate", str(workdir), *map(str, args)], cwd=REPO,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for name, args in commands.items()}
+    results = {}
+    for name, process in started.items():
+        stdout, stderr = process.communicate(timeout=300)
+        results[name] = subprocess.CompletedProcess(process.args, process.returncode, stdout,
+                                                    stderr)
+    return out, results
+
+
+def test_evaluate_cli_matches_the_training_evaluation(evaluated_run, evaluations):
+    workdir, _ = evaluated_run
+    out, results = evaluations
+    result = results["final"]
     assert result.returncode == 0, result.stderr[-2000:]
     assert "fid" in result.stdout and "is of real data" in result.stdout
     written = json.loads((workdir / "metrics.json").read_text())
@@ -227,21 +251,15 @@ def test_evaluate_cli_matches_the_training_evaluation(evaluated_run, tmp_path):
     final = _eval_rows(workdir)[-1]
     for name in ("fid", "kid", "is", "precision", "recall"):
         assert float(final[f"eval/{name}"]) == pytest.approx(written["metrics"][name], rel=1e-5)
-    best = _evaluate(workdir, "--num", 200, "--metrics", "fid", "--best", "--out",
-                     tmp_path / "best.json")
+    best = results["best"]
     assert best.returncode == 0, best.stderr[-2000:]
     best_row = min(_eval_rows(workdir), key=lambda row: float(row["eval/fid"]))
-    assert json.loads((tmp_path / "best.json").read_text())["metrics"]["fid"] == pytest.approx(
+    assert json.loads((out / "best.json").read_text())["metrics"]["fid"] == pytest.approx(
         float(best_row["eval/fid"]), rel=1e-5)
 
 
-@pytest.mark.parametrize("args, fragment", [
-    (["--metrics", "fid,acc"], "class accuracy (acc) needs a conditional generator"),
-    (["--metrics", "fdi"], "unknown metric"),
-    (["--features", "inception"], "--inception-weights"),
-])
-def test_evaluate_cli_errors_are_one_line(evaluated_run, args, fragment):
-    workdir, _ = evaluated_run
-    result = _evaluate(workdir, "--num", 20, *args)
+@pytest.mark.parametrize("name", ERRORS)
+def test_evaluate_cli_errors_are_one_line(evaluations, name):
+    result, fragment = evaluations[1][name], ERRORS[name][1]
     assert result.returncode == 2
     assert fragment in result.stderr and result.stderr.count("\n") == 1

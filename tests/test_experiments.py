@@ -2,11 +2,17 @@
 
 import importlib
 import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 
+import jax
 import numpy as np
 import PIL.Image
 import pytest
 
+from conftest import REPO
 from jgan.checkpoint import Checkpointer
 from jgan.config import load
 from jgan.errors import UserError
@@ -41,14 +47,52 @@ def _field(config, path):
     return node
 
 
+# Each worker takes the next experiment no other has claimed, longest first, and runs it as
+# `python -m experiments.NAME` would: 2 steps, then a resume to 3. Compiling is most of the work
+# and mostly single-threaded: two workers keep CI's two cores busy.
+WORKER = """
+import importlib, json, os, sys
+root, flags = sys.argv[1], json.loads(sys.argv[2])
+for name in sys.argv[3:]:
+    try:
+        os.close(os.open(os.path.join(root, name + ".claimed"), os.O_CREAT | os.O_EXCL))
+    except FileExistsError:
+        continue
+    main = importlib.import_module("experiments." + name).main
+    codes = [main(["--workdir", os.path.join(root, name), "--steps", steps, *flags])
+             for steps in ("2", "3")]
+    with open(os.path.join(root, name + ".codes"), "w") as f:
+        json.dump(codes, f)
+"""
+LONGEST_FIRST = ["wgan_gp", "bigbigan", "cgan", "sngan", "wgan", "acgan", "bigan"]
+
+
+@pytest.fixture(scope="module")
+def experiment_runs(tmp_path_factory):
+    """The folder of the runs, each trained 2 steps and resumed to 3, and the workers' output."""
+    root = tmp_path_factory.mktemp("experiments")
+    # The session's XLA cache: the tests below sample from, and train again, what these compile.
+    env = {**os.environ, "JAX_COMPILATION_CACHE_DIR": jax.config.jax_compilation_cache_dir,
+           "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS":
+               str(jax.config.jax_persistent_cache_min_compile_time_secs)}
+    logs = [(root / f"worker{index}.log").open("w") for index in range(2)]
+    workers = [subprocess.Popen([sys.executable, "-c", WORKER, str(root), json.dumps(TINY),
+                                 *LONGEST_FIRST], cwd=REPO, env=env, stdout=log,
+                                stderr=subprocess.STDOUT) for log in logs]
+    for worker, log in zip(workers, logs):
+        worker.wait(timeout=900)
+        log.close()
+    return root, "\n".join(Path(log.name).read_text()[-3000:] for log in logs)
+
+
 @pytest.mark.parametrize("name", sorted(DEFAULTS))
-def test_experiment_runs_saves_resumes_and_samples(name, tmp_path):
+def test_experiment_runs_saves_resumes_and_samples(name, experiment_runs, tmp_path):
     module = importlib.import_module(f"experiments.{name}")
     for path, value in DEFAULTS[name].items():
         assert _field(module.get_config(), path) == value, path
-    workdir = tmp_path / "run"
-    assert module.main(["--workdir", str(workdir), "--steps", "2", *TINY]) == 0
-    assert module.main(["--workdir", str(workdir), "--steps", "3", *TINY]) == 0
+    root, output = experiment_runs
+    codes, workdir = root / f"{name}.codes", root / name
+    assert codes.is_file() and json.loads(codes.read_text()) == [0, 0], output
     assert Checkpointer(workdir / "checkpoints").all_steps() == [2, 3]
     config = load(workdir / "config.json")
     conditional = getattr(config.model, "conditioning", "none") != "none"

@@ -410,3 +410,74 @@ def test_per_sample_regularizers_are_keyword_only():
         losses.per_sample_spread_penalty(codes, 1.5)
     with pytest.raises(TypeError):
         losses.per_sample_variance_penalty(codes, 1.0, 0.0)
+
+
+def test_l1_losses_by_hand():
+    prediction = jnp.array([[1.0, -2.0], [0.5, 3.0]])
+    target = jnp.array([[0.0, 0.0], [1.0, 1.0]])
+    # |1 - 0| + |-2 - 0| + |0.5 - 1| + |3 - 1| = 1 + 2 + 0.5 + 2 = 5.5 over 4 elements
+    np.testing.assert_allclose(losses.l1_loss(prediction=prediction, target=target), 5.5 / 4,
+                               rtol=1e-6)
+    np.testing.assert_allclose(
+        losses.cycle_consistency_loss(real=target, reconstructed=prediction), 5.5 / 4, rtol=1e-6)
+    np.testing.assert_allclose(losses.identity_loss(real=target, mapped=prediction), 5.5 / 4,
+                               rtol=1e-6)
+    assert float(losses.cycle_consistency_loss(real=target, reconstructed=target)) == 0.0
+    with pytest.raises(TypeError):
+        losses.l1_loss(prediction, target)
+
+
+# A PatchGAN's [B, h, w, 1] logits: two 2x2 maps. Every criterion is a mean over all 8 elements.
+LSQ_REAL = jnp.array([1.0, 0.0, 2.0, 1.0, 1.0, 0.0, 2.0, 1.0]).reshape(2, 2, 2, 1)
+LSQ_FAKE = jnp.array([0.0, 1.0, -1.0, 2.0, 0.0, 1.0, -1.0, 2.0]).reshape(2, 2, 2, 1)
+PATCH_REAL = jnp.array([0.0, LN3, LN3, 0.0, 0.0, 0.0, LN3, LN3]).reshape(2, 2, 2, 1)
+PATCH_FAKE = jnp.array([0.0, -LN3, 0.0, -LN3, -LN3, 0.0, -LN3, 0.0]).reshape(2, 2, 2, 1)
+PATCH_BY_HAND = {
+    # real against 1: 0, 1, 1, 0 (twice), mean 1/2; fake against 0: 0, 1, 1, 4, mean 3/2;
+    # D = 0.5 * (1/2 + 3/2) = 1; G, fake against 1: 1, 0, 4, 1, mean 3/2 (no 0.5).
+    "least_squares": (1.0, 1.5),
+    # real D(x) = 1/2, 3/4 half each: mean softplus(-l) = (ln 2 + ln 4/3) / 2; fake D = 1/2, 1/4:
+    # mean softplus(l) the same; D halves their sum. G: softplus(-l) = ln 2, ln 4, mean of both.
+    "nonsaturating": ((LN2 + LN4_3) / 2, (LN2 + LN4) / 2),
+    # gamma 2: real weights (1 - p)^2 = 1/4, 1/16; fake p^2 = 1/4, 1/16; G (1 - p)^2 = 1/4, 9/16.
+    "focal": ((0.25 * LN2 + 0.0625 * LN4_3) / 2, (0.25 * LN2 + 0.5625 * LN4) / 2),
+}
+
+
+@pytest.mark.parametrize("name", losses.PATCH_LOSS_NAMES)
+def test_patch_losses_by_hand_on_patch_maps(name):
+    assert set(PATCH_BY_HAND) == set(losses.PATCH_LOSS_NAMES)
+    real, fake = (LSQ_REAL, LSQ_FAKE) if name == "least_squares" else (PATCH_REAL, PATCH_FAKE)
+    pair = losses.patch_losses(name)
+    expected_d, expected_g = PATCH_BY_HAND[name]
+    np.testing.assert_allclose(pair.d(real_logits=real, fake_logits=fake), expected_d, rtol=1e-6)
+    np.testing.assert_allclose(pair.g(fake_logits=fake), expected_g, rtol=1e-6)
+    # The same elements in any shape give the same means.
+    np.testing.assert_allclose(pair.d(real_logits=real.reshape(-1), fake_logits=fake[:, ::-1]),
+                               expected_d, rtol=1e-6)
+
+
+def test_patch_losses_against_the_batch_losses():
+    real, fake = LSQ_REAL.reshape(-1), LSQ_FAKE.reshape(-1)
+    least_squares = losses.patch_losses("least_squares")
+    # D is LSGAN's as it stands; G has no 0.5, so it is twice least_squares_g_loss.
+    np.testing.assert_allclose(least_squares.d(real_logits=real, fake_logits=fake),
+                               losses.least_squares_d_loss(real_logits=real, fake_logits=fake),
+                               rtol=1e-6)
+    np.testing.assert_allclose(least_squares.g(fake_logits=fake),
+                               2 * losses.least_squares_g_loss(fake_logits=fake), rtol=1e-6)
+    real, fake = PATCH_REAL.reshape(-1), PATCH_FAKE.reshape(-1)
+    vanilla = losses.patch_losses("nonsaturating")
+    np.testing.assert_allclose(vanilla.d(real_logits=real, fake_logits=fake),
+                               0.5 * losses.nonsaturating_d_loss(real_logits=real,
+                                                                 fake_logits=fake), rtol=1e-6)
+    focal_0 = losses.patch_losses("focal", focal_gamma=0.0)
+    np.testing.assert_allclose(focal_0.g(fake_logits=fake), vanilla.g(fake_logits=fake),
+                               rtol=1e-6)
+
+
+def test_patch_losses_refuse_unknown_names_and_negative_gamma():
+    with pytest.raises(UserError, match=r"choose one of \['least_squares', 'nonsaturating', "):
+        losses.patch_losses("hinge")
+    with pytest.raises(UserError, match="focal_gamma -1.0 is not >= 0"):
+        losses.patch_losses("focal", focal_gamma=-1.0)

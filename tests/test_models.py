@@ -3,7 +3,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from conftest import build, tiny_bigan_config, tiny_config
+from conftest import build, drawn_variables, tiny_bigan_config, tiny_config
 from jgan.errors import UserError
 from jgan.families.gan import GANModelConfig, build_networks
 from jgan.models.dcgan import num_resolution_stages
@@ -14,12 +14,14 @@ from jgan.models.dcgan import num_resolution_stages
 def test_generator_and_discriminator_shapes(arch, image_shape):
     models = build_networks(GANModelConfig(arch=arch, z_dim=8, base_features=4, hidden=16),
                             image_shape)
+    # G runs on drawn weights (compiling a random init takes seconds); D's shape is traced.
+    g, d = models["g"], models["d"]
     z = jnp.zeros((3, 8))
-    images, _ = models["g"].init_with_output(jax.random.key(0), z, train=False)
+    images = jax.jit(lambda v: g.apply(v, z, train=False))(drawn_variables(g, z, train=False))
     assert images.shape == (3, *image_shape)
     assert float(jnp.abs(images).max()) <= 1.0
-    logits, _ = models["d"].init_with_output({"params": jax.random.key(1),
-                                              "dropout": jax.random.key(2)}, images, train=False)
+    logits = jax.eval_shape(lambda keys: d.init_with_output(keys, images, train=False)[0],
+                            {"params": jax.random.key(1), "dropout": jax.random.key(2)})
     assert logits.shape == (3,)
 
 

@@ -1,4 +1,5 @@
-"""Weight clipping as an optax transform; StyleGAN2's lazy-regularization correction."""
+"""Weight clipping as an optax transform; StyleGAN2's lazy-regularization correction; the rate
+held for decay_start steps, then decayed linearly to 0."""
 
 import jax
 import jax.numpy as jnp
@@ -6,7 +7,10 @@ import numpy as np
 import optax
 import pytest
 
-from jgan.optim import clip_weights, lazy_regularization
+from jgan.config import OptimConfig
+from jgan.errors import UserError
+from jgan.optim import (check_optim_config, clip_weights, lazy_regularization,
+                        learning_rate_schedule, make_optimizer)
 
 LIMIT = 0.01
 
@@ -84,3 +88,39 @@ def test_lazy_regularization_identity_without_extra_steps():
     assert lazy_regularization(0.002, 0.0, 0.99, interval=0) == (0.002, 0.0, 0.99)
     with pytest.raises(ValueError, match="interval must be >= 0"):
         lazy_regularization(0.002, 0.0, 0.99, interval=-1)
+
+
+def test_schedule_holds_then_decays_linearly_to_zero():
+    # CycleGAN's halves: 100 steps at 2e-4, then 100 down to 0; 2 updates a step (n_critic).
+    cfg = OptimConfig(decay_start=100, decay_steps=100)
+    schedule = learning_rate_schedule(cfg, 2e-4, updates_per_step=2)
+    for update, rate in [(0, 2e-4), (199, 2e-4), (200, 2e-4), (300, 1e-4), (350, 0.5e-4),
+                         (400, 0.0), (500, 0.0)]:
+        np.testing.assert_allclose(schedule(update), rate, rtol=1e-6, atol=1e-12, err_msg=update)
+    assert learning_rate_schedule(OptimConfig(), 2e-4) == 2e-4  # no decay: the float itself
+
+
+def test_make_optimizer_steps_by_the_held_then_decayed_rate():
+    # With a constant gradient Adam's bias-corrected step is the rate times g / |g| exactly, so
+    # each update's size reads the schedule: decay_start 1 and decay_steps 2 at 2 updates a step
+    # hold for updates 0-1, then fall over 4 updates, through 3/4, 1/2, 1/4 to 0.
+    cfg = OptimConfig(decay_start=1, decay_steps=2)
+    tx = make_optimizer(cfg, 0.1, updates_per_step=2)
+    params = {"w": jnp.zeros(3)}
+    grads = {"w": jnp.array([1.0, -2.0, 0.5])}
+    state, update = tx.init(params), jax.jit(tx.update)
+    sizes = []
+    for _ in range(7):
+        updates, state = update(grads, state, params)
+        sizes.append(-float(updates["w"][0]))
+        np.testing.assert_allclose(updates["w"], -sizes[-1] * np.sign(grads["w"]), rtol=1e-5)
+    np.testing.assert_allclose(sizes, [0.1, 0.1, 0.1, 0.075, 0.05, 0.025, 0.0], rtol=1e-5,
+                               atol=1e-9)
+
+
+def test_decay_start_without_decay_steps_is_refused():
+    with pytest.raises(UserError, match=r"^optim.decay_start needs optim.decay_steps > 0: .*"
+                                        r"--set optim.decay_steps=100"):
+        check_optim_config(OptimConfig(decay_start=100))
+    check_optim_config(OptimConfig(decay_start=100, decay_steps=100))
+    check_optim_config(OptimConfig(decay_steps=100))

@@ -7,7 +7,7 @@ import sys
 
 import numpy as np
 
-from conftest import REPO
+from conftest import QUICK_COMPILE_FLAGS, REPO
 
 WORKER = """
 import json, sys
@@ -37,7 +37,7 @@ print(json.dumps({"devices": jax.device_count(), "leaves": leaves, "bad_batch": 
 
 def _start(devices: int, workdir) -> subprocess.Popen:
     env = {**os.environ, "JAX_PLATFORMS": "cpu",
-           "XLA_FLAGS": f"--xla_force_host_platform_device_count={devices}"}
+           "XLA_FLAGS": f"--xla_force_host_platform_device_count={devices} {QUICK_COMPILE_FLAGS}"}
     return subprocess.Popen([sys.executable, "-c", WORKER, str(workdir)], cwd=REPO, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 

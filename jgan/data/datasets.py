@@ -21,26 +21,50 @@ from jgan.errors import UserError
 
 
 class ArraySource:
-    """Random access to examples held as arrays of equal length: `{name: values[i]}`."""
+    """Random access to examples held as arrays of equal length: `{name: values[i]}`.
 
-    def __init__(self, arrays: dict[str, np.ndarray]):
+    `rows`, when given, are the rows of the arrays that make the source, in order (the examples
+    left after a holdout), so the arrays themselves are never copied.
+    """
+
+    def __init__(self, arrays: dict[str, np.ndarray], rows: np.ndarray | None = None):
         lengths = {len(values) for values in arrays.values()}
         if len(lengths) != 1:
             raise ValueError(f"arrays of different lengths: {lengths}")
         self.arrays = arrays
+        self.rows = np.arange(lengths.pop()) if rows is None else np.asarray(rows)
 
     def __len__(self) -> int:
-        return len(next(iter(self.arrays.values())))
+        return len(self.rows)
 
     def __getitem__(self, index: int) -> dict:
-        return {name: np.asarray(values[index]) for name, values in self.arrays.items()}
+        return {name: np.asarray(values[self.rows[index]]) for name, values in self.arrays.items()}
 
     def __getitems__(self, indices) -> list[dict]:
         return [self[index] for index in indices]
 
     def take(self, indices) -> dict[str, np.ndarray]:
-        indices = np.asarray(indices)
-        return {name: np.asarray(values[indices]) for name, values in self.arrays.items()}
+        rows = self.rows[np.asarray(indices)]
+        return {name: np.asarray(values[rows]) for name, values in self.arrays.items()}
+
+
+def holdout_rows(count: int, holdout: int) -> np.ndarray:
+    """The `holdout` rows of `count` set aside: evenly spaced in the folder's sorted order, so
+    they are the same whatever the seed, and spread over a folder sorted by name or date."""
+    return (np.arange(holdout) * count + count // 2) // holdout if holdout else np.zeros(0, int)
+
+
+def split_holdout(arrays: dict[str, np.ndarray], holdout: int, *, where: str):
+    """`(training source, held-out arrays)` of examples held as equal-length arrays."""
+    count = len(next(iter(arrays.values())))
+    if holdout >= count:
+        raise UserError(f"data.holdout={holdout} leaves no training example in {where} "
+                        f"({count} in all): hold out fewer, e.g. --set data.holdout="
+                        f"{max(1, count // 10)}")
+    held = holdout_rows(count, holdout)
+    kept = np.setdiff1d(np.arange(count), held)
+    return ArraySource(arrays, kept), {name: np.asarray(values[held])
+                                       for name, values in arrays.items()}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -53,6 +77,9 @@ class Data:
     dataset: object | None
     streams: dict[str, object] = dataclasses.field(default_factory=dict)  # unpaired: "A", "B"
     folder: bool = False  # an image folder (no TFDS test split to measure FID against)
+    # uint8 arrays of the examples that `data.holdout` set aside (unpaired: each side's own
+    # count); empty without a holdout
+    held_out: dict[str, np.ndarray] = dataclasses.field(default_factory=dict)
 
     def loader(self, batch_size: int, data_key: jax.Array, *, rows: slice | None = None):
         """A loader with `batch(step) -> dict`, `iterate(start)` and `position(step) -> dict`.
@@ -76,6 +103,9 @@ def check_data_config(data_cfg) -> None:
                         "size) or the side N of the square images, e.g. --set data.image_size=64")
     if data_cfg.images is not None and not str(data_cfg.images).strip():
         raise UserError("--images is empty: pass a folder of images")
+    if data_cfg.holdout < 0:
+        raise UserError(f"data.holdout {data_cfg.holdout} is negative: use 0 (train on every "
+                        "example) or the number to set aside, e.g. --set data.holdout=8")
 
 
 def open_data(data_cfg, *, log=print) -> Data:
@@ -91,9 +121,9 @@ def open_data(data_cfg, *, log=print) -> Data:
     folder = folder_dataset(data_cfg.dataset, data_cfg.data_dir)
     if folder is not None:
         return _open_folder(folder, data_cfg.dataset, data_cfg, log)
-    if data_cfg.channels or data_cfg.pairing != "auto":
-        raise UserError(f"data.channels and data.pairing apply to image folders, not to "
-                        f"{data_cfg.dataset}: leave them at 0 and auto")
+    if data_cfg.channels or data_cfg.pairing != "auto" or data_cfg.holdout:
+        raise UserError(f"data.channels, data.pairing and data.holdout apply to image folders, "
+                        f"not to {data_cfg.dataset}: leave them at 0, auto and 0")
     source = find_dataset(data_cfg.dataset, data_cfg.data_dir, split=data_cfg.split)
     dataset = source.open(data_cfg.split, image_size=data_cfg.image_size)
     first = example_arrays(dataset[0])
@@ -111,17 +141,25 @@ def _open_folder(folder: Path, name: str, data_cfg, log) -> Data:
     arrays = loaded.arrays
     spec = DataSpec(arrays={key: (tuple(values.shape[1:]), values.dtype.name)
                             for key, values in arrays.items()}, kind=loaded.kind)
+    holdout, held_out = data_cfg.holdout, {}
     if loaded.kind == "unpaired":
-        streams = {key[-1]: ArraySource({key: values}) for key, values in arrays.items()}
+        streams = {}
+        for key, values in arrays.items():
+            streams[key[-1]], held = split_holdout({key: values}, holdout,
+                                                   where=f"side {key[-1]} of {layout.where}")
+            held_out.update(held)
         dataset, counts = None, " and ".join(f"{len(s)} {k}" for k, s in streams.items())
     else:
-        streams, dataset = {}, ArraySource(dict(arrays))
+        streams = {}
+        dataset, held_out = split_holdout(dict(arrays), holdout, where=layout.where)
         counts = f"{len(dataset)} {'pairs' if loaded.kind == 'paired' else 'images'}"
+    if holdout:
+        counts += f", {holdout} {'of each side ' if loaded.kind == 'unpaired' else ''}held out"
     shapes = ", ".join(f"{key} {'x'.join(map(str, shape))}"
                        for key, (shape, _) in spec.arrays.items())
     where = "read from" if loaded.from_cache else "decoded into"
     description = (f"{name}: {loaded.kind} images in {layout.where} ({counts}; {shapes}), "
                    f"{where} {loaded.cache}")
     return Data(name=name, description=description, spec=spec, dataset=dataset, streams=streams,
-                folder=True)
+                folder=True, held_out=held_out if holdout else {})
 

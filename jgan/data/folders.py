@@ -123,7 +123,14 @@ def find_layout(folder: Path, split: str, pairing: str) -> FolderLayout:
             unmatched = sorted({p.stem for p in a_files} ^ {p.stem for p in b_files})
             example = unmatched[0] if unmatched else "a name used twice"
             raise DataError(f"data.pairing=paired, but the names in {a_dir} and {b_dir} do not "
-                            f"match one to one (e.g. {example}): use data.pairing=unpaired")
+                            f"match one to one (e.g. {example}): rename them so that each A "
+                            "image has the B image of the same name, or train unpaired with "
+                            "data.pairing=unpaired")
+        for side, files, others in (("A", a_files, a_other), ("B", b_files, b_other)):
+            if not files:
+                raise DataError(f"{folder / (split + side)} holds no image ({len(others)} other "
+                                "file(s)), and A/B data needs images on both sides: put PNG, "
+                                "JPEG, BMP or TIFF images there")
         where = f"{a_dir}/ and {b_dir.name}/"
         if pairs is not None and pairing != "unpaired":
             streams = {("image_A", "image_B"): pairs}
@@ -292,3 +299,8 @@ def load_folder(layout: FolderLayout, *, name: str, split: str, image_size: int,
         warnings.warn(f"skipped {len(result.skipped)} unreadable or non-image file(s) in "
                       f"{layout.root}: {', '.join(result.skipped)}", stacklevel=2)
     return result
+
+
+# Public names for tools that read a loose folder of images (jgan.translate).
+scan_images = _scan
+DECODE_ERRORS = _DECODE_ERRORS

@@ -4,9 +4,15 @@ from jgan.models.bigan import BiGANEncoder, BiGANGenerator, JointDiscriminator
 from jgan.models.dcgan import DCGANDiscriminator, DCGANGenerator
 from jgan.models.mlp import (ConditionalMLPDiscriminator, ConditionalMLPGenerator,
                              MLPDiscriminator, MLPGenerator)
+from jgan.models.patchgan import (ImageDiscriminator, PatchDiscriminator, PixelDiscriminator,
+                                  image_layers, patch_layers, pixel_layers, receptive_field)
+from jgan.models.resnet_generator import ResNetGenerator
 from jgan.models.toy import ACTIVATIONS, ToyDiscriminator, ToyGenerator
+from jgan.models.unet import UNetGenerator, unet_skip_shapes
 
 __all__ = ["ACTIVATIONS", "BiGANEncoder", "BiGANGenerator", "ConditionalMLPDiscriminator",
            "ConditionalMLPGenerator", "DCGANDiscriminator", "DCGANGenerator",
-           "JointDiscriminator", "MLPDiscriminator", "MLPGenerator", "ToyDiscriminator",
-           "ToyGenerator"]
+           "ImageDiscriminator", "JointDiscriminator", "MLPDiscriminator", "MLPGenerator",
+           "PatchDiscriminator", "PixelDiscriminator", "ResNetGenerator", "ToyDiscriminator",
+           "ToyGenerator", "UNetGenerator", "image_layers", "patch_layers", "pixel_layers",
+           "receptive_field", "unet_skip_shapes"]

@@ -4,12 +4,14 @@ from jgan.nn.conditioning import concat_label_planes, concat_label_vector, one_h
 from jgan.nn.features import sow_features, sown_features
 from jgan.nn.maxout import Maxout
 from jgan.nn.minibatch import MinibatchDiscrimination, pack_samples
+from jgan.nn.normalization import NORMS, conv_bias, norm_layer
 from jgan.nn.pooling import MixedPooling
 from jgan.nn.spectral_norm import SPECTRAL_STATS, maybe_spectral_norm
 from jgan.nn.strided_conv import Conv, strided_conv
 from jgan.nn.transposed_conv import ConvTranspose, conv_transpose, torch_style_padding
 
 __all__ = ["Conv", "ConvTranspose", "Maxout", "MinibatchDiscrimination", "MixedPooling",
-           "SPECTRAL_STATS", "concat_label_planes", "concat_label_vector", "conv_transpose",
-           "maybe_spectral_norm", "one_hot_labels", "pack_samples", "sow_features",
-           "sown_features", "strided_conv", "torch_style_padding"]
+           "NORMS", "SPECTRAL_STATS", "concat_label_planes", "concat_label_vector",
+           "conv_bias", "conv_transpose", "maybe_spectral_norm", "norm_layer", "one_hot_labels",
+           "pack_samples", "sow_features", "sown_features", "strided_conv",
+           "torch_style_padding"]

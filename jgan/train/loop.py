@@ -20,7 +20,7 @@ from jgan import config as config_lib
 from jgan.checkpoint import Checkpointer
 from jgan.data import open_data
 from jgan.errors import Interrupted, NonFiniteLossError, UserError
-from jgan.images import save_png
+from jgan.images import save_png, write_gif
 from jgan.metrics.evaluation import make_evaluator
 from jgan.train.history import History, plot_history
 from jgan.train.distributed import (broadcast, global_batch, is_primary, local_copy, on_primary,
@@ -34,6 +34,7 @@ from jgan.train.setup import build_setup
 from jgan.train.stopping import stop_requests
 
 LOSS_CURVE = "loss_curve.png"
+TRAINING_GIF = "training.gif"  # the preview grids over training, written when the run ends
 BEST_DIR = "best"  # the best checkpoint by FID, kept beside checkpoints/ when evaluating
 
 
@@ -141,7 +142,9 @@ def _train(config, workdir, data, setup, evaluator, mesh, keys, stop, log):
         f"{f' over {jax.process_count()} processes' if jax.process_count() > 1 else ''}; "
         f"train step compiled in {time.perf_counter() - compile_start:.1f} s")
     fault_point("compiled")
-    preview_inputs = (setup.preview_inputs(keys["grid"], tc.grid_size, loader.global_batch(0))
+    # The previews show the held-out examples when the data sets some aside, else step 0's.
+    preview_batch = data.held_out or (loader.global_batch(0) if primary else None)
+    preview_inputs = (setup.preview_inputs(keys["grid"], tc.grid_size, preview_batch)
                       if primary else None)
 
     def save_samples(state, step):
@@ -149,6 +152,9 @@ def _train(config, workdir, data, setup, evaluator, mesh, keys, stop, log):
             for name, grid in setup.preview(local_copy(state), preview_inputs).items():
                 save_png(grid, workdir / "samples" / f"{name}step_{step:06d}.png")
             plot_history(history.rows(), workdir / LOSS_CURVE)
+            if step == tc.steps:
+                write_gif(sorted((workdir / "samples").glob("step_*.png")),
+                          workdir / TRAINING_GIF)
 
     def save_checkpoint(state, step, wall_s, *, to=checkpointer, **meta):
         to.save(step, state, run_key,
@@ -236,8 +242,8 @@ def _train(config, workdir, data, setup, evaluator, mesh, keys, stop, log):
             if manager is not None:
                 manager.wait()
                 manager.close()
-    log(f"done: step {int(to_host(state.step))}, samples in {workdir / 'samples'}, curves in "
-        f"{workdir / LOSS_CURVE}")
+    log(f"done: step {int(to_host(state.step))}, samples in {workdir / 'samples'} and "
+        f"{workdir / TRAINING_GIF}, curves in {workdir / LOSS_CURVE}")
     return state
 
 

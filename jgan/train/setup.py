@@ -55,6 +55,8 @@ class Setup:
       step folds in `state.step`. Metrics are scalars with `loss/d` and `loss/g` among them.
     num_classes: > 0 when `sample_inputs` takes class `labels` (`jgan.tools.sample --labels`).
     batches_per_step: the loader's batch is this many minibatches of `train.batch_size`.
+    directions: what `translate` takes, "AtoB" and/or "BtoA" (the first is the default); empty
+      for a family that draws images from latents.
     """
 
     networks: dict[str, Network]
@@ -62,6 +64,7 @@ class Setup:
     train_step: Callable
     num_classes: int = 0
     batches_per_step: int = 1
+    directions: tuple[str, ...] = ()
 
     def init_state(self, key: jax.Array) -> TrainState:
         return init_train_state(self.networks, key, self.example_inputs)
@@ -94,6 +97,23 @@ class Setup:
         """uint8 grids by name: "" is `samples/step_N.png`, "NAME_" is `samples/NAME_step_N.png`."""
         inputs, columns = fixed
         return {"": make_grid(to_uint8(self.sample_fn(state, inputs)), columns=columns)}
+
+    # Image-to-image families (Pix2Pix, CycleGAN) answer these two; `jgan.translate` and
+    # `jgan.tools.evaluate_translation` use nothing else of them.
+
+    def translation_shape(self, direction: str) -> tuple[int, int, int]:
+        """`(H, W, C)` of the images that `translate` takes in `direction` ("AtoB" or "BtoA");
+        a one-line UserError for a direction this setup does not translate."""
+        raise UserError("this run's generator draws images from latents and translates none: "
+                        "pass the run directory of a pix2pix or cyclegan run")
+
+    def translate(self, state: TrainState, images: jax.Array, keys: jax.Array, *,
+                  direction: str) -> jax.Array:
+        """float [-1, 1] `[N, H, W, C]` -> `[N, H, W, C']` in [-1, 1]; image i depends on
+        `images[i]` and `keys[i]` (its dropout) alone, so batching never changes a result. Pure
+        and jittable with `direction` static."""
+        raise UserError("this run's generator draws images from latents and translates none: "
+                        "pass the run directory of a pix2pix or cyclegan run")
 
 
 def refuse_first(refusals) -> None:

@@ -1,0 +1,207 @@
+"""Pix2Pix and CycleGAN as users run them: train, learn, save, resume bit for bit, translate a
+folder; and the one-line errors for folders they cannot train on.
+
+The images are synthetic (smooth colour fields, B the inverse of A when paired): these tests are
+about the machinery. The measured results on facades and summer2winter are docs/results.md's.
+"""
+
+import csv
+import importlib
+
+import jax
+import numpy as np
+import PIL.Image
+import pytest
+
+from conftest import paired_folder, tiny_translation_config, unpaired_folder, write_image_folder
+from jgan.checkpoint import Checkpointer
+from jgan.train import loop
+from jgan.translate import translate_folder
+
+STEPS = 24  # enough for the reconstruction losses to fall, cheap once compiled
+
+
+def _history(run_dir, name: str) -> np.ndarray:
+    with open(run_dir / "history.csv") as f:
+        return np.array([float(row[name]) for row in csv.DictReader(f)])
+
+
+def _assert_states_equal(a, b):
+    for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True):
+        np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
+
+
+@pytest.mark.parametrize("family, make_folder, falling", [
+    ("pix2pix", paired_folder, "loss/g_l1"),
+    ("cyclegan", unpaired_folder, "loss/cycle_A"),
+])
+def test_trains_learns_resumes_bit_for_bit_and_translates_a_folder(family, make_folder, falling,
+                                                                   tmp_path):
+    images = make_folder(tmp_path / "data")
+    config = tiny_translation_config(family, images, steps=STEPS, checkpoint_every=STEPS // 2,
+                                     sample_every=STEPS // 2)
+    whole = loop.train(config, tmp_path / "whole", log=lambda _: None)
+    halves = tmp_path / "halves"
+    loop.train(tiny_translation_config(family, images, steps=STEPS // 2,
+                                       checkpoint_every=STEPS // 2, sample_every=STEPS // 2),
+               halves, log=lambda _: None)
+    resumed = loop.train(config, halves, log=lambda _: None)
+    _assert_states_equal(whole, resumed)
+    assert Checkpointer(halves / "checkpoints").all_steps() == [STEPS // 2, STEPS]
+
+    losses = _history(tmp_path / "whole", falling)
+    assert losses[-4:].mean() < 0.8 * losses[:4].mean(), losses
+    if family == "cyclegan":
+        # The pools filled from the first step on and were restored with the rest of the state.
+        assert int(resumed.extra["fake_B_pool"].count) == min(2 * STEPS, 50)
+    grid = np.asarray(PIL.Image.open(tmp_path / "whole" / "samples" / f"step_{STEPS:06d}.png"))
+    rows = 3 if family == "pix2pix" else 6  # input|output|target; real|fake|rec for each side
+    assert grid.shape[:2] == (rows * 34 + 2, 2 * 34 + 2)  # 2 held-out columns of 32 + borders
+    assert (tmp_path / "whole" / "training.gif").is_file()
+
+    # Photos of other sizes and modes come back with their names and sizes.
+    photos = tmp_path / "photos"
+    write_image_folder(photos, ["wide.png"], size=48)
+    PIL.Image.fromarray(np.full((20, 36), 90, np.uint8)).save(photos / "grey.png")
+    written = translate_folder(tmp_path / "whole", photos, tmp_path / "out")
+    assert sorted(path.name for path in written) == ["grey.png", "wide.png"]
+    assert PIL.Image.open(tmp_path / "out" / "grey.png").size == (36, 20)
+    again = translate_folder(tmp_path / "whole", photos, tmp_path / "out_again")
+    for first, second in zip(written, again):
+        assert first.read_bytes() == second.read_bytes()  # dropout keys come from the seed
+
+
+def _experiment_error(name, argv, capsys) -> str:
+    module = importlib.import_module(f"experiments.{name}")
+    assert module.main(argv) == 2
+    message = capsys.readouterr().err.strip()
+    assert message.count("\n") == 0, message
+    return message
+
+
+def test_pix2pix_refuses_a_folder_whose_a_and_b_names_do_not_match(tmp_path, capsys):
+    write_image_folder(tmp_path / "trainA", ["1.png", "2.png", "3.png"])
+    write_image_folder(tmp_path / "trainB", ["1.png", "2.png", "4.png"])
+    message = _experiment_error("pix2pix", ["--images", str(tmp_path), "--workdir",
+                                            str(tmp_path / "run")], capsys)
+    assert "do not match one to one (e.g. 3)" in message and "rename" in message
+    assert not (tmp_path / "run").exists()
+
+
+def test_cyclegan_refuses_an_unpaired_folder_with_an_empty_side(tmp_path, capsys):
+    write_image_folder(tmp_path / "trainA", ["a.png", "b.png"])
+    (tmp_path / "trainB").mkdir()
+    (tmp_path / "trainB" / "notes.txt").write_text("no images here")
+    message = _experiment_error("cyclegan", ["--images", str(tmp_path), "--set",
+                                             "data.split=train", "--workdir",
+                                             str(tmp_path / "run")], capsys)
+    assert "trainB holds no image (1 other file(s))" in message
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("flags, expected", [
+    (["--set", "model.generator=unet_100"], "model.generator='unet_100' is unknown"),
+    (["--set", "model.generator=resnet_9blocks", "--set", "model.unet_depth=4"],
+     "model.unet_depth applies to U-Net generators"),
+    (["--set", "data.image_size=40"], "sides must be multiples of 128"),
+    (["--set", "model.direction=AtoC"], "model.direction='AtoC' is unknown"),
+    (["--set", "loss.lambda_l1=-1"], "loss.lambda_l1=-1.0: use 0 or more"),
+    (["--loss", "hinge"], "loss.gan_loss='hinge' is unknown"),
+    (["--set", "data.holdout=400"], "data.holdout=400 leaves no training example"),
+])
+def test_pix2pix_settings_that_cannot_work_get_one_line(flags, expected, tmp_path, capsys):
+    images = paired_folder(tmp_path / "data", count=12)  # the default holds 8 out
+    message = _experiment_error("pix2pix", ["--images", str(images), "--workdir",
+                                            str(tmp_path / "run"), *flags], capsys)
+    assert expected in message, message
+
+
+def test_cyclegan_takes_paired_folders_past_its_data_check_and_refuses_a_negative_pool(
+        tmp_path, capsys):
+    images = paired_folder(tmp_path / "data", count=4)
+    message = _experiment_error("cyclegan", ["--images", str(images), "--set", "data.split=train",
+                                             "--set", "data.holdout=1", "--set",
+                                             "loss.pool_size=-1", "--workdir",
+                                             str(tmp_path / "run")], capsys)
+    assert "loss.pool_size=-1: use 0 or more (0: no pool)" in message
+
+
+EIGHT_DEVICE_WORKER = """
+import dataclasses, json, sys
+from pathlib import Path
+import jax, numpy as np
+sys.path.insert(0, "tests")
+from conftest import tiny_translation_config
+from jgan.data import open_data
+from jgan.train import loop
+from jgan.train.setup import build_setup
+outputs = []
+for family in ("pix2pix", "cyclegan"):
+    config = tiny_translation_config(family, Path(sys.argv[1]) / family, steps=2, batch_size=8,
+                                     checkpoint_every=2, sample_every=2)
+    # A pool of 2 is full after 2 of the first batch's 8 fakes: the swaps run sharded too.
+    config = dataclasses.replace(config, loss=dataclasses.replace(config.loss, pool_size=2)) \\
+        if family == "cyclegan" else config
+    state = loop.train(config, Path(sys.argv[2]) / family, log=lambda _: None)
+    data = open_data(config.data, log=lambda _: None)
+    setup = build_setup(config, data.spec)
+    keys = jax.random.split(jax.random.key(5), 2)
+    for direction in setup.directions:
+        source = data.held_out["image_" + direction[0]].astype(np.float32) / 127.5 - 1
+        outputs.append(np.asarray(setup.translate(state, source, keys, direction=direction)))
+    outputs += [np.asarray(pool.images) for pool in state.extra.values()]
+print(json.dumps({"devices": jax.device_count(), "outputs": [x.tolist() for x in outputs]}))
+"""
+
+
+def test_eight_devices_train_both_families_like_one(tmp_path):
+    """The translations of the held-out images and the pools' fakes after two steps. Not the
+    parameters: a conv bias before instance norm has a gradient of rounding noise alone (the
+    norm cancels it), which Adam turns into steps of +-lr whose sign differs between reduction
+    orders, without changing any output."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    from conftest import REPO
+
+    paired_folder(tmp_path / "data" / "pix2pix", count=12)
+    unpaired_folder(tmp_path / "data" / "cyclegan", count_a=12, count_b=11)
+    processes = [subprocess.Popen(
+        [sys.executable, "-c", EIGHT_DEVICE_WORKER, str(tmp_path / "data"),
+         str(tmp_path / f"runs{devices}")], cwd=REPO, stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, text=True,
+        env={**os.environ, "JAX_PLATFORMS": "cpu",
+             "XLA_FLAGS": f"--xla_force_host_platform_device_count={devices}"})
+        for devices in (1, 8)]
+    results = []
+    for process in processes:
+        stdout, stderr = process.communicate(timeout=600)
+        assert process.returncode == 0, stderr[-2000:]
+        results.append(json.loads(stdout.strip().splitlines()[-1]))
+    one, eight = results
+    assert (one["devices"], eight["devices"]) == (1, 8)
+    assert len(one["outputs"]) == len(eight["outputs"]) == 5  # 1 + 2 translations, 2 pools
+    for a, b in zip(one["outputs"], eight["outputs"]):
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("pool_size", [0, 3])
+def test_a_cyclegan_state_holds_no_empty_array_whatever_the_pool(pool_size):
+    """Orbax cannot save an empty array: without a pool, the state has no pool entries."""
+    import dataclasses
+
+    from jgan.data import DataSpec
+    from jgan.train.setup import build_setup
+
+    config = tiny_translation_config("cyclegan", "unused")
+    config = dataclasses.replace(config, loss=dataclasses.replace(config.loss,
+                                                                  pool_size=pool_size))
+    spec = DataSpec(arrays={"image_A": ((32, 32, 3), "uint8"), "image_B": ((32, 32, 1), "uint8")},
+                    kind="unpaired")
+    state = jax.eval_shape(build_setup(config, spec).init_state, jax.random.key(0))
+    assert all(leaf.size > 0 for leaf in jax.tree.leaves(state))
+    pools = {name: pool.images.shape for name, pool in state.extra.items()}
+    assert pools == ({} if pool_size == 0 else {"fake_A_pool": (3, 32, 32, 3),
+                                                 "fake_B_pool": (3, 32, 32, 1)})
