@@ -136,7 +136,9 @@ from jgan.data import open_data
 from jgan.train import loop
 from jgan.train.setup import build_setup
 outputs = []
-for family in ("pix2pix", "cyclegan"):
+# CycleGAN holds what data parallelism could break here: per-image jitter draws and the pools'
+# sequential scan over a sharded batch (BatchNorm over shards is the GAN family's test).
+for family in ("cyclegan",):
     config = tiny_translation_config(family, Path(sys.argv[1]) / family, steps=2, batch_size=8,
                                      checkpoint_every=2, sample_every=2)
     # A pool of 2 is full after 2 of the first batch's 8 fakes: the swaps run sharded too.
@@ -154,7 +156,7 @@ print(json.dumps({"devices": jax.device_count(), "outputs": [x.tolist() for x in
 """
 
 
-def test_eight_devices_train_both_families_like_one(tmp_path):
+def test_eight_devices_train_cyclegan_like_one(tmp_path):
     """The translations of the held-out images and the pools' fakes after two steps. Not the
     parameters: a conv bias before instance norm has a gradient of rounding noise alone (the
     norm cancels it), which Adam turns into steps of +-lr whose sign differs between reduction
@@ -166,7 +168,6 @@ def test_eight_devices_train_both_families_like_one(tmp_path):
 
     from conftest import REPO
 
-    paired_folder(tmp_path / "data" / "pix2pix", count=12)
     unpaired_folder(tmp_path / "data" / "cyclegan", count_a=12, count_b=11)
     processes = [subprocess.Popen(
         [sys.executable, "-c", EIGHT_DEVICE_WORKER, str(tmp_path / "data"),
@@ -182,7 +183,7 @@ def test_eight_devices_train_both_families_like_one(tmp_path):
         results.append(json.loads(stdout.strip().splitlines()[-1]))
     one, eight = results
     assert (one["devices"], eight["devices"]) == (1, 8)
-    assert len(one["outputs"]) == len(eight["outputs"]) == 5  # 1 + 2 translations, 2 pools
+    assert len(one["outputs"]) == len(eight["outputs"]) == 4  # 2 translations, 2 pools
     for a, b in zip(one["outputs"], eight["outputs"]):
         np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-4, atol=1e-4)
 
