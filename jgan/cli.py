@@ -83,15 +83,17 @@ def _field_list(config) -> str:
 
 
 @reports_errors
-def run_experiment(default, argv=None, *, description: str = "", presets=None) -> int:
+def run_experiment(default, argv=None, *, description: str = "", presets=None,
+                   parents=()) -> int:
     """Parse flags, train, and turn user errors into one line on stderr. Returns the exit code.
 
-    `presets`: named configs for `--preset NAME` (see `parse_config`)."""
+    `presets`: named configs for `--preset NAME` (see `parse_config`); `parents`: parsers of
+    the experiment's own flags, listed in `--help`."""
     from jgan.train.loop import train
 
     launch = distributed.launch_flags()
-    config, workdir = parse_config(default, argv, description=description, parents=[launch],
-                                   presets=presets)
+    config, workdir = parse_config(default, argv, description=description,
+                                   parents=[launch, *parents], presets=presets)
     job, _ = launch.parse_known_args(argv)
     distributed.initialize(job.coordinator, job.num_processes, job.process_id)
     train(config, workdir)

@@ -33,6 +33,14 @@ class DataConfig:
     # Folders only: this many examples (of each side, when unpaired) are set aside, never trained
     # on, and shown in every preview grid; the same ones whatever the seed (jgan.data.datasets)
     holdout: int = 0
+    # Folders only (jgan.data.preprocess): "" none, "auto" (the folder's uniform border cut off,
+    # the box grown to a square) or a box "top,left,bottom,right" in source pixels (bottom and
+    # right excluded), cut before image_size's resize and pasted back into the border by the
+    # sampler
+    crop: str = ""
+    # Folders only: model inputs are pixel / 255 minus the training images' per-channel mean
+    # (stored in the run's data spec) instead of pixel / 127.5 - 1
+    center: bool = False
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)

@@ -173,3 +173,31 @@ def tiny_translation_config(family: str, images: Path, **train) -> Config:
                   model=model_config(g_features=4, d_features=4, d_layers=2, **extra),
                   optim=OptimConfig(g_lr=1e-2, d_lr=1e-2),
                   train=TrainConfig(**{**defaults, **train}))
+
+
+# --- Test-time savings (issue: room in CI's time budget) ---------------------------------------
+
+def drawn_state(setup, seed: int = 0):
+    """A train state of `setup` with each network's variables from `drawn_variables` and its
+    optimizer state at its initial zeros, built without compiling `setup.init_state` (for a
+    BigBiGAN at test size, seconds of threefry and init programs). For checks of a step that
+    hold whatever the weights; families whose state holds `extra` entries are refused."""
+    import numpy as np
+
+    from jgan.train.state import NetworkState, TrainState
+
+    nets = {}
+    for index, name in enumerate(sorted(setup.networks)):
+        network = setup.networks[name]
+        variables = dict(drawn_variables(network.module, *setup.example_inputs[name],
+                                         seed=seed + index, train=False))
+        params = variables.pop("params")
+        opt_state = jax.tree.map(lambda leaf: np.zeros(leaf.shape, leaf.dtype),
+                                 jax.eval_shape(network.tx.init, params))
+        nets[name] = NetworkState(params=params, opt_state=opt_state, collections=variables)
+    state = TrainState(step=np.zeros((), np.int32), nets=nets)
+    expected = jax.eval_shape(setup.init_state, jax.random.key(0))
+    assert jax.tree.structure(state) == jax.tree.structure(expected), "state has extra entries"
+    assert [(x.shape, x.dtype) for x in jax.tree.leaves(state)] == [
+        (x.shape, x.dtype) for x in jax.tree.leaves(expected)]
+    return state

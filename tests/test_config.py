@@ -70,6 +70,6 @@ def test_a_config_json_from_before_families_is_read_as_its_family():
 
 
 def test_unknown_family_is_refused():
-    with pytest.raises(UserError, match=r"family='stylegan' is unknown: choose one of "
-                                        r"\['bigan', 'cyclegan', 'gan', 'pix2pix'\]"):
-        Config(family="stylegan")
+    with pytest.raises(UserError, match=r"family='biggan' is unknown: choose one of "
+                                        r"\['bigan', 'cyclegan', 'gan', 'pix2pix', 'stylegan'\]"):
+        Config(family="biggan")

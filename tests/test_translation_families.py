@@ -166,7 +166,7 @@ def test_eight_devices_train_cyclegan_like_one(tmp_path):
     import subprocess
     import sys
 
-    from conftest import REPO
+    from conftest import QUICK_COMPILE_FLAGS, REPO
 
     unpaired_folder(tmp_path / "data" / "cyclegan", count_a=12, count_b=11)
     processes = [subprocess.Popen(
@@ -174,7 +174,8 @@ def test_eight_devices_train_cyclegan_like_one(tmp_path):
          str(tmp_path / f"runs{devices}")], cwd=REPO, stdout=subprocess.PIPE,
         stderr=subprocess.PIPE, text=True,
         env={**os.environ, "JAX_PLATFORMS": "cpu",
-             "XLA_FLAGS": f"--xla_force_host_platform_device_count={devices}"})
+             "XLA_FLAGS": f"--xla_force_host_platform_device_count={devices} "
+                          f"{QUICK_COMPILE_FLAGS}"})
         for devices in (1, 8)]
     results = []
     for process in processes:

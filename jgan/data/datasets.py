@@ -15,6 +15,7 @@ import numpy as np
 
 from jgan.data.folders import check_pairing, find_layout, load_folder
 from jgan.data.loader import BatchLoader, UnpairedLoader, example_arrays, num_classes
+from jgan.data.preprocess import Preprocessing, channel_mean, parse_crop
 from jgan.data.sources import cache_dir, find_dataset, folder_dataset
 from jgan.data.spec import DataSpec
 from jgan.errors import UserError
@@ -106,6 +107,7 @@ def check_data_config(data_cfg) -> None:
     if data_cfg.holdout < 0:
         raise UserError(f"data.holdout {data_cfg.holdout} is negative: use 0 (train on every "
                         "example) or the number to set aside, e.g. --set data.holdout=8")
+    parse_crop(data_cfg.crop)
 
 
 def open_data(data_cfg, *, log=print) -> Data:
@@ -121,9 +123,11 @@ def open_data(data_cfg, *, log=print) -> Data:
     folder = folder_dataset(data_cfg.dataset, data_cfg.data_dir)
     if folder is not None:
         return _open_folder(folder, data_cfg.dataset, data_cfg, log)
-    if data_cfg.channels or data_cfg.pairing != "auto" or data_cfg.holdout:
-        raise UserError(f"data.channels, data.pairing and data.holdout apply to image folders, "
-                        f"not to {data_cfg.dataset}: leave them at 0, auto and 0")
+    if (data_cfg.channels or data_cfg.pairing != "auto" or data_cfg.holdout or data_cfg.crop
+            or data_cfg.center):
+        raise UserError(f"data.channels, data.pairing, data.holdout, data.crop and data.center "
+                        f"apply to image folders, not to {data_cfg.dataset}: leave them at 0, "
+                        "auto, 0, '' and false")
     source = find_dataset(data_cfg.dataset, data_cfg.data_dir, split=data_cfg.split)
     dataset = source.open(data_cfg.split, image_size=data_cfg.image_size)
     first = example_arrays(dataset[0])
@@ -135,12 +139,18 @@ def open_data(data_cfg, *, log=print) -> Data:
 
 def _open_folder(folder: Path, name: str, data_cfg, log) -> Data:
     layout = find_layout(folder, data_cfg.split, data_cfg.pairing)
+    preprocessed = parse_crop(data_cfg.crop) is not None or data_cfg.center
+    if preprocessed and layout.kind != "single":
+        # The spec records one preprocessing, the inverse of a single image stream's.
+        raise UserError(f"data.crop and data.center take a folder of single images, but "
+                        f"{layout.where} holds {layout.kind} A/B data: train on one side with "
+                        "--images DIR/trainA, or drop them")
     loaded = load_folder(layout, name=name, split=data_cfg.split,
                          image_size=data_cfg.image_size, channels=data_cfg.channels,
-                         cache_root=cache_dir(), log=log)
+                         cache_root=cache_dir(), crop=data_cfg.crop, center=data_cfg.center,
+                         log=log)
     arrays = loaded.arrays
-    spec = DataSpec(arrays={key: (tuple(values.shape[1:]), values.dtype.name)
-                            for key, values in arrays.items()}, kind=loaded.kind)
+    shapes = {key: (tuple(values.shape[1:]), values.dtype.name) for key, values in arrays.items()}
     holdout, held_out = data_cfg.holdout, {}
     if loaded.kind == "unpaired":
         streams = {}
@@ -153,13 +163,36 @@ def _open_folder(folder: Path, name: str, data_cfg, log) -> Data:
         streams = {}
         dataset, held_out = split_holdout(dict(arrays), holdout, where=layout.where)
         counts = f"{len(dataset)} {'pairs' if loaded.kind == 'paired' else 'images'}"
+    preprocessing, described = {}, ""
+    if preprocessed:
+        source = loaded.sources["image"]
+        preprocessing = Preprocessing(
+            source_shape=tuple(source["source_shape"]),
+            crop_box=None if source["crop_box"] is None else tuple(source["crop_box"]),
+            border_value=tuple(source["border_value"]), size=shapes["image"][0][:2],
+            # Over the training rows only: the held-out ones stay unseen.
+            mean=channel_mean(arrays["image"], dataset.rows) if data_cfg.center else None)
+        described = f"; {_describe(preprocessing)}"
+        preprocessing = preprocessing.to_json()
+    spec = DataSpec(arrays=shapes, kind=loaded.kind, preprocessing=preprocessing)
     if holdout:
         counts += f", {holdout} {'of each side ' if loaded.kind == 'unpaired' else ''}held out"
     shapes = ", ".join(f"{key} {'x'.join(map(str, shape))}"
                        for key, (shape, _) in spec.arrays.items())
     where = "read from" if loaded.from_cache else "decoded into"
     description = (f"{name}: {loaded.kind} images in {layout.where} ({counts}; {shapes}), "
-                   f"{where} {loaded.cache}")
+                   f"{where} {loaded.cache}{described}")
     return Data(name=name, description=description, spec=spec, dataset=dataset, streams=streams,
                 folder=True, held_out=held_out if holdout else {})
 
+
+def _describe(preprocessing: Preprocessing) -> str:
+    """One line for the run's log: what was cropped, and the mean subtracted."""
+    height, width, _ = preprocessing.source_shape
+    box = preprocessing.crop_box
+    parts = [f"{height}x{width} source" + (f", box {','.join(map(str, box))} (border "
+                                            f"{preprocessing.border_value})" if box else "")]
+    parts.append(f"model images {preprocessing.size[0]}x{preprocessing.size[1]}")
+    if preprocessing.mean is not None:
+        parts.append("centred by mean " + ", ".join(f"{m:.4f}" for m in preprocessing.mean))
+    return "; ".join(parts)

@@ -14,6 +14,10 @@ of the files' relative paths and bytes, Pillow's version and the options: a copy
 shares the cache, any edited, added or removed file makes a new one. Hashing reads every byte at
 each open (about 0.1 s for facades' 30 MB), far cheaper than decoding, and unlike sizes and
 modification times it cannot miss an edit.
+
+`data.crop` cuts the images to a box (found from their uniform border, or given) before the
+resize; the box, border colour and source size are kept in the cache's `meta.json` for
+`jgan.data.preprocess` to undo them.
 """
 
 from __future__ import annotations
@@ -31,6 +35,8 @@ from pathlib import Path
 import numpy as np
 import PIL.Image
 
+from jgan.data.preprocess import (check_box, crop_and_resize, find_border_box, outside_value,
+                                  parse_crop)
 from jgan.data.resize import center_crop_resize
 from jgan.errors import DataError
 
@@ -66,6 +72,9 @@ class FolderArrays:
     cache: Path
     from_cache: bool
     skipped: list[str]
+    # name -> {"source_shape": [H, W, C], "crop_box": [T, L, B, R] or None, "border_value": [C]}:
+    # what jgan.data.preprocess needs to undo the decoding (empty for caches written before it)
+    sources: dict[str, dict] = dataclasses.field(default_factory=dict)
 
 
 def check_pairing(pairing: str) -> None:
@@ -174,7 +183,8 @@ def decode_image(path: Path) -> np.ndarray:
 
 
 def _decode_example(files: tuple[Path, ...], side_by_side: bool, image_size: int):
-    """The arrays of one example at their own channels, or the first file that failed."""
+    """`(arrays, their (H, W) before the resize)` of one example at their own channels, or the
+    first file that failed."""
     images = []
     for path in files:
         try:
@@ -184,9 +194,10 @@ def _decode_example(files: tuple[Path, ...], side_by_side: bool, image_size: int
     if side_by_side:
         half = images[0].shape[1] // 2
         images = [images[0][:, :half], images[0][:, half:2 * half]]
+    source_sizes = [image.shape[:2] for image in images]
     if image_size:
         images = [center_crop_resize(image, image_size) for image in images]
-    return images
+    return images, source_sizes
 
 
 def _set_channels(images: list[np.ndarray], channels: int) -> np.ndarray:
@@ -203,36 +214,63 @@ def _set_channels(images: list[np.ndarray], channels: int) -> np.ndarray:
     return np.stack(out)
 
 
-def _check_sizes(name: str, images: list[np.ndarray], files: list[tuple[Path, ...]], root: Path):
+def _check_sizes(name: str, images: list[np.ndarray], files: list[tuple[Path, ...]], root: Path,
+                 fix: str = "add --set data.image_size=N to centre-crop and resize them to NxN"):
     first = images[0].shape[:2]
     for image, example in zip(images, files):
         if image.shape[:2] != first:
             raise DataError(
                 f"images in {root} differ in size ({_relative(files[0][0], root)} is "
                 f"{first[0]}x{first[1]}, {_relative(example[0], root)} is {image.shape[0]}x"
-                f"{image.shape[1]}{' for ' + name if name != 'image' else ''}): add --set "
-                "data.image_size=N to centre-crop and resize them to NxN")
+                f"{image.shape[1]}{' for ' + name if name != 'image' else ''}): {fix}")
 
 
 def _decode_stream(names, examples, layout: FolderLayout, image_size: int, channels: int,
-                   skipped: list[str]) -> dict[str, np.ndarray]:
+                   skipped: list[str], crop=None) -> tuple[dict[str, np.ndarray], dict]:
+    """`(arrays by name, their sources as FolderArrays.sources)`; `crop` is `parse_crop`'s."""
+    # A crop is found and cut at the source size, so the resize waits for it.
+    resize_now = 0 if crop else image_size
     # Pillow decodes with the GIL released; map keeps the order whatever the threads do.
     workers = min(8, os.cpu_count() or 1)
     with concurrent.futures.ThreadPoolExecutor(workers) as pool:
         decoded = list(pool.map(
-            lambda files: _decode_example(files, layout.side_by_side, image_size), examples))
-    kept = [(files, images) for files, images in zip(examples, decoded)
-            if not isinstance(images, Path)]
-    skipped += [_relative(images, layout.root) for images in decoded if isinstance(images, Path)]
+            lambda files: _decode_example(files, layout.side_by_side, resize_now), examples))
+    kept = [(files, result) for files, result in zip(examples, decoded)
+            if not isinstance(result, Path)]
+    skipped += [_relative(result, layout.root) for result in decoded if isinstance(result, Path)]
     if not kept:
-        return {}
-    arrays = {}
+        return {}, {}
+    arrays, sources = {}, {}
     for index, name in enumerate(names):
-        images = [example[1][index] for example in kept]
-        if not image_size:
-            _check_sizes(name, images, [example[0] for example in kept], layout.root)
-        arrays[name] = _set_channels(images, channels)
-    return arrays
+        images = [result[0][index] for _, result in kept]
+        example_files = [files for files, _ in kept]
+        if crop:
+            _check_sizes(name, images, example_files, layout.root,
+                         fix="data.crop needs images of one size: crop them beforehand, or drop "
+                             "data.crop and add --set data.image_size=N")
+            source = _set_channels(images, channels)  # greyscale first: the border is its value
+            if crop == "auto":
+                box, border = find_border_box(
+                    source, names=[_relative(files[0], layout.root) for files in example_files])
+            else:
+                check_box(crop, *source.shape[1:3], layout.where)
+                box, border = crop, outside_value(source, crop)
+            arrays[name] = np.stack([crop_and_resize(image, box, image_size)
+                                     for image in source])
+            shape = source.shape[1:]
+        else:
+            if not image_size:
+                _check_sizes(name, images, example_files, layout.root)
+            arrays[name] = _set_channels(images, channels)
+            box, channels_out = None, arrays[name].shape[-1]
+            border = (0,) * channels_out
+            # Mixed source sizes have no one size to return to: the model's size stands in.
+            sizes = {result[1][index] for _, result in kept}
+            shape = (*sizes.pop(), channels_out) if len(sizes) == 1 else arrays[name].shape[1:]
+        sources[name] = {"source_shape": [int(n) for n in shape],
+                         "crop_box": None if box is None else [int(n) for n in box],
+                         "border_value": [int(v) for v in border]}
+    return arrays, sources
 
 
 def _content_key(layout: FolderLayout, options: dict) -> str:
@@ -253,10 +291,12 @@ def _content_key(layout: FolderLayout, options: dict) -> str:
 def _read_cache(cache: Path, layout: FolderLayout) -> FolderArrays:
     meta = json.loads((cache / "meta.json").read_text())
     arrays = {name: np.load(cache / f"{name}.npy", mmap_mode="r") for name in meta["arrays"]}
-    return FolderArrays(arrays, layout.kind, cache, True, meta["skipped"])
+    return FolderArrays(arrays, layout.kind, cache, True, meta["skipped"],
+                        meta.get("sources", {}))
 
 
-def _write_cache(cache: Path, arrays: dict[str, np.ndarray], skipped: list[str]) -> None:
+def _write_cache(cache: Path, arrays: dict[str, np.ndarray], skipped: list[str],
+                 sources: dict) -> None:
     """Write into a temporary folder beside `cache`, then rename it: a crash leaves no cache."""
     cache.parent.mkdir(parents=True, exist_ok=True)
     temporary = Path(tempfile.mkdtemp(prefix=f".{cache.name}.", dir=cache.parent))
@@ -264,7 +304,7 @@ def _write_cache(cache: Path, arrays: dict[str, np.ndarray], skipped: list[str])
         for name, values in arrays.items():
             np.save(temporary / f"{name}.npy", values)
         (temporary / "meta.json").write_text(json.dumps(
-            {"arrays": list(arrays), "skipped": skipped}, indent=1))
+            {"arrays": list(arrays), "skipped": skipped, "sources": sources}, indent=1))
         os.rename(temporary, cache)
     except OSError:
         # Another process renamed its own copy there first; it holds the same arrays.
@@ -275,9 +315,21 @@ def _write_cache(cache: Path, arrays: dict[str, np.ndarray], skipped: list[str])
 
 
 def load_folder(layout: FolderLayout, *, name: str, split: str, image_size: int, channels: int,
-                cache_root: Path, log=print) -> FolderArrays:
-    """The layout's arrays, decoded once into `cache_root/folders` and read from there after."""
+                cache_root: Path, crop: str = "", center: bool = False,
+                log=print) -> FolderArrays:
+    """The layout's arrays, decoded once into `cache_root/folders` and read from there after.
+
+    `crop` is `data.crop` (jgan.data.preprocess). `center` does not change the arrays, but a
+    centred run gets its own cache, so that it always records the sources (caches written
+    before they were recorded lack them).
+    """
     options = {"image_size": image_size, "channels": channels, "split": split}
+    crop = parse_crop(crop)
+    # Added only when set, so the caches of runs without them keep their keys.
+    if crop is not None:
+        options["crop"] = crop if crop == "auto" else list(crop)
+    if center:
+        options["center"] = True
     cache = cache_root / "folders" / f"{name}-{split}-{_content_key(layout, options)[:20]}"
     if (cache / "meta.json").is_file():
         result = _read_cache(cache, layout)
@@ -285,16 +337,18 @@ def load_folder(layout: FolderLayout, *, name: str, split: str, image_size: int,
         count = sum(len(examples) for examples in layout.streams.values())
         log(f"decoding {count} examples of {layout.where} into {cache} (once)")
         skipped = [_relative(path, layout.root) for path in layout.other_files]
-        arrays = {}
+        arrays, sources = {}, {}
         for names, examples in layout.streams.items():
-            decoded = _decode_stream(names, examples, layout, image_size, channels, skipped)
+            decoded, found = _decode_stream(names, examples, layout, image_size, channels,
+                                            skipped, crop)
             if not decoded:
                 raise DataError(f"no readable image in {layout.where} ({len(examples)} tried, "
                                 f"{len(skipped)} file(s) skipped): put PNG, JPEG, BMP or TIFF "
                                 "images there")
             arrays.update(decoded)
-        _write_cache(cache, arrays, skipped)
-        result = FolderArrays(arrays, layout.kind, cache, False, skipped)
+            sources.update(found)
+        _write_cache(cache, arrays, skipped, sources)
+        result = FolderArrays(arrays, layout.kind, cache, False, skipped, sources)
     if result.skipped:
         warnings.warn(f"skipped {len(result.skipped)} unreadable or non-image file(s) in "
                       f"{layout.root}: {', '.join(result.skipped)}", stacklevel=2)

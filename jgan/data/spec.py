@@ -19,6 +19,9 @@ class DataSpec:
     # "single": examples stand alone; "paired": one example is an aligned (image_A, image_B);
     # "unpaired": image_A and image_B come from independent streams
     kind: str = "single"
+    # jgan.data.preprocess.Preprocessing.to_json() of an image folder read with data.crop or
+    # data.center, so the tools undo it without the data; empty otherwise
+    preprocessing: dict = dataclasses.field(default_factory=dict)
 
     def __post_init__(self):
         if self.kind not in KINDS:
@@ -28,15 +31,21 @@ class DataSpec:
         return self.arrays[name][0]
 
     def to_json(self) -> dict:
-        return {"arrays": {name: {"shape": list(shape), "dtype": dtype}
+        """The spec as JSON; `preprocessing` only when there is some, so that the specs of
+        other runs read as they did before it existed."""
+        data = {"arrays": {name: {"shape": list(shape), "dtype": dtype}
                            for name, (shape, dtype) in self.arrays.items()},
                 "num_classes": self.num_classes, "kind": self.kind}
+        if self.preprocessing:
+            data["preprocessing"] = self.preprocessing
+        return data
 
     @classmethod
     def from_json(cls, data: dict) -> DataSpec:
         arrays = {name: (tuple(int(n) for n in entry["shape"]), str(entry["dtype"]))
                   for name, entry in data["arrays"].items()}
-        return cls(arrays=arrays, num_classes=int(data["num_classes"]), kind=data["kind"])
+        return cls(arrays=arrays, num_classes=int(data["num_classes"]), kind=data["kind"],
+                   preprocessing=dict(data.get("preprocessing", {})))
 
     @classmethod
     def from_image_shape(cls, shape, num_classes: int = 0) -> DataSpec:

@@ -214,6 +214,29 @@ def fit_logistic(features: np.ndarray, labels: np.ndarray, l2: float,
     return theta[:-1], float(theta[-1])
 
 
+def fit_patch_encoder(inputs, *, patch: int, centroids: int, samples: int, seed: int,
+                      what: str) -> dict:
+    """Coates et al. 2011's unsupervised encoder of `to_input` images: `samples` random patches,
+    ZCA-whitened, clustered into `centroids` by k-means; `{"patch_mean", "whitening",
+    "centroids"}` for `encode`. All randomness is NumPy's from `seed`."""
+    all_patches = patches(inputs, patch).reshape(-1, patch * patch * 3)
+    if len(all_patches) < centroids:
+        raise UserError(f"{what}: {len(all_patches)} patches cannot make {centroids} "
+                        "centroids: pass fewer centroids or more images")
+    rng = np.random.default_rng(seed)
+    sample = all_patches[np.sort(rng.choice(len(all_patches), min(samples, len(all_patches)),
+                                            replace=False))].astype(np.float64)
+    patch_mean = sample.mean(0)
+    eigenvalues, eigenvectors = np.linalg.eigh(np.cov(sample - patch_mean, rowvar=False))
+    whitening = (eigenvectors / np.sqrt(np.maximum(eigenvalues, 0) + WHITENING_EPSILON)
+                 ) @ eigenvectors.T
+    params = {"patch_mean": patch_mean.astype(np.float32),
+              "whitening": whitening.astype(np.float32)}
+    params["centroids"] = kmeans(((sample - patch_mean) @ whitening).astype(np.float32),
+                                 centroids, rng)
+    return params
+
+
 def train_domain_classifier(images_A, images_B, *, seed: int = 0, size: int = 32,
                             patch: int = 5, centroids: int = 400, l2: float = 1.0,
                             samples: int = 40000, log=print) -> DomainClassifier:
@@ -237,21 +260,8 @@ def train_domain_classifier(images_A, images_B, *, seed: int = 0, size: int = 32
     start = time.perf_counter()
     inputs = np.concatenate([to_input(images_A, size), to_input(images_B, size)])
     labels = np.concatenate([np.zeros(len(images_A)), np.ones(len(images_B))])
-    all_patches = patches(inputs, patch).reshape(-1, patch * patch * 3)
-    if len(all_patches) < centroids:
-        raise UserError(f"domain classifier: {len(all_patches)} patches cannot make "
-                        f"{centroids} centroids: pass fewer centroids or more images")
-    rng = np.random.default_rng(seed)
-    sample = all_patches[np.sort(rng.choice(len(all_patches), min(samples, len(all_patches)),
-                                            replace=False))].astype(np.float64)
-    patch_mean = sample.mean(0)
-    eigenvalues, eigenvectors = np.linalg.eigh(np.cov(sample - patch_mean, rowvar=False))
-    whitening = (eigenvectors / np.sqrt(np.maximum(eigenvalues, 0) + WHITENING_EPSILON)
-                 ) @ eigenvectors.T
-    params = {"patch_mean": patch_mean.astype(np.float32),
-              "whitening": whitening.astype(np.float32)}
-    params["centroids"] = kmeans(((sample - patch_mean) @ whitening).astype(np.float32),
-                                 centroids, rng)
+    params = fit_patch_encoder(inputs, patch=patch, centroids=centroids, samples=samples,
+                               seed=seed, what="domain classifier")
     features = encode(inputs, params).astype(np.float64)
     params["feature_mean"] = features.mean(0)
     params["feature_scale"] = features.std(0) + 1e-6

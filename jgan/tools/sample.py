@@ -19,7 +19,7 @@ import numpy as np
 from jgan.checkpoint import Checkpointer, DamagedCheckpointError
 from jgan.errors import UserError, reports_errors
 from jgan.images import make_grid, save_png
-from jgan.data import DataSpec
+from jgan.data import DataSpec, Preprocessing
 from jgan.generate import draw_samples
 from jgan.train.loop import BEST_DIR, abstract_train_state, run_keys
 from jgan.train.parallel import make_mesh
@@ -99,12 +99,20 @@ def generate_images(run_dir, num_images: int, save_folder=None, *, seed: int = 0
                     step: int | None = None, labels=None, best: bool = False) -> np.ndarray:
     """uint8 images `[num_images, H, W, C]` from the run's generator, z drawn from `seed`.
 
+    A run on a folder read with data.crop or data.center gives images the size and look of its
+    source files: resized back to the crop box and pasted into the border (`to_source`).
     For a conditional run, `labels` (default: every class) are spread evenly: image i has label
     `labels[i // (num_images // len(labels))]`. With `save_folder`, each image is also written as
     `000000.png`, `000001.png`, ... `best` takes the run's best checkpoint by FID.
     """
-    setup, state, _ = load_run(run_dir, step, best=best)
+    # load_run's steps, keeping the checkpoint's data spec, which holds the preprocessing
+    with open_checkpoint(run_dir, step, best=best) as (checkpointer, step, meta, config, setup):
+        abstract = abstract_train_state(setup, run_keys(config.train.seed)["init"], make_mesh())
+        state, _, _ = checkpointer.restore(step, abstract)
+        spec = run_data_spec(meta, config)
     images, _ = draw_samples(setup, state, num_images, seed=seed, labels=labels)
+    if spec.preprocessing:
+        images = Preprocessing.from_spec(spec).to_source(images)
     save_images(images, save_folder)
     return images
 

@@ -57,6 +57,8 @@ class Setup:
     batches_per_step: the loader's batch is this many minibatches of `train.batch_size`.
     directions: what `translate` takes, "AtoB" and/or "BtoA" (the first is the default); empty
       for a family that draws images from latents.
+    takes_centred_data: the family feeds its networks through `jgan.data.preprocess`, so it can
+      train on `data.center` (pixels in [0, 1] less the mean); the others take [-1, 1].
     """
 
     networks: dict[str, Network]
@@ -65,6 +67,7 @@ class Setup:
     num_classes: int = 0
     batches_per_step: int = 1
     directions: tuple[str, ...] = ()
+    takes_centred_data: bool = False
 
     def init_state(self, key: jax.Array) -> TrainState:
         return init_train_state(self.networks, key, self.example_inputs)
@@ -146,4 +149,8 @@ def build_setup(config, spec) -> Setup:
     from jgan.families import get_family
 
     check_run_settings(config)
-    return get_family(config.family).build(config, spec)
+    setup = get_family(config.family).build(config, spec)
+    if config.data.center and not setup.takes_centred_data:
+        raise UserError(f"data.center feeds centred pixels, which the {config.family} family "
+                        "does not take: drop data.center (its networks read [-1, 1])")
+    return setup
