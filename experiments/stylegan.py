@@ -114,8 +114,7 @@ def main(argv=None) -> int:
         seed.add_argument("--seed", type=int, default=0)
         args.seed = seed.parse_known_args(argv)[0].seed
         return sample(args)
-    rest = [arg for arg in (argv if argv is not None else sys.argv[1:])]
-    return run_experiment(get_config(), rest, description=__doc__, presets=PRESETS,
+    return run_experiment(get_config(), argv, description=__doc__, presets=PRESETS,
                           parents=[flags])
 
 
