@@ -29,6 +29,7 @@ import PIL.Image
 from tqdm.auto import tqdm
 
 from jgan.data.folders import DECODE_ERRORS, decode_image, scan_images
+from jgan.data.resize import resize_image
 from jgan.errors import UserError, reports_errors
 from jgan.images import to_uint8
 from jgan.tools.sample import load_run
@@ -115,12 +116,7 @@ def to_channels(image: np.ndarray, channels: int) -> np.ndarray:
 
 def resize(image: np.ndarray, height: int, width: int) -> np.ndarray:
     """uint8 `[h, w, C]` -> `[height, width, C]`, bicubic (Pillow)."""
-    if image.shape[:2] == (height, width):
-        return image
-    grey = image.shape[-1] == 1
-    resized = np.asarray(PIL.Image.fromarray(image[..., 0] if grey else image).resize(
-        (width, height), PIL.Image.BICUBIC))
-    return resized[..., None] if grey else resized
+    return resize_image(image, height, width, PIL.Image.BICUBIC)
 
 
 def save_image(image: np.ndarray, path: Path) -> None:

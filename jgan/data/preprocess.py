@@ -19,9 +19,8 @@ import dataclasses
 
 import jax.numpy as jnp
 import numpy as np
-import PIL.Image
 
-from jgan.data.resize import center_crop_resize
+from jgan.data.resize import center_crop_resize, resize_image
 from jgan.errors import DataError, UserError
 
 Box = tuple[int, int, int, int]  # (top, left, bottom, right) in source pixels, bottom/right excl.
@@ -130,17 +129,6 @@ def crop_and_resize(image: np.ndarray, box: Box | None, size: int) -> np.ndarray
     return center_crop_resize(image, size) if size else np.ascontiguousarray(image)
 
 
-def _resize(image: np.ndarray, height: int, width: int) -> np.ndarray:
-    """uint8 [h, w, C] -> [height, width, C] with Lanczos: the filter of the forward resize,
-    sharper than bilinear when enlarging; Pillow clips its overshoot to 0..255."""
-    if image.shape[:2] == (height, width):
-        return image
-    grey = image.shape[-1] == 1
-    resized = np.asarray(PIL.Image.fromarray(image[..., 0] if grey else image).resize(
-        (width, height), PIL.Image.LANCZOS))
-    return resized[..., None] if grey else resized
-
-
 @dataclasses.dataclass(frozen=True)
 class Preprocessing:
     """What a folder's images went through on the way to the model, to be undone on the way out.
@@ -231,7 +219,7 @@ class Preprocessing:
         canvas = np.empty((len(images), height, width, channels), np.uint8)
         canvas[...] = np.asarray(self.border_value, np.uint8)
         for out, image in zip(canvas, images):
-            out[top:bottom, left:right] = _resize(image, bottom - top, right - left)
+            out[top:bottom, left:right] = resize_image(image, bottom - top, right - left)
         return canvas
 
 

@@ -12,19 +12,25 @@ import numpy as np
 import PIL.Image
 
 
+def resize_image(image: np.ndarray, height: int, width: int,
+                 resample=PIL.Image.LANCZOS) -> np.ndarray:
+    """uint8 [h, w], [h, w, 1] or [h, w, 3] -> the same layout at [height, width], by Pillow
+    (Lanczos by default: it low-passes when shrinking and is sharp when enlarging; Pillow clips
+    its overshoot to 0..255)."""
+    if image.shape[:2] == (height, width):
+        return np.ascontiguousarray(image)
+    grey = image.ndim == 3 and image.shape[-1] == 1
+    resized = np.asarray(PIL.Image.fromarray(image[..., 0] if grey else image).resize(
+        (width, height), resample))
+    return resized[..., None] if grey else resized
+
+
 def center_crop_resize(image: np.ndarray, size: int) -> np.ndarray:
     """uint8 [H, W] or [H, W, C] -> uint8 [size, size(, C)]."""
     height, width = image.shape[:2]
     side = min(height, width)
     top, left = (height - side) // 2, (width - side) // 2
-    square = image[top:top + side, left:left + side]
-    if side == size:
-        return np.ascontiguousarray(square)
-    grey = square.ndim == 3 and square.shape[-1] == 1
-    resized = PIL.Image.fromarray(square[..., 0] if grey else square).resize(
-        (size, size), PIL.Image.LANCZOS)
-    resized = np.asarray(resized)
-    return resized[..., None] if grey else resized
+    return resize_image(image[top:top + side, left:left + side], size, size)
 
 
 class CenterCropResize:
