@@ -27,7 +27,7 @@ import argparse
 import dataclasses
 import sys
 
-from jgan.cli import run_experiment
+from jgan.cli import train_or_sample
 from jgan.config import Config, DataConfig, OptimConfig, TrainConfig
 from jgan.errors import reports_errors
 from jgan.families.stylegan import StyleGANLossConfig, StyleGANModelConfig
@@ -107,16 +107,8 @@ def sample(args) -> int:
 
 
 def main(argv=None) -> int:
-    flags = sampling_flags()
-    args, _ = flags.parse_known_args(argv)
-    if args.generate:
-        seed = argparse.ArgumentParser(add_help=False)
-        seed.add_argument("--seed", type=int, default=0)
-        args.seed = seed.parse_known_args(argv)[0].seed
-        return sample(args)
-    return run_experiment(get_config(), argv, description=__doc__, presets=PRESETS,
-                          parents=[flags])
-
+    return train_or_sample(get_config(), argv, sampling=sampling_flags(), sample=sample,
+                           description=__doc__, presets=PRESETS)
 
 if __name__ == "__main__":
     sys.exit(main())

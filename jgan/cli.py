@@ -98,3 +98,18 @@ def run_experiment(default, argv=None, *, description: str = "", presets=None,
     distributed.initialize(job.coordinator, job.num_processes, job.process_id)
     train(config, workdir)
     return 0
+
+
+def train_or_sample(default, argv, *, sampling, sample, description: str = "",
+                    presets=None) -> int:
+    """An experiment with a sampling mode: `sample(args)` when `argv` holds `--generate RUN`
+    (`args`: the flags of the `sampling` parser, plus `--seed`, default 0), else
+    `run_experiment`, whose `--help` then lists the sampling flags too."""
+    args, _ = sampling.parse_known_args(argv)
+    if args.generate:
+        seed = argparse.ArgumentParser(add_help=False)
+        seed.add_argument("--seed", type=int, default=0)
+        args.seed = seed.parse_known_args(argv)[0].seed
+        return sample(args)
+    return run_experiment(default, argv, description=description, presets=presets,
+                          parents=[sampling])

@@ -376,3 +376,32 @@ def per_sample_variance_penalty(codes: jax.Array, *, multiplier, tolerance: floa
     """
     variance_error = jnp.mean((jnp.var(codes, axis=1, ddof=1) - 1.0) ** 2)
     return multiplier * jax.nn.relu(variance_error - tolerance)
+
+
+def orthogonal_regularization(params, *, beta: float, exclude=()) -> jax.Array:
+    """BigGAN's orthogonal regularization (Brock et al. 2019, Eq. 3): beta * sum over weight
+    matrices W of ||W^T W (.) (1 - I)||_F^2, the squared off-diagonal of each Gram matrix.
+
+    Every leaf of `params` with 2 or more axes is a weight, its last axis the outputs (Flax's
+    kernels [..., in, out] become [fan_in, out]), so the filters are pushed towards mutual
+    orthogonality without constraining their norms. Leaves whose path contains a name in
+    `exclude` are skipped. BigGAN-PyTorch adds 2 beta ((W W^T) (.) (1 - I)) W to the gradient,
+    half of this term's gradient: its beta 1e-4 is this beta 5e-5.
+
+    A wide W (fewer rows than outputs, as a dense layer from a z chunk to a 4x4 map) takes the
+    same value from its small Gram matrix: ||W^T W||_F = ||W W^T||_F, and the diagonal of
+    W^T W holds the columns' squared norms.
+    """
+    total = jnp.zeros((), jnp.float32)
+    for path, weight in jax.tree_util.tree_leaves_with_path(params):
+        name = jax.tree_util.keystr(path)
+        if weight.ndim < 2 or any(excluded in name for excluded in exclude):
+            continue
+        matrix = weight.reshape(-1, weight.shape[-1])
+        if matrix.shape[0] < matrix.shape[1]:
+            total += (jnp.sum(jnp.square(matrix @ matrix.T))
+                      - jnp.sum(jnp.square(jnp.sum(jnp.square(matrix), axis=0))))
+        else:
+            gram = matrix.T @ matrix
+            total += jnp.sum(jnp.square(gram * (1.0 - jnp.eye(gram.shape[0], dtype=gram.dtype))))
+    return beta * total

@@ -3,6 +3,9 @@
 import dataclasses
 import os
 import socket
+import subprocess
+import sys
+import tempfile
 from pathlib import Path
 
 import jax
@@ -201,3 +204,41 @@ def drawn_state(setup, seed: int = 0):
     assert [(x.shape, x.dtype) for x in jax.tree.leaves(state)] == [
         (x.shape, x.dtype) for x in jax.tree.leaves(expected)]
     return state
+
+
+class BackgroundWorker:
+    """A `python -c code args...` process started now and awaited by `result()`: a module whose
+    long run checks are a process of their own starts it when its first test starts, so that
+    the run goes on CI's second core while the module's other tests use the first."""
+
+    def __init__(self, code: str, *args, env=None, timeout: float = 600):
+        self.timeout, self._stdout = timeout, None
+        # Files, not pipes: nobody reads the output until `result()`, and a full pipe would
+        # stop the process.
+        self._out, self._err = tempfile.TemporaryFile("w+"), tempfile.TemporaryFile("w+")
+        self.process = subprocess.Popen([sys.executable, "-c", code, *map(str, args)],
+                                        cwd=REPO, env={**os.environ, **(env or {})},
+                                        stdout=self._out, stderr=self._err, text=True)
+
+    def result(self) -> str:
+        """The process's stdout, once it has exited with 0 (else its stderr's end)."""
+        if self._stdout is None:
+            self.process.wait(timeout=self.timeout)
+            self._err.seek(0)
+            assert self.process.returncode == 0, self._err.read()[-3000:]
+            self._out.seek(0)
+            self._stdout = self._out.read()
+        return self._stdout
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+        self._out.close()
+        self._err.close()
+
+
+def selected(request, test_name: str) -> bool:
+    """Whether this session runs the test function `test_name` (any of its parameters)."""
+    return any(getattr(item, "originalname", item.name) == test_name
+               for item in request.session.items)

@@ -12,17 +12,15 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from conftest import (REPO, build, drawn_state, drawn_variables, tiny_bigan_config,
-                      tiny_config, with_train)
+from conftest import (REPO, BackgroundWorker, build, drawn_state, drawn_variables,
+                      selected, tiny_bigan_config, tiny_config, with_train)
 from jgan import losses
-from jgan.config import Config, TrainConfig, override
+from jgan.config import override
 from jgan.errors import UserError
 from jgan.models.bigan import BiGANEncoder, BiGANGenerator, JointDiscriminator
 from jgan.nn import MixedPooling
-from jgan.families.bigan import BiGANModelConfig
 from jgan.families.gan import GANModelConfig
 from jgan.tools.components import export_network, read_network, with_network
-from jgan.tools.evaluate_bigan import evaluate_bigan
 from jgan.tools.sample import load_run
 from jgan.train import loop
 
@@ -283,18 +281,45 @@ def test_networks_load_alone_mix_across_runs_and_export(tmp_path):
                  _variables(state_b.nets["d"]))
 
 
-def test_short_mnist_run_learns_an_encoder_better_than_its_initialisation(tmp_path):
-    """Real MNIST (the bundled subset): 600 steps of the paper's MLP BiGAN at half width."""
-    config = Config(name="bigan_test", family="bigan",
-                    model=BiGANModelConfig(arch="mlp", z_dim=50, hidden=512),
-                    train=TrainConfig(steps=600, batch_size=64, log_every=100, sample_every=600,
-                                      checkpoint_every=600, grid_size=16))
-    loop.train(config, tmp_path / "run", **SILENT)
-    result = evaluate_bigan(tmp_path / "run", num_train=5000, **SILENT)
+# Real MNIST (the bundled subset): 600 steps of the paper's MLP BiGAN at half width, then its
+# evaluation, in a process of its own (the default XLA flags, as in this one) that the module's
+# first test starts: its half minute of training goes on while the other tests run.
+LEARNING_RUN = """
+import json, sys
+from jgan.config import Config, TrainConfig
+from jgan.families.bigan import BiGANModelConfig
+from jgan.tools.evaluate_bigan import evaluate_bigan
+from jgan.train import loop
+config = Config(name="bigan_test", family="bigan",
+                model=BiGANModelConfig(arch="mlp", z_dim=50, hidden=512),
+                train=TrainConfig(steps=600, batch_size=64, log_every=100, sample_every=600,
+                                  checkpoint_every=600, grid_size=16))
+loop.train(config, sys.argv[1], log=lambda _: None)
+print(json.dumps(evaluate_bigan(sys.argv[1], num_train=5000, log=lambda _: None)))
+"""
+
+
+@pytest.fixture(scope="module", autouse=True)
+def learning_run(request, tmp_path_factory):
+    """The run directory of LEARNING_RUN and its worker, started with the module (if the
+    learning test is to run at all)."""
+    if not selected(request, "test_short_mnist_run_learns_an_encoder_better_than_its_"
+                             "initialisation"):
+        yield None
+        return
+    run_dir = tmp_path_factory.mktemp("bigan_learns") / "run"
+    worker = BackgroundWorker(LEARNING_RUN, run_dir)
+    yield run_dir, worker
+    worker.stop()
+
+
+def test_short_mnist_run_learns_an_encoder_better_than_its_initialisation(learning_run):
+    run_dir, worker = learning_run
+    result = json.loads(worker.result().strip().splitlines()[-1])
     trained, initial = result["trained_encoder"], result["initial_encoder"]
     print(json.dumps(result))
     assert trained["linear_probe"] > initial["linear_probe"] + 0.03, result
     assert result["num_test"] == 2000 and 0.0 < result["reconstruction_mse"] < 1.0
     for name in ("reconstructions.png", "interpolations.png", "representation.json"):
-        assert (tmp_path / "run" / name).is_file()
-    assert (tmp_path / "run" / "samples" / "reconstruction_step_000600.png").is_file()
+        assert (run_dir / name).is_file()
+    assert (run_dir / "samples" / "reconstruction_step_000600.png").is_file()

@@ -16,7 +16,7 @@ from jgan import weights
 from jgan.checkpoint import Checkpointer
 from jgan.data import find_dataset
 from jgan.errors import UserError
-from jgan.metrics import classifier, evaluation, features, inception, reference
+from jgan.metrics import classifier, distances, evaluation, features, inception, reference
 from jgan.metrics.reference import split_images
 from jgan.metrics.train_classifier import accuracy, train_classifier
 from jgan.train import loop
@@ -155,6 +155,7 @@ def test_metrics_tell_real_digits_from_noise_and_from_one_class(mnist_network,
     assert collapsed["recall"] < 0.2 and collapsed["coverage"] < 0.2
     assert noise["recall"] < 0.05 and noise["coverage"] < 0.05
     assert held_out["class_accuracy"] > 0.98 and noise["class_accuracy"] < 0.3
+    assert held_out["ifid"] < noise["ifid"] / 20 and held_out["ifid_max"] >= held_out["ifid"]
     assert evaluation.compute_metrics(ref, real_features, real_logits, ("fid",))["fid"] < 1e-6
     # Images in blocks of one label, as a conditional run draws them, still score as a mixture.
     by_label = np.argsort(labels[1000:], kind="stable")
@@ -164,11 +165,66 @@ def test_metrics_tell_real_digits_from_noise_and_from_one_class(mnist_network,
         evaluation.compute_metrics(ref, real_features, real_logits, ("acc",))
 
 
+def _two_class_reference():
+    """Features of 2 classes far apart, of 6 and 5 images, in an interleaved order."""
+    rng = np.random.default_rng(0)
+    labels = np.array([0, 1, 0, 1, 0, 1, 0, 1, 0, 0, 1])
+    features = rng.normal(size=(len(labels), 3)) + 10.0 * labels[:, None]
+    return reference.Reference(features, np.zeros((len(labels), 10)), labels, {})
+
+
+def test_intra_class_fid_is_the_mean_of_each_class_fid():
+    ref = _two_class_reference()
+    logits = np.zeros((len(ref.labels), 10))
+
+    def ifid(labels):
+        return evaluation.compute_metrics(ref, ref.features, logits, ("ifid",), labels)
+
+    # Each class's images are exactly that class's reference images: every class FID is 0 ...
+    same = ifid(ref.labels)
+    assert set(same) == {"ifid", "ifid_max"}
+    assert same["ifid"] == pytest.approx(0.0, abs=1e-8) and same["ifid_max"] < 1e-8
+    # ... and with the labels swapped, each class's images are the other class's.
+    swapped = ifid(1 - ref.labels)
+    per_class = [distances.fid(ref.features[ref.labels == 0], ref.features[ref.labels == 1]),
+                 distances.fid(ref.features[ref.labels == 1], ref.features[ref.labels == 0])]
+    assert min(per_class) > 250  # the means are 10 * sqrt(3) apart
+    assert swapped["ifid"] == pytest.approx(np.mean(per_class), rel=1e-9)
+    assert swapped["ifid_max"] == pytest.approx(max(per_class), rel=1e-9)
+
+
+def test_intra_class_fid_refusals_are_one_line():
+    ref = _two_class_reference()
+    unlabelled = reference.Reference(ref.features, ref.logits, None, {})
+    logits = np.zeros((4, 10))
+    cases = [
+        (ref, None, "needs a conditional generator: drop ifid"),
+        (unlabelled, [0, 0, 1, 1], "needs a reference split with class labels: drop ifid"),
+        (ref, [0, 0, 0, 1], "class 1 has 1 of the 4 generated images: .* use --num 4 or more"),
+        (ref, [0, 0, 2, 2], "class 2 has 0 of the 11 reference images: .* raise --ref-num"),
+    ]
+    for ref_case, labels, fragment in cases:
+        with pytest.raises(UserError, match=fragment) as error:
+            evaluation.compute_metrics(ref_case, ref.features[:4], logits, ("ifid",),
+                                       None if labels is None else np.array(labels))
+        assert "\n" not in str(error.value)
+
+
+def test_evaluate_tool_adds_ifid_for_conditional_runs_and_training_does_not():
+    assert evaluation.default_metrics(0, intra_class=True) == ("fid", "kid", "is", "pr")
+    assert evaluation.default_metrics(10) == ("fid", "kid", "is", "pr", "acc")
+    assert evaluation.default_metrics(10, intra_class=True)[-2:] == ("acc", "ifid")
+
+
 def test_evaluator_requests_are_checked_before_any_work():
     with pytest.raises(UserError, match="--num 1000"):
         evaluation.make_evaluator(dataset="mnist", num_classes=10, num=999)
     with pytest.raises(UserError, match="drop acc"):
         evaluation.make_evaluator(dataset="mnist", num_classes=0, metrics=("fid", "acc"))
+    with pytest.raises(UserError, match="drop ifid"):
+        evaluation.make_evaluator(dataset="mnist", num_classes=0, metrics=("fid", "ifid"))
+    with pytest.raises(UserError, match="use --num 20 or more"):
+        evaluation.make_evaluator(dataset="mnist", num_classes=10, num=10, metrics=("ifid",))
     with pytest.raises(UserError, match="unknown metric 'fdi'"):
         evaluation.parse_metrics("fid,fdi")
 

@@ -32,6 +32,21 @@ def test_fid_known_cases():
     np.testing.assert_allclose(metrics.fid(REAL, REAL + shift), np.sum(shift ** 2), rtol=1e-6)
 
 
+def test_class_fids_are_the_fids_within_each_class():
+    labels = np.arange(300) % 3
+    shift = np.arange(16) / 10.0
+    # Class 2's fakes are its reals shifted, so its FID is |shift|^2; the others' FID is 0.
+    fake = np.where(labels[:, None] == 2, REAL + shift, REAL)
+    got = distances.class_fids(REAL, labels, fake, labels)
+    assert list(got) == [0, 1, 2]
+    np.testing.assert_allclose([got[0], got[1]], 0.0, atol=1e-8)
+    np.testing.assert_allclose(got[2], np.sum(shift ** 2), rtol=1e-6)
+    # Only the classes generated are measured.
+    assert list(distances.class_fids(REAL, labels, FAKE[:20], np.full(20, 1))) == [1]
+    with pytest.raises(ValueError, match=r"labels must be \[N\]"):
+        distances.class_fids(REAL, labels[:10], FAKE, np.zeros(len(FAKE)))
+
+
 def test_statistics_in_chunks_equal_numpy(monkeypatch):
     monkeypatch.setattr(distances, "CHUNK", 7)
     mean, cov = metrics.feature_statistics(REAL)

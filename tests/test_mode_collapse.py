@@ -3,9 +3,6 @@
 import dataclasses
 import json
 import math
-import os
-import subprocess
-import sys
 
 import jax
 import jax.numpy as jnp
@@ -14,7 +11,7 @@ import optax
 import pytest
 from jax.flatten_util import ravel_pytree
 
-from conftest import QUICK_COMPILE_FLAGS, REPO, build, tiny_toy_config
+from conftest import QUICK_COMPILE_FLAGS, BackgroundWorker, build, selected, tiny_toy_config
 from experiments import mode_collapse
 from jgan import losses
 from jgan.config import override
@@ -173,13 +170,12 @@ def test_unrolled_gradient_agrees_with_finite_differences(gradient):
         assert np.abs(gradient_of_step - finite).max() > 0.05 * scale
 
 
-def test_vmapped_seeds_equal_separate_runs_bitwise_on_cpu(tmp_path):
-    # XLA:CPU simplifies a batched program differently from the unbatched one (a reduction's
-    # order; (a / b) / c -> a / (b * c) only where b is a scalar), so bit equality needs those
-    # rewrites off. The program that checks it runs in its own process with these flags, and
-    # without LLVM's optimizations, which cost seconds of compiling (with algsimp on, it still
-    # finds 86 of the 108 arrays differ).
-    script = """
+# XLA:CPU simplifies a batched program differently from the unbatched one (a reduction's order;
+# (a / b) / c -> a / (b * c) only where b is a scalar), so bit equality needs those rewrites off.
+# The program that checks it runs in its own process with these flags, and without LLVM's
+# optimizations, which cost seconds of compiling (with algsimp on, it still finds 86 of the 108
+# arrays differ). The module's first test starts it, so that it runs beside the other tests.
+VMAPPED_AGAINST_SEPARATE = """
 import sys, jax, numpy as np
 sys.path.insert(0, "tests")
 from conftest import tiny_toy_config
@@ -204,13 +200,26 @@ same = [bool(np.array_equal(a, b)) for i, s in enumerate(singles)
         for a, b in zip(jax.tree.leaves(unstack(states, i)), jax.tree.leaves(s))]
 print(sum(same), len(same))
 """
-    env = {**os.environ, "JAX_PLATFORMS": "cpu",
-           "XLA_FLAGS": "--xla_cpu_experimental_ynn_fusion_type= "
-                        f"--xla_disable_hlo_passes=algsimp {QUICK_COMPILE_FLAGS}"}
-    result = subprocess.run([sys.executable, "-c", script], cwd=REPO, env=env,
-                            capture_output=True, text=True, timeout=300)
-    assert result.returncode == 0, result.stderr[-2000:]
-    same, total = map(int, result.stdout.split())
+
+
+@pytest.fixture(scope="module", autouse=True)
+def vmapped_against_separate(request):
+    """The worker running VMAPPED_AGAINST_SEPARATE, started with the module (None where its
+    test is not to run)."""
+    if not selected(request, "test_vmapped_seeds_equal_separate_runs_bitwise_on_cpu"):
+        yield None
+        return
+    worker = BackgroundWorker(
+        VMAPPED_AGAINST_SEPARATE, timeout=300,
+        env={"JAX_PLATFORMS": "cpu",
+             "XLA_FLAGS": "--xla_cpu_experimental_ynn_fusion_type= "
+                          f"--xla_disable_hlo_passes=algsimp {QUICK_COMPILE_FLAGS}"})
+    yield worker
+    worker.stop()
+
+
+def test_vmapped_seeds_equal_separate_runs_bitwise_on_cpu(vmapped_against_separate):
+    same, total = map(int, vmapped_against_separate.result().split())
     assert total > 30 and same == total
 
 

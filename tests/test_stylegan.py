@@ -2,10 +2,7 @@
 
 import csv
 import dataclasses
-import os
 import shutil
-import subprocess
-import sys
 
 import jax
 import jax.numpy as jnp
@@ -13,7 +10,7 @@ import numpy as np
 import PIL.Image
 import pytest
 
-from conftest import QUICK_COMPILE_FLAGS, REPO, SHARED_DATASETS
+from conftest import QUICK_COMPILE_FLAGS, REPO, SHARED_DATASETS, BackgroundWorker, selected
 from jgan import losses, workflow
 from jgan.config import Config, DataConfig, OptimConfig, TrainConfig
 from jgan.data import DataSpec
@@ -139,76 +136,6 @@ def test_growth_schedule_by_hand():
     assert num_style_layers(32) == 8
 
 
-@pytest.fixture
-def brain_subset(tmp_path):
-    """24 real slices of the brain MRI folder (the OASIS stand-in): three steps an epoch."""
-    if not BRAIN.is_dir():
-        pytest.skip(f"the brain MRI slices are not at {BRAIN} (clone beside ../shared)")
-    folder = tmp_path / "slices"
-    folder.mkdir()
-    for path in sorted(BRAIN.rglob("*.png"))[::19][:24]:
-        shutil.copy(path, folder / path.name)
-    return folder
-
-
-# The three calls of the workflow test, in a process of their own: XLA's LLVM optimizations off
-# and a persistent cache, so the second and third calls reuse the first one's programs.
-WORKFLOW_CALLS = """
-import sys
-sys.path.insert(0, sys.argv[3])
-from pathlib import Path
-import numpy as np
-from jgan import workflow
-from test_stylegan import tiny_stylegan_config
-folder, root = Path(sys.argv[1]), Path(sys.argv[2])
-config = tiny_stylegan_config(folder, progressive=True, start_resolution=8, phase_steps=2)
-quiet = lambda *args: None
-run = workflow.train(image_source=folder, epochs=2, run_dir=root / "run", config=config,
-                     log=quiet)
-workflow.train(run, epochs=2, log=quiet)
-workflow.train(image_source=folder, epochs=4, run_dir=root / "whole", config=config, log=quiet)
-np.save(root / "generated.npy", workflow.generate_images(run, 3, root / "out", psi=0.5))
-from experiments import stylegan
-assert stylegan.main(["--generate", str(run), "--num", "3", "--psi", "0.5", "--out",
-                      str(root / "cli"), "--truncation-grid", str(root / "truncation.png")]) == 0
-workflow.plot_history(run, epochs=(1, 3))
-"""
-
-
-def test_workflow_trains_resumes_bit_identical_grows_and_generates_like_the_source(
-        brain_subset, tmp_path):
-    env = {**os.environ, "XLA_FLAGS": QUICK_COMPILE_FLAGS,
-           "JAX_COMPILATION_CACHE_DIR": str(tmp_path / "xla_cache"),
-           "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0"}
-    done = subprocess.run([sys.executable, "-c", WORKFLOW_CALLS, str(brain_subset),
-                           str(tmp_path), str(REPO / "tests")], cwd=REPO, env=env,
-                          capture_output=True, text=True, timeout=600)
-    assert done.returncode == 0, done.stderr[-3000:]
-    run, whole = tmp_path / "run", tmp_path / "whole"
-    with open(run / "history.csv") as f:
-        rows = list(csv.DictReader(f))
-    assert [int(row["step"]) for row in rows] == list(range(3, 13, 3))  # appended, per epoch
-    lods = [float(row["lod"]) for row in rows]  # each row: the mean over its epoch's steps
-    assert lods[0] == 2.0 and 0 < lods[1] < 2 and lods[-1] == 0  # grows from 8x8 to 32x32
-    (_, resumed, _), (_, uninterrupted, _) = [workflow.load_generator(r) for r in (run, whole)]
-    assert int(resumed.step) == 12 and float(resumed.extra["lod"]) == 0.0
-    for x, y in zip(jax.tree.leaves(resumed), jax.tree.leaves(uninterrupted)):
-        np.testing.assert_array_equal(x, y)
-    images = np.load(tmp_path / "generated.npy")  # generate_images(run, 3, out, psi=0.5)
-    assert images.shape == (3, 256, 256, 1) and images.dtype == np.uint8
-    assert (images[:, :30] == 0).all() and (images[:, :, -30:] == 0).all()  # the border
-    for folder in "out", "cli":  # saved by generate_images, and by the command line
-        assert sorted(p.name for p in (tmp_path / folder).iterdir()) == [
-            "000000.png", "000001.png", "000002.png"]
-        np.testing.assert_array_equal(
-            np.asarray(PIL.Image.open(tmp_path / folder / "000001.png"))[..., None], images[1])
-    assert (tmp_path / "truncation.png").is_file()
-    assert (run / "history_epochs_1-3.png").is_file()
-    assert {"step_000003.png", "mixing_step_000012.png", "truncation_step_000012.png"} <= {
-        p.name for p in (run / "samples").iterdir()}
-    assert (run / "training.gif").is_file()
-
-
 def test_bad_folders_and_settings_get_one_line_errors(tmp_path):
     empty = tmp_path / "empty"
     empty.mkdir()
@@ -244,3 +171,83 @@ def test_the_shipped_generator_draws_slices_and_refuses_a_changed_file(tmp_path)
     changed.write_bytes(bytes(data))
     with pytest.raises(UserError, match="damaged or replaced"):
         workflow.load_pretrained(changed)
+
+
+# The three calls of the workflow test, in a process of their own: XLA's LLVM optimizations off
+# and a persistent cache, so the second and third calls reuse the first one's programs. The
+# module's first test starts it, so that it runs beside the module's other tests (this one is
+# last, to wait for it once they are done).
+WORKFLOW_CALLS = """
+import sys
+sys.path.insert(0, sys.argv[3])
+from pathlib import Path
+import numpy as np
+from jgan import workflow
+from test_stylegan import tiny_stylegan_config
+folder, root = Path(sys.argv[1]), Path(sys.argv[2])
+config = tiny_stylegan_config(folder, progressive=True, start_resolution=8, phase_steps=2)
+quiet = lambda *args: None
+run = workflow.train(image_source=folder, epochs=2, run_dir=root / "run", config=config,
+                     log=quiet)
+workflow.train(run, epochs=2, log=quiet)
+workflow.train(image_source=folder, epochs=4, run_dir=root / "whole", config=config, log=quiet)
+np.save(root / "generated.npy", workflow.generate_images(run, 3, root / "out", psi=0.5))
+from experiments import stylegan
+assert stylegan.main(["--generate", str(run), "--num", "3", "--psi", "0.5", "--out",
+                      str(root / "cli"), "--truncation-grid", str(root / "truncation.png")]) == 0
+workflow.plot_history(run, epochs=(1, 3))
+"""
+
+
+@pytest.fixture(scope="module", autouse=True)
+def workflow_calls(request, tmp_path_factory):
+    """The folder WORKFLOW_CALLS writes to and its worker, which trains on 24 real slices of the
+    brain MRI folder (the OASIS stand-in: three steps an epoch); None where the workflow test is
+    not to run or the slices are missing."""
+    if not BRAIN.is_dir() or not selected(
+            request, "test_workflow_trains_resumes_bit_identical_grows_and_generates_like_the_"
+                     "source"):
+        yield None
+        return
+    root = tmp_path_factory.mktemp("workflow")
+    folder = root / "slices"
+    folder.mkdir()
+    for path in sorted(BRAIN.rglob("*.png"))[::19][:24]:
+        shutil.copy(path, folder / path.name)
+    worker = BackgroundWorker(WORKFLOW_CALLS, folder, root, REPO / "tests",
+                              env={"XLA_FLAGS": QUICK_COMPILE_FLAGS,
+                                   "JAX_COMPILATION_CACHE_DIR": str(root / "xla_cache"),
+                                   "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0"})
+    yield root, worker
+    worker.stop()
+
+
+def test_workflow_trains_resumes_bit_identical_grows_and_generates_like_the_source(
+        workflow_calls):
+    if not BRAIN.is_dir():
+        pytest.skip(f"the brain MRI slices are not at {BRAIN} (clone beside ../shared)")
+    root, worker = workflow_calls  # written by WORKFLOW_CALLS
+    worker.result()
+    run, whole = root / "run", root / "whole"
+    with open(run / "history.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert [int(row["step"]) for row in rows] == list(range(3, 13, 3))  # appended, per epoch
+    lods = [float(row["lod"]) for row in rows]  # each row: the mean over its epoch's steps
+    assert lods[0] == 2.0 and 0 < lods[1] < 2 and lods[-1] == 0  # grows from 8x8 to 32x32
+    (_, resumed, _), (_, uninterrupted, _) = [workflow.load_generator(r) for r in (run, whole)]
+    assert int(resumed.step) == 12 and float(resumed.extra["lod"]) == 0.0
+    for x, y in zip(jax.tree.leaves(resumed), jax.tree.leaves(uninterrupted)):
+        np.testing.assert_array_equal(x, y)
+    images = np.load(root / "generated.npy")  # generate_images(run, 3, out, psi=0.5)
+    assert images.shape == (3, 256, 256, 1) and images.dtype == np.uint8
+    assert (images[:, :30] == 0).all() and (images[:, :, -30:] == 0).all()  # the border
+    for folder in "out", "cli":  # saved by generate_images, and by the command line
+        assert sorted(p.name for p in (root / folder).iterdir()) == [
+            "000000.png", "000001.png", "000002.png"]
+        np.testing.assert_array_equal(
+            np.asarray(PIL.Image.open(root / folder / "000001.png"))[..., None], images[1])
+    assert (root / "truncation.png").is_file()
+    assert (run / "history_epochs_1-3.png").is_file()
+    assert {"step_000003.png", "mixing_step_000012.png", "truncation_step_000012.png"} <= {
+        p.name for p in (run / "samples").iterdir()}
+    assert (run / "training.gif").is_file()

@@ -7,18 +7,71 @@ about the machinery. The measured results on facades and summer2winter are docs/
 
 import csv
 import importlib
+import os
+import pickle
+import subprocess
+import sys
 
 import jax
 import numpy as np
 import PIL.Image
 import pytest
 
-from conftest import paired_folder, tiny_translation_config, unpaired_folder, write_image_folder
+from conftest import (QUICK_COMPILE_FLAGS, REPO, BackgroundWorker, paired_folder,
+                      tiny_translation_config, unpaired_folder, write_image_folder)
 from jgan.checkpoint import Checkpointer
-from jgan.train import loop
 from jgan.translate import translate_folder
 
 STEPS = 24  # enough for the reconstruction losses to fall, cheap once compiled
+FOLDERS = {"pix2pix": paired_folder, "cyclegan": unpaired_folder}
+
+# A family's three runs (whole; half; the half resumed to the whole), in a process of its own:
+# XLA's LLVM optimizations off (most of the compile time of these networks' init and step) and a
+# persistent cache, so the second and third runs reuse the first one's programs. The states the
+# runs return come back pickled, as host arrays.
+TRAIN_WORKER = """
+import pickle, sys
+from pathlib import Path
+import jax
+sys.path.insert(0, "tests")
+from conftest import tiny_translation_config
+from jgan.train import loop
+family, images, root, steps = sys.argv[1], sys.argv[2], Path(sys.argv[3]), int(sys.argv[4])
+quiet = lambda _: None
+config = tiny_translation_config(family, images, steps=steps, checkpoint_every=steps // 2,
+                                 sample_every=steps // 2)
+whole = loop.train(config, root / "whole", log=quiet)
+loop.train(tiny_translation_config(family, images, steps=steps // 2,
+                                   checkpoint_every=steps // 2, sample_every=steps // 2),
+           root / "halves", log=quiet)
+resumed = loop.train(config, root / "halves", log=quiet)
+with open(root / "states.pkl", "wb") as f:
+    pickle.dump(jax.device_get((whole, resumed)), f)
+"""
+
+
+@pytest.fixture(scope="module")
+def translation_runs(tmp_path_factory):
+    """Both families' TRAIN_WORKER, started together (CI has two cores); `finish(family)` waits
+    for one and gives its folder and the two states its runs returned."""
+    root = tmp_path_factory.mktemp("translation_runs")
+    workers = {}
+    for family, make_folder in FOLDERS.items():
+        images = make_folder(root / family / "data")
+        workers[family] = BackgroundWorker(
+            TRAIN_WORKER, family, images, root / family, STEPS,
+            env={"XLA_FLAGS": QUICK_COMPILE_FLAGS,
+                 "JAX_COMPILATION_CACHE_DIR": str(root / family / "xla_cache"),
+                 "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0"})
+
+    def finish(family):
+        workers[family].result()
+        with open(root / family / "states.pkl", "rb") as f:
+            return root / family, *pickle.load(f)
+
+    yield finish
+    for worker in workers.values():
+        worker.stop()
 
 
 def _history(run_dir, name: str) -> np.ndarray:
@@ -31,42 +84,35 @@ def _assert_states_equal(a, b):
         np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
 
 
-@pytest.mark.parametrize("family, make_folder, falling", [
-    ("pix2pix", paired_folder, "loss/g_l1"),
-    ("cyclegan", unpaired_folder, "loss/cycle_A"),
+@pytest.mark.parametrize("family, falling", [
+    ("pix2pix", "loss/g_l1"),
+    ("cyclegan", "loss/cycle_A"),
 ])
-def test_trains_learns_resumes_bit_for_bit_and_translates_a_folder(family, make_folder, falling,
-                                                                   tmp_path):
-    images = make_folder(tmp_path / "data")
-    config = tiny_translation_config(family, images, steps=STEPS, checkpoint_every=STEPS // 2,
-                                     sample_every=STEPS // 2)
-    whole = loop.train(config, tmp_path / "whole", log=lambda _: None)
-    halves = tmp_path / "halves"
-    loop.train(tiny_translation_config(family, images, steps=STEPS // 2,
-                                       checkpoint_every=STEPS // 2, sample_every=STEPS // 2),
-               halves, log=lambda _: None)
-    resumed = loop.train(config, halves, log=lambda _: None)
+def test_trains_learns_resumes_bit_for_bit_and_translates_a_folder(family, falling,
+                                                                   translation_runs, tmp_path):
+    runs, whole, resumed = translation_runs(family)  # trained by TRAIN_WORKER
+    halves = runs / "halves"
     _assert_states_equal(whole, resumed)
     assert Checkpointer(halves / "checkpoints").all_steps() == [STEPS // 2, STEPS]
 
-    losses = _history(tmp_path / "whole", falling)
+    losses = _history(runs / "whole", falling)
     assert losses[-4:].mean() < 0.8 * losses[:4].mean(), losses
     if family == "cyclegan":
         # The pools filled from the first step on and were restored with the rest of the state.
         assert int(resumed.extra["fake_B_pool"].count) == min(2 * STEPS, 50)
-    grid = np.asarray(PIL.Image.open(tmp_path / "whole" / "samples" / f"step_{STEPS:06d}.png"))
+    grid = np.asarray(PIL.Image.open(runs / "whole" / "samples" / f"step_{STEPS:06d}.png"))
     rows = 3 if family == "pix2pix" else 6  # input|output|target; real|fake|rec for each side
     assert grid.shape[:2] == (rows * 34 + 2, 2 * 34 + 2)  # 2 held-out columns of 32 + borders
-    assert (tmp_path / "whole" / "training.gif").is_file()
+    assert (runs / "whole" / "training.gif").is_file()
 
     # Photos of other sizes and modes come back with their names and sizes.
     photos = tmp_path / "photos"
     write_image_folder(photos, ["wide.png"], size=48)
     PIL.Image.fromarray(np.full((20, 36), 90, np.uint8)).save(photos / "grey.png")
-    written = translate_folder(tmp_path / "whole", photos, tmp_path / "out")
+    written = translate_folder(runs / "whole", photos, tmp_path / "out")
     assert sorted(path.name for path in written) == ["grey.png", "wide.png"]
     assert PIL.Image.open(tmp_path / "out" / "grey.png").size == (36, 20)
-    again = translate_folder(tmp_path / "whole", photos, tmp_path / "out_again")
+    again = translate_folder(runs / "whole", photos, tmp_path / "out_again")
     for first, second in zip(written, again):
         assert first.read_bytes() == second.read_bytes()  # dropout keys come from the seed
 
@@ -162,11 +208,6 @@ def test_eight_devices_train_cyclegan_like_one(tmp_path):
     norm cancels it), which Adam turns into steps of +-lr whose sign differs between reduction
     orders, without changing any output."""
     import json
-    import os
-    import subprocess
-    import sys
-
-    from conftest import QUICK_COMPILE_FLAGS, REPO
 
     unpaired_folder(tmp_path / "data" / "cyclegan", count_a=12, count_b=11)
     processes = [subprocess.Popen(

@@ -3,6 +3,7 @@
 Every function takes features `[N, D]` (numpy or JAX arrays) and works in float64 numpy, in
 chunks, so 50k samples of 2048 features fit in memory:
 - FID (Heusel et al. 2017, Eq. 6): |mu_r - mu_g|^2 + Tr(S_r + S_g - 2 (S_r S_g)^(1/2)).
+- Intra-class FID (Miyato & Koyama 2018, Sec. 5): that FID within each class, `class_fids`.
 - KID (Binkowski et al. 2018, Eq. 3): the unbiased MMD^2 with the kernel (x.y / D + 1)^3,
   averaged over random subsets, with its standard deviation.
 - Inception Score (Salimans et al. 2016, Sec. 4): exp E_x KL(p(y|x) || p(y)), over splits.
@@ -53,6 +54,22 @@ def frechet_distance(mean_a, cov_a, mean_b, cov_b) -> float:
 def fid(features_a, features_b) -> float:
     """FID between two feature sets `[N, D]`, `[M, D]`."""
     return frechet_distance(*feature_statistics(features_a), *feature_statistics(features_b))
+
+
+def class_fids(real_features, real_labels, fake_features, fake_labels) -> dict[int, float]:
+    """FID of each class's fakes against that class's reals, for every class in `fake_labels`.
+
+    Args:
+      real_features, real_labels: `[N, D]` and `[N]`.
+      fake_features, fake_labels: `[M, D]` and `[M]`; each class needs 2 rows of each set.
+    """
+    real, fake = _as_float64(real_features), _as_float64(fake_features)
+    real_labels, fake_labels = np.asarray(real_labels), np.asarray(fake_labels)
+    if real_labels.shape != (len(real),) or fake_labels.shape != (len(fake),):
+        raise ValueError(f"labels must be [N] beside features [N, D], got {real_labels.shape} "
+                         f"for {real.shape} and {fake_labels.shape} for {fake.shape}")
+    return {int(label): fid(real[real_labels == label], fake[fake_labels == label])
+            for label in np.unique(fake_labels)}
 
 
 def _polynomial_kernel(x, y):

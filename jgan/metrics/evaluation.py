@@ -12,6 +12,8 @@ checkpoint. Metric names, as flags and as keys of the result:
 | pr    | precision, recall         | k-NN manifolds, k = 3 (Kynkaanniemi et al. 2019) |
 | dc    | density, coverage         | k = 5 (Naeem et al. 2020) |
 | acc   | class_accuracy            | conditional runs: share classified as the label asked for |
+| ifid  | ifid, ifid_max            | conditional runs: mean and max over classes of the FID of |
+|       |                           | a class's images to its real ones (Miyato & Koyama 2018) |
 """
 
 from __future__ import annotations
@@ -26,13 +28,13 @@ from jgan.metrics.features import FeatureNetwork, feature_network
 from jgan.metrics.reference import Reference, reference
 from jgan.generate import draw_samples, image_labels
 
-METRICS = ("fid", "kid", "is", "pr", "dc", "acc")
+METRICS = ("fid", "kid", "is", "pr", "dc", "acc", "ifid")
 DEFAULT_METRICS = ("fid", "kid", "is", "pr")
 
 # The fewest generated and reference images that each metric is defined for
 # (jgan.metrics.distances), and why; a metric not named needs 1. The reference always needs the
 # Inception Score's: its IS is reported as the ceiling of the generated images'.
-FEWEST_GENERATED = {"fid": 2, "kid": 2, "is": 10, "pr": 4}
+FEWEST_GENERATED = {"fid": 2, "kid": 2, "is": 10, "pr": 4, "ifid": 2}
 FEWEST_REFERENCE = {**FEWEST_GENERATED, "dc": 6}
 WHY_SO_MANY = {
     "fid": "FID takes the covariance of each set",
@@ -40,6 +42,7 @@ WHY_SO_MANY = {
     "is": "the Inception Score (also reported for the reference) averages over 10 splits",
     "pr": "precision and recall take each image's 3rd nearest neighbour",
     "dc": "density and coverage take each reference image's 5th nearest neighbour",
+    "ifid": "intra-class FID takes the covariance of each class's images",
 }
 
 
@@ -49,6 +52,39 @@ def check_image_counts(num: int, ref_num: int | None = None, metrics=DEFAULT_MET
     _refuse_too_few(num, flag, metrics, FEWEST_GENERATED)
     if ref_num is not None:
         _refuse_too_few(ref_num, "--ref-num", (*metrics, "is"), FEWEST_REFERENCE)
+
+
+def check_generated_classes(labels) -> None:
+    """Refuse intra-class FID unless the generated `labels` `[N]` give each class 2 images.
+
+    Conditional runs draw the same number of images of every class, so `--num` sets them all.
+    """
+    if labels is None:
+        raise UserError("intra-class FID (ifid) needs a conditional generator: drop ifid from "
+                        "--metrics for this run")
+    classes = np.unique(labels)
+    count, label = _fewest_of_a_class(labels, classes)
+    if count < FEWEST_GENERATED["ifid"]:
+        raise UserError(f"class {label} has {count} of the {len(labels)} generated images: "
+                        f"{WHY_SO_MANY['ifid']}, so use --num "
+                        f"{FEWEST_GENERATED['ifid'] * len(classes)} or more")
+
+
+def check_reference_classes(labels, classes) -> None:
+    """Refuse intra-class FID unless the reference `labels` `[M]` hold 2 images of each class."""
+    if labels is None:
+        raise UserError("intra-class FID (ifid) needs a reference split with class labels: drop "
+                        "ifid from --metrics")
+    count, label = _fewest_of_a_class(labels, classes)
+    if count < FEWEST_REFERENCE["ifid"]:
+        raise UserError(f"class {label} has {count} of the {len(labels)} reference images: "
+                        f"{WHY_SO_MANY['ifid']}, so raise --ref-num or drop ifid from --metrics")
+
+
+def _fewest_of_a_class(labels, classes) -> tuple[int, int]:
+    """`(count, class)` of the class in `classes` with the fewest entries in `labels`."""
+    labels = np.asarray(labels)
+    return min((int(np.sum(labels == label)), int(label)) for label in classes)
 
 
 def _refuse_too_few(count: int, flag: str, metrics, fewest_by_metric: dict[str, int]) -> None:
@@ -67,6 +103,25 @@ def softmax(logits) -> np.ndarray:
     return exp / exp.sum(axis=1, keepdims=True)
 
 
+def default_metrics(num_classes: int, *, intra_class: bool = False) -> tuple[str, ...]:
+    """fid, kid, is, pr; plus acc for a conditional generator (`num_classes` > 0), and ifid too
+    when `intra_class` (the evaluate tool asks for it; training does not, since it costs one
+    FID per class at every evaluation)."""
+    if not num_classes:
+        return DEFAULT_METRICS
+    return DEFAULT_METRICS + (("acc", "ifid") if intra_class else ("acc",))
+
+
+def intra_class_fid(ref: Reference, features, labels) -> dict[str, float]:
+    """Intra-class FID (Miyato & Koyama 2018, Sec. 5): the FID of each class's generated
+    `features` `[N, D]` against that class's reference features, averaged over the classes in
+    `labels` `[N]`; with the worst class's, which a mean over many classes can hide."""
+    check_generated_classes(labels)
+    check_reference_classes(ref.labels, np.unique(labels))
+    per_class = list(distances.class_fids(ref.features, ref.labels, features, labels).values())
+    return {"ifid": float(np.mean(per_class)), "ifid_max": float(np.max(per_class))}
+
+
 def parse_metrics(text: str) -> tuple[str, ...]:
     names = tuple(name.strip() for name in text.split(",") if name.strip())
     unknown = [name for name in names if name not in METRICS]
@@ -79,7 +134,8 @@ def parse_metrics(text: str) -> tuple[str, ...]:
 def compute_metrics(ref: Reference, features, logits, metrics, labels=None) -> dict[str, float]:
     """The requested metrics of generated `features`/`logits` against `ref`.
 
-    `labels` are the classes the images were generated for (conditional runs), needed by "acc".
+    `labels` are the classes the images were generated for (conditional runs), needed by "acc"
+    and "ifid".
     """
     result = {}
     if "fid" in metrics:
@@ -101,6 +157,8 @@ def compute_metrics(ref: Reference, features, logits, metrics, labels=None) -> d
             raise UserError("class accuracy needs a conditional generator: drop acc from "
                             "--metrics for this run")
         result["class_accuracy"] = float(np.mean(np.argmax(logits, axis=1) == labels))
+    if "ifid" in metrics:
+        result.update(intra_class_fid(ref, features, labels))
     return result
 
 
@@ -134,17 +192,20 @@ def make_evaluator(*, dataset: str, num_classes: int, metrics=None, num: int = 1
     """Check the request, build the feature network and load (or compute) the reference.
 
     `num_classes` is the generator's (0 if unconditional). Default metrics: fid, kid, is, pr, plus
-    acc for a conditional run.
+    acc for a conditional run (`default_metrics`).
     """
     conditional = num_classes > 0
-    image_labels(None, num, num_classes)  # a conditional run's images must split over classes
-    if metrics is None:
-        metrics = DEFAULT_METRICS + (("acc",) if conditional else ())
-    metrics = tuple(metrics)
+    # A conditional run's images must split evenly over the classes.
+    generated_labels = image_labels(None, num, num_classes)
+    metrics = tuple(default_metrics(num_classes) if metrics is None else metrics)
     if "acc" in metrics and not conditional:
         raise UserError("class accuracy (acc) needs a conditional generator: drop acc from "
                         "--metrics for this run")
     check_image_counts(num, ref_num, metrics)
+    if "ifid" in metrics:
+        check_generated_classes(generated_labels)
     network = feature_network(features, dataset=dataset, inception_weights=inception_weights)
     ref = reference(network, dataset, split=split, num=ref_num, data_dir=data_dir, log=log)
+    if "ifid" in metrics:
+        check_reference_classes(ref.labels, range(num_classes))
     return Evaluator(network, ref, metrics, num, seed)

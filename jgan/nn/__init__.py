@@ -1,5 +1,7 @@
 """Layers shared by the model families."""
 
+from jgan.nn.attention import SelfAttention
+from jgan.nn.conditional_norm import BATCH_MOMENTS, ConditionalBatchNorm, standing_statistics
 from jgan.nn.conditioning import concat_label_planes, concat_label_vector, one_hot_labels
 from jgan.nn.features import sow_features, sown_features
 from jgan.nn.maxout import Maxout
@@ -10,8 +12,8 @@ from jgan.nn.spectral_norm import SPECTRAL_STATS, maybe_spectral_norm
 from jgan.nn.strided_conv import Conv, strided_conv
 from jgan.nn.transposed_conv import ConvTranspose, conv_transpose, torch_style_padding
 
-__all__ = ["Conv", "ConvTranspose", "Maxout", "MinibatchDiscrimination", "MixedPooling",
-           "NORMS", "SPECTRAL_STATS", "concat_label_planes", "concat_label_vector",
-           "conv_bias", "conv_transpose", "maybe_spectral_norm", "norm_layer", "one_hot_labels",
-           "pack_samples", "sow_features", "sown_features", "strided_conv",
-           "torch_style_padding"]
+__all__ = ["BATCH_MOMENTS", "ConditionalBatchNorm", "Conv", "ConvTranspose", "Maxout",
+           "MinibatchDiscrimination", "MixedPooling", "NORMS", "SPECTRAL_STATS", "SelfAttention",
+           "concat_label_planes", "concat_label_vector", "conv_bias", "conv_transpose",
+           "maybe_spectral_norm", "norm_layer", "one_hot_labels", "pack_samples", "sow_features",
+           "sown_features", "standing_statistics", "strided_conv", "torch_style_padding"]

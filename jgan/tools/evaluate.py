@@ -16,8 +16,8 @@ import time
 from pathlib import Path
 
 from jgan.errors import UserError, reports_errors
-from jgan.metrics.evaluation import (DEFAULT_METRICS, METRICS, check_image_counts, make_evaluator,
-                                     parse_metrics)
+from jgan.metrics.evaluation import (DEFAULT_METRICS, METRICS, check_image_counts,
+                                     default_metrics, make_evaluator, parse_metrics)
 from jgan.metrics.features import FEATURE_NETWORKS
 from jgan.tools.sample import load_run
 
@@ -29,6 +29,8 @@ def evaluate_run(run_dir, *, num: int = 10000, metrics=None, features: str = "cl
     start = time.perf_counter()
     check_image_counts(num, ref_num, metrics or DEFAULT_METRICS)
     setup, state, config = load_run(run_dir, step, best=best)
+    if metrics is None:
+        metrics = default_metrics(setup.num_classes, intra_class=True)
     evaluator = make_evaluator(
         dataset=config.data.dataset, num_classes=setup.num_classes, metrics=metrics,
         num=num, seed=seed, features=features, inception_weights=inception_weights, split=split,
@@ -61,7 +63,7 @@ def main(argv=None) -> int:
     parser.add_argument("--num", type=int, default=10000, help="generated images (default 10000)")
     parser.add_argument("--metrics", default=None,
                         help=f"comma-separated, from {','.join(METRICS)} (default fid,kid,is,pr, "
-                             "plus acc for conditional runs)")
+                             "plus acc,ifid for conditional runs)")
     parser.add_argument("--features", default="classifier", choices=FEATURE_NETWORKS,
                         help="feature network (default: the classifier of the run's dataset)")
     parser.add_argument("--inception-weights", default=None,
