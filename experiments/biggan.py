@@ -1,4 +1,4 @@
-"""BigGAN (Brock et al. 2019) on Fashion-MNIST, sized for a 2-core CPU (about 15 minutes).
+"""BigGAN (Brock et al. 2019) on Fashion-MNIST, sized for a 2-core CPU (about 15 minutes of steps).
 
     python -m experiments.biggan --data-dir ../shared/datasets          # Fashion-MNIST
     python -m experiments.biggan --data-dir ../shared/datasets --dataset mnist
@@ -13,7 +13,7 @@ The default: G and D of residual blocks 32 channels wide (28 -> 7x7 input, 2 up 
 14, 7, 7), z of 120 in 3 chunks (skip-z), a shared class embedding of 128, self-attention at
 14x14, spectral norm everywhere, orthogonal init, the hinge loss, orthogonal regularization
 with beta 1e-4, Adam(G 1e-4, D 4e-4, betas 0 and 0.999) with one D step per G step, batch 32,
-G's EMA (half-life 10k images) sampled with standing statistics, 3,500 steps.
+G's EMA (half-life 10k images) sampled with standing statistics, 5,300 steps.
 `docs/biggan.md` says how these were chosen and what the paper's settings gave here.
 
 Every sample grid has a row per class and a column per z; beside it
@@ -44,7 +44,7 @@ def get_config() -> Config:
         model=BigGANModelConfig(g_features=32, d_features=32, attention=14),
         loss=BigGANLossConfig(ortho_beta=1e-4),
         optim=OptimConfig(g_lr=1e-4, d_lr=4e-4, b1=0.0, b2=0.999),
-        train=TrainConfig(steps=3500, batch_size=32, ema_kimg=10.0, grid_size=100,
+        train=TrainConfig(steps=5300, batch_size=32, ema_kimg=10.0, grid_size=100,
                           log_every=50, sample_every=500, checkpoint_every=500))
 
 

@@ -70,6 +70,7 @@ def test_a_config_json_from_before_families_is_read_as_its_family():
 
 
 def test_unknown_family_is_refused():
-    with pytest.raises(UserError, match=r"family='biggan' is unknown: choose one of "
-                                        r"\['bigan', 'cyclegan', 'gan', 'pix2pix', 'stylegan'\]"):
-        Config(family="biggan")
+    with pytest.raises(UserError, match=r"family='bigbigan' is unknown: choose one of "
+                                        r"\['bigan', 'biggan', 'cyclegan', 'gan', 'pix2pix', "
+                                        r"'stylegan'\]"):
+        Config(family="bigbigan")
