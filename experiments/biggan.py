@@ -126,5 +126,6 @@ def main(argv=None) -> int:
     return train_or_sample(get_config(), argv, sampling=sampling_flags(), sample=sample,
                            description=__doc__, presets=PRESETS)
 
+
 if __name__ == "__main__":
     sys.exit(main())
