@@ -174,6 +174,9 @@ class BigGANSetup(LatentSetup):
         if "g_standing" in state.extra:
             return state
         keys = jax.random.split(jax.random.key(STANDING_SEED), STANDING_BATCHES)
+        # 16 calls of one compiled program, once per sampled state: a lax.map over the keys
+        # would be one dispatch, but XLA:CPU runs convolutions in a rolled loop body many times
+        # slower (jgan.train.gan_step).
         moments = [self.batch_moments_fn(state, key) for key in keys]
         return state.replace(extra={**state.extra, "g_standing": standing_statistics(moments)})
 
