@@ -405,3 +405,33 @@ def orthogonal_regularization(params, *, beta: float, exclude=()) -> jax.Array:
             gram = matrix.T @ matrix
             total += jnp.sum(jnp.square(gram * (1.0 - jnp.eye(gram.shape[0], dtype=gram.dtype))))
     return beta * total
+
+
+def k_plus_one_log_d(logits: jax.Array) -> jax.Array:
+    """log D(x) [B] of a K-class classifier with an implicit fake class (Salimans et al. 2016,
+    Sec. 5): with Z = sum_k exp(l_k), D(x) = Z / (Z + 1), so log D = lse(l) - softplus(lse(l));
+    log(1 - D) is -softplus(lse(l))."""
+    lse = jax.nn.logsumexp(logits, axis=-1)
+    return lse - jax.nn.softplus(lse)
+
+
+def k_plus_one_d_loss(*, labelled_logits: jax.Array, labels: jax.Array,
+                      unlabelled_logits: jax.Array, fake_logits: jax.Array,
+                      real_label: float = 1.0) -> tuple[jax.Array, jax.Array]:
+    """`(supervised, unsupervised)` terms of the semi-supervised D's loss (Salimans et al. 2016,
+    Sec. 5): cross-entropy of the K real classes on labelled data, and
+    0.5 * (-E_unl log D(x) - E_gen log(1 - D(G(z)))) on unlabelled and generated data, halved as
+    in the authors' code (openai/improved-gan, train_mnist_feature_matching.py).
+
+    `real_label` < 1 is one-sided label smoothing (Sec. 3.4): the unlabelled term's target is
+    t = `real_label` for "real", so it reads -t log D(x) - (1 - t) log(1 - D(x)), which is
+    -t lse(l) + softplus(lse(l)).
+    Logits are [B, K]; labels [B] integers in [0, K).
+    """
+    lse_unlabelled = jax.nn.logsumexp(unlabelled_logits, axis=-1)
+    lse_fake = jax.nn.logsumexp(fake_logits, axis=-1)
+    unsupervised = 0.5 * (jnp.mean(-real_label * lse_unlabelled
+                                   + jax.nn.softplus(lse_unlabelled))
+                          + jnp.mean(jax.nn.softplus(lse_fake)))
+    supervised = classification_loss(class_logits=labelled_logits, labels=labels)
+    return supervised, unsupervised

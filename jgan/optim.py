@@ -1,7 +1,10 @@
 """Optimizer pieces for GANs: one optimizer per network, its rate schedule (held, then linear to 0
-as in CycleGAN), WGAN weight clipping, StyleGAN2's lazy-regularization correction."""
+as in CycleGAN), WGAN weight clipping, StyleGAN2's lazy-regularization correction, historical
+averaging (Salimans et al. 2016)."""
 
 from __future__ import annotations
+
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -117,3 +120,39 @@ def make_optimizer(optim_cfg, learning_rate: float, *, updates_per_step: int = 1
         # PyTorch's RMSprop, as in the WGAN reference code: decay 0.99, eps added after the root.
         tx = optax.rmsprop(schedule, decay=0.99, eps=1e-8, eps_in_sqrt=False)
     return optax.chain(tx, clip_weights(clip)) if clip else tx
+
+
+class HistoricalAverageState(NamedTuple):
+    count: jax.Array  # int32: parameter values averaged so far
+    average: optax.Params  # the mean of the parameters before each past update
+
+
+def historical_averaging(weight: float) -> optax.GradientTransformation:
+    """Historical averaging (Salimans et al. 2016, Sec. 3.3) as an optax transform.
+
+    Adds the gradient of weight * ||theta - (1/t) sum_i theta[i]||^2, the average of the t past
+    parameter values, to the incoming gradient: put it first in a chain, before the optimizer,
+    e.g. `optax.chain(historical_averaging(1e-3), optax.adam(3e-3))`. The running average lives
+    in the optimizer state, so it is checkpointed with it. The first update (t = 0) adds nothing;
+    then theta joins the average. `update` needs `params`.
+    """
+    if not weight >= 0:
+        raise ValueError(f"historical_averaging: weight must be >= 0, got {weight}")
+
+    def init_fn(params):
+        return HistoricalAverageState(count=jnp.zeros((), jnp.int32),
+                                      average=jax.tree.map(jnp.zeros_like, params))
+
+    def update_fn(updates, state, params=None):
+        if params is None:
+            raise ValueError("historical_averaging needs the parameters: call "
+                             "tx.update(grads, opt_state, params)")
+        seen = (state.count > 0).astype(jnp.float32)
+        updates = jax.tree.map(lambda u, p, a: u + seen * 2.0 * weight * (p - a).astype(u.dtype),
+                               updates, params, state.average)
+        count = state.count + 1
+        average = jax.tree.map(lambda a, p: a + (p - a) / count.astype(a.dtype),
+                               state.average, params)
+        return updates, HistoricalAverageState(count=count, average=average)
+
+    return optax.GradientTransformation(init_fn, update_fn)

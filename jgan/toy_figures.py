@@ -9,7 +9,8 @@ from pathlib import Path
 import numpy as np
 
 
-def _pyplot():
+def pyplot():
+    """matplotlib.pyplot on the Agg backend: figures are files, never windows."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -18,20 +19,20 @@ def _pyplot():
     return plt
 
 
-def _save(figure, path) -> None:
+def save_figure(figure, path) -> None:
     """Write atomically, so an interrupted run never leaves half a PNG."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.stem}.tmp.png")  # hidden, so no glob of frames picks it up
     figure.savefig(tmp, dpi=80)
-    _pyplot().close(figure)
+    pyplot().close(figure)
     tmp.replace(path)
 
 
 def plot_samples(samples: np.ndarray, centres: np.ndarray, path, *, title: str,
                  seeds, covered) -> None:
     """samples [N seeds, M, 2] as dots over the centres (red crosses), a panel per seed."""
-    plt = _pyplot()
+    plt = pyplot()
     count = len(samples)
     columns = min(count, 4)
     rows = math.ceil(count / columns)
@@ -53,12 +54,12 @@ def plot_samples(samples: np.ndarray, centres: np.ndarray, path, *, title: str,
                        fontsize=9)
     figure.suptitle(title)
     figure.tight_layout()
-    _save(figure, path)
+    save_figure(figure, path)
 
 
 def plot_mode_curves(steps, summaries: list[dict], path, *, num_modes: int, title: str) -> None:
     """Modes covered, high-quality share and KL to uniform by step: the seeds' mean, +- 1 std."""
-    plt = _pyplot()
+    plt = pyplot()
     panels = [("modes/covered", f"modes covered (of {num_modes})"),
               ("modes/high_quality", "high-quality share (within 3 std)"),
               ("modes/kl_uniform", "KL(mode histogram || uniform)")]
@@ -74,4 +75,4 @@ def plot_mode_curves(steps, summaries: list[dict], path, *, num_modes: int, titl
     axes[0].set_ylim(0, num_modes + 0.5)
     figure.suptitle(title)
     figure.tight_layout()
-    _save(figure, path)
+    save_figure(figure, path)

@@ -72,5 +72,5 @@ def test_a_config_json_from_before_families_is_read_as_its_family():
 def test_unknown_family_is_refused():
     with pytest.raises(UserError, match=r"family='bigbigan' is unknown: choose one of "
                                         r"\['bigan', 'biggan', 'cyclegan', 'gan', 'pix2pix', "
-                                        r"'stylegan'\]"):
+                                        r"'ssgan', 'stylegan'\]"):
         Config(family="bigbigan")

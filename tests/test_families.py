@@ -178,3 +178,25 @@ def test_conditional_gan_needs_labels_enough_classes_and_a_known_loss():
         build(_tiny("loss.gan_loss=wasserstain"))
     with pytest.raises(UserError, match="label smoothing"):
         build(_tiny("loss.gan_loss=hinge", "loss.real_label=0.9"))
+
+
+def test_feature_matching_and_minibatch_discrimination_train_the_dcgan():
+    config = _tiny("loss.g_objective=feature_matching", "model.minibatch_kernels=3",
+                   "model.minibatch_kernel_dim=2")
+    setup = build(config)
+    state = setup.init_state(jax.random.key(0))
+    images = np.random.default_rng(0).integers(0, 256, (16, 28, 28, 1), np.uint8)
+    new, metrics = jax.jit(setup.train_step)(state, {"image": images}, jax.random.key(2))
+    assert np.isfinite(float(metrics["loss/g"])) and np.isfinite(float(metrics["loss/d"]))
+    # The feature-matching gradient reaches every G weight; D's adversarial loss trains the
+    # minibatch kernel.
+    moved = jax.tree.map(lambda a, b: bool(np.any(np.asarray(a) != np.asarray(b))),
+                         state.nets["g"].params, new.nets["g"].params)
+    assert all(jax.tree.leaves(moved))
+    kernel = lambda s: np.asarray(s.nets["d"].params["MinibatchDiscrimination_0"]["kernel"])
+    assert np.abs(kernel(new) - kernel(state)).max() > 0
+
+
+def test_minibatch_discrimination_refuses_gradient_penalties_on_images():
+    with pytest.raises(UserError, match="minibatch discrimination and packing mix"):
+        build(_tiny("model.minibatch_kernels=3", "model.d_norm=none", "loss.r1_gamma=1"))

@@ -312,8 +312,8 @@ def test_experiment_bad_input_is_one_line(args, message, tmp_path, capsys):
 def test_toy_options_are_refused_outside_the_toy_arch(tmp_path):
     from conftest import tiny_config
     from jgan.train.loop import train
-    with pytest.raises(UserError, match="model.minibatch_kernels applies to the toy arch"):
-        build(override(tiny_config(), ["model.minibatch_kernels=4"]))
+    with pytest.raises(UserError, match="model.pack applies to the toy arch"):
+        build(override(tiny_config(), ["model.pack=2"]))
     with pytest.raises(UserError, match="python -m experiments.mode_collapse"):
         train(override(tiny_config(), ["model.arch=toy"]), tmp_path)
     assert not (tmp_path / "config.json").exists()

@@ -68,3 +68,39 @@ def test_conditional_discriminators_see_or_predict_the_label():
         else:
             logits, class_logits = out
             assert logits.shape == (2,) and class_logits.shape == (2, 10)
+
+
+@pytest.mark.parametrize("kernels", [0, 3])
+def test_minibatch_discrimination_makes_each_dcgan_logit_see_the_batch(kernels):
+    # Salimans et al. 2016, Sec. 3.2: with kernels, changing example 3 moves the logits of
+    # examples 0-2; without, D judges each image alone (eval mode, no BatchNorm).
+    d = build_networks(GANModelConfig(base_features=4, d_norm="none", minibatch_kernels=kernels,
+                                      minibatch_kernel_dim=2), (28, 28, 1))["d"]
+    images = jax.random.normal(jax.random.key(0), (4, 28, 28, 1))
+    variables = drawn_variables(d, images, train=False)
+    trunk = 7 * 7 * 8  # two stages of 4 and 8 features down to 7x7
+    assert variables["params"]["Dense_0"]["kernel"].shape == (trunk + kernels, 1)
+    if kernels:
+        assert variables["params"]["MinibatchDiscrimination_0"]["kernel"].shape == (trunk, 3 * 2)
+    apply = jax.jit(lambda x: d.apply(variables, x, train=False))
+    before, after = apply(images), apply(images.at[3].set(-images[3]))
+    if kernels:
+        assert float(jnp.abs(after[:3] - before[:3]).min()) > 1e-5
+    else:
+        np.testing.assert_array_equal(after[:3], before[:3])
+
+
+@pytest.mark.parametrize("arch, conditioning", [("dcgan", "input"), ("dcgan", "auxiliary"),
+                                                ("mlp", "none"), ("mlp", "input")])
+def test_conditional_and_mlp_discriminators_take_minibatch_kernels(arch, conditioning):
+    d = build_networks(GANModelConfig(arch=arch, base_features=4, conditioning=conditioning,
+                                      minibatch_kernels=3, minibatch_kernel_dim=2),
+                       (28, 28, 1))["d"]
+    images, labels = jnp.zeros((5, 28, 28, 1)), jnp.zeros((5,), jnp.int32)
+    args = (images, labels) if conditioning == "input" else (images,)
+    out, variables = jax.eval_shape(
+        lambda keys: d.init_with_output(keys, *args, train=False),
+        {"params": jax.random.key(1), "dropout": jax.random.key(2)})
+    logits = out[0] if conditioning == "auxiliary" else out
+    assert logits.shape == (5,)
+    assert variables["params"]["MinibatchDiscrimination_0"]["kernel"].shape[-1] == 3 * 2

@@ -27,7 +27,7 @@ def get_family(name: str) -> Family:
 
 
 # The registry: a built-in family's module name. Each module defines `FAMILY`.
-BUILT_IN = ("gan", "bigan", "pix2pix", "cyclegan", "stylegan", "biggan")
+BUILT_IN = ("gan", "bigan", "pix2pix", "cyclegan", "stylegan", "biggan", "ssgan")
 
 for _module in BUILT_IN:
     register(importlib.import_module(f"jgan.families.{_module}").FAMILY)

@@ -3,8 +3,10 @@
 It covers the 2014 GAN (Goodfellow et al., `arch=mlp`), DCGAN (Radford et al. 2016), CGAN (Mirza &
 Osindero 2014, `conditioning=input`), ACGAN (Odena et al. 2017, `conditioning=auxiliary`), WGAN
 (Arjovsky et al. 2017, weight clipping), WGAN-GP (Gulrajani et al. 2017), SNGAN (Miyato et al.
-2018) and the 2-D networks of the mode-collapse benchmark (`arch=toy`, with Unrolled GAN, minibatch
-discrimination, feature matching and packing). The update is `jgan.train.gan_step`.
+2018) and the 2-D networks of the mode-collapse benchmark (`arch=toy`). Its remedies for mode
+collapse are options of every arch: Unrolled GAN, feature matching and minibatch discrimination
+(Salimans et al. 2016) on the toy, mlp and dcgan Ds; packing (PacGAN) on the toy D only. The
+update is `jgan.train.gan_step`.
 """
 
 from __future__ import annotations
@@ -37,14 +39,15 @@ class GANModelConfig(LatentModelConfig):
     # by a class head on D (ACGAN)
     conditioning: str = "none"
     num_classes: int = 10  # used when conditioning is not "none"
-    # toy only (jgan.models.toy): depth and activation of G and D, and D's options against mode
-    # collapse: minibatch discrimination (Salimans et al. 2016) with this many kernels of this
-    # dimension, and PacGAN's packing of this many samples per D input
+    # toy only (jgan.models.toy): depth and activation of G and D
     g_layers: int = 2
     d_layers: int = 1
     activation: str = "relu"
+    # every arch: minibatch discrimination (Salimans et al. 2016, Sec. 3.2) before D's real/fake
+    # output, with this many kernels (0: off) of this dimension
     minibatch_kernels: int = 0
     minibatch_kernel_dim: int = 5
+    # toy only: PacGAN's packing of this many samples per D input
     pack: int = 1
 
 
@@ -63,9 +66,9 @@ class GANLossConfig(AdversarialLossConfig):
     g_objective: str = "adversarial"
 
 
-# Model fields that only the toy arch reads, with their defaults.
-TOY_ONLY = {"g_layers": 2, "d_layers": 1, "activation": "relu", "minibatch_kernels": 0,
-            "minibatch_kernel_dim": 5, "pack": 1}
+# Model fields that only the toy arch reads, with their defaults. Packing stays here: an image D
+# would need its input and ACGAN's class head rebuilt around packs.
+TOY_ONLY = {"g_layers": 2, "d_layers": 1, "activation": "relu", "pack": 1}
 # The ranges of this family's own numeric fields. num_classes counts only when conditional, and
 # real_label and focal_gamma only for some losses: `check` and jgan.losses refuse those.
 GAN_MODEL_BOUNDS = {"g_layers": Bounds(1), "d_layers": Bounds(1), "pack": Bounds(1),
@@ -119,7 +122,11 @@ def check(config, spec) -> None:
 
 
 def check_mode_collapse_options(config) -> None:
-    """Unrolling, feature matching, minibatch discrimination and packing, in one line each."""
+    """Unrolling, feature matching, minibatch discrimination and packing, in one line each.
+
+    Minibatch discrimination and packing make each D output depend on other rows, so they refuse
+    gradient penalties; under data parallelism those rows are the global batch.
+    """
     model, loss_cfg = config.model, config.loss
     toy_only = [name for name, default in TOY_ONLY.items() if getattr(model, name) != default]
     if toy_only and model.arch != "toy":
@@ -155,23 +162,23 @@ def build_networks(model, image_shape: tuple[int, ...]) -> dict:
     A conditional G (and, for conditioning "input", D) takes labels [B] after its image or z.
     """
     num_classes = model.num_classes if model.conditioning != "none" else 0
+    minibatch = dict(minibatch_kernels=model.minibatch_kernels,
+                     minibatch_kernel_dim=model.minibatch_kernel_dim)
     if model.arch == "dcgan":
         return {"g": DCGANGenerator(image_shape, model.base_features, num_classes),
                 "d": DCGANDiscriminator(model.base_features, norm=model.d_norm,
                                         spectral_norm=model.spectral_norm,
                                         conditioning=model.conditioning,
-                                        num_classes=num_classes)}
+                                        num_classes=num_classes, **minibatch)}
     if model.arch == "mlp":
         if model.conditioning == "input":
             return {"g": ConditionalMLPGenerator(image_shape, num_classes),
-                    "d": ConditionalMLPDiscriminator(num_classes)}
-        return {"g": MLPGenerator(image_shape, model.hidden), "d": MLPDiscriminator()}
+                    "d": ConditionalMLPDiscriminator(num_classes, **minibatch)}
+        return {"g": MLPGenerator(image_shape, model.hidden), "d": MLPDiscriminator(**minibatch)}
     return {"g": ToyGenerator(model.hidden, model.g_layers, model.activation,
                               out_dim=image_shape[-1]),
             "d": ToyDiscriminator(model.hidden, model.d_layers, model.activation,
-                                  minibatch_kernels=model.minibatch_kernels,
-                                  minibatch_kernel_dim=model.minibatch_kernel_dim,
-                                  pack=model.pack)}
+                                  pack=model.pack, **minibatch)}
 
 
 def build(config, spec) -> LatentSetup:
@@ -189,7 +196,7 @@ def build(config, spec) -> LatentSetup:
     conditional = model.conditioning != "none"
     labels = (jnp.zeros((1,), jnp.int32),)
     example_inputs = {"g": (jnp.zeros((1, model.z_dim)), *(labels if conditional else ())),
-                      "d": (jnp.zeros((1, *image_shape)),
+                      "d": (jnp.zeros((model.pack, *image_shape)),  # one pack
                             *(labels if model.conditioning == "input" else ()))}
     step = make_gan_train_step(config, generator=networks["g"], discriminator=networks["d"])
     return LatentSetup(networks=networks, example_inputs=example_inputs, train_step=step,

@@ -8,6 +8,10 @@ Mirza & Osindero 2014 (Sec. 4.1, MNIST): G maps z -> 200 ReLU units and the one-
 ReLU units, joined, then 1200 ReLU units and a tanh image. D maps the image -> maxout of 240 units
 with 5 pieces and the label -> maxout of 50 units with 5 pieces, joined into a maxout of 240 units
 with 4 pieces, then one logit; dropout 0.5 on D's hidden layers.
+
+Either D can add minibatch discrimination (Salimans et al. 2016, Sec. 3.2) before its logit:
+`minibatch_kernels` > 0 kernels of `minibatch_kernel_dim` on the last hidden features, which are
+also the ones feature matching reads.
 """
 
 import math
@@ -15,7 +19,7 @@ import math
 import flax.linen as nn
 import jax.numpy as jnp
 
-from jgan.nn import Maxout, one_hot_labels, sow_features
+from jgan.nn import Maxout, MinibatchDiscrimination, one_hot_labels, sow_features
 
 
 class MLPGenerator(nn.Module):
@@ -36,6 +40,8 @@ class MLPDiscriminator(nn.Module):
     pieces: int = 5
     input_dropout: float = 0.2
     hidden_dropout: float = 0.5
+    minibatch_kernels: int = 0  # > 0: minibatch discrimination with this many kernels
+    minibatch_kernel_dim: int = 5
 
     @nn.compact
     def __call__(self, x, *, train: bool = True):
@@ -45,6 +51,8 @@ class MLPDiscriminator(nn.Module):
             x = Maxout(self.hidden, self.pieces)(x)
             x = nn.Dropout(self.hidden_dropout, deterministic=not train)(x)
         sow_features(self, x)
+        if self.minibatch_kernels:
+            x = MinibatchDiscrimination(self.minibatch_kernels, self.minibatch_kernel_dim)(x)
         return nn.Dense(1)(x)[:, 0]
 
 
@@ -65,6 +73,8 @@ class ConditionalMLPGenerator(nn.Module):
 class ConditionalMLPDiscriminator(nn.Module):
     num_classes: int = 10
     dropout: float = 0.5
+    minibatch_kernels: int = 0  # > 0: minibatch discrimination with this many kernels
+    minibatch_kernel_dim: int = 5
 
     @nn.compact
     def __call__(self, x, labels=None, *, train: bool = True):
@@ -73,4 +83,6 @@ class ConditionalMLPDiscriminator(nn.Module):
         label_branch = drop(Maxout(50, 5)(one_hot_labels(labels, self.num_classes)))
         x = drop(Maxout(240, 4)(jnp.concatenate([image_branch, label_branch], axis=-1)))
         sow_features(self, x)
+        if self.minibatch_kernels:
+            x = MinibatchDiscrimination(self.minibatch_kernels, self.minibatch_kernel_dim)(x)
         return nn.Dense(1)(x)[:, 0]
