@@ -15,17 +15,14 @@ import argparse
 import contextlib
 import importlib
 import json
-import time
 
 import flax.linen as nn
 import jax
 
 import jgan.models.dcgan as dcgan
 from jgan.data import BatchLoader, DataSpec, find_dataset
-from jgan.train.parallel import jit_data_parallel, make_mesh, shard_batch
-from jgan.train.setup import build_setup
 
-from train_step import median_step_seconds  # noqa: E402  (benchmarks/ is the script's folder)
+from jgan_timing import time_jgan_step  # noqa: E402  (benchmarks/ is the script's folder)
 
 NAMES = ("gan", "dcgan", "cgan", "acgan", "wgan", "wgan_gp", "sngan", "bigan", "bigbigan")
 
@@ -42,30 +39,15 @@ def xla_conv_patched():
 
 def time_experiment(name: str, steps: int, warmup: int, dataset) -> dict:
     config = importlib.import_module(f"experiments.{name}").get_config()
-    setup = build_setup(config, DataSpec.from_image_shape((28, 28, 1), num_classes=10))
-    mesh = make_mesh()
-    images_per_step = config.train.batch_size * setup.batches_per_step
+    images_per_step = config.train.batch_size * config.train.n_critic
     loader = BatchLoader(dataset, batch_size=images_per_step, data_key=jax.random.key(1))
-    state = jax.jit(setup.init_state)(jax.random.key(0))
-    key = jax.random.key(2)
-    start = time.perf_counter()
-    step = jit_data_parallel(setup.train_step, mesh).lower(
-        state, shard_batch(loader.batch(0), mesh), key).compile()
-    compile_s = time.perf_counter() - start
-    batches = [shard_batch(loader.batch(k), mesh) for k in range(4)]
-    holder = {"state": state, "k": 0}
-
-    def run_step():
-        holder["state"], metrics = step(holder["state"], batches[holder["k"] % 4], key)
-        holder["k"] += 1
-        jax.block_until_ready(metrics)
-
-    for _ in range(warmup):
-        run_step()
-    seconds = median_step_seconds(run_step, steps)
-    return {"experiment": name, "n_critic": setup.batches_per_step,
+    timed = time_jgan_step(config, DataSpec.from_image_shape((28, 28, 1), num_classes=10),
+                           [loader.batch(k) for k in range(4)], steps=steps, warmup=warmup)
+    seconds = timed["seconds"]
+    return {"experiment": name, "n_critic": config.train.n_critic,
             "ms_per_step": round(seconds * 1000, 1),
-            "real_img_per_s": round(images_per_step / seconds), "compile_s": round(compile_s, 1)}
+            "real_img_per_s": round(timed["images_per_step"] / seconds),
+            "compile_s": round(timed["compile_s"], 1)}
 
 
 def main() -> None:

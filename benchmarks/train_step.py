@@ -13,7 +13,7 @@ Inputs are synthetic (random uint8 images; random floats in [-1, 1] for PyTorch)
 speed only. Each row is timed over `--steps` steps after `--warmup` steps; ms_per_step is the
 median step time and img_per_s = batch / median seconds. compile_s is the time of
 `jitted.lower(...).compile()` for JAX and of the first warm-up step for PyTorch. The last line gives
-img_per_s ratios (above 1: the numerator is faster).
+img_per_s ratios (above 1: the numerator is faster). Each row runs in a subprocess of its own.
 
 Run from the repository root:  python benchmarks/train_step.py [--batch 64 256] [--steps 30]
 """
@@ -22,10 +22,14 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import importlib.util
 import json
 import os
 import statistics
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import flax.linen as nn
 import jax
@@ -37,6 +41,8 @@ from jgan.data import DataSpec
 from jgan.families.gan import GANModelConfig
 from jgan.train.parallel import jit_data_parallel, make_mesh, shard_batch
 from jgan.train.setup import build_setup
+
+from gan_twins import torch_dcgan  # benchmarks/ is the script's folder
 
 IMAGE_SHAPE = (28, 28, 1)
 Z_DIM, FEATURES = 100, 64
@@ -99,31 +105,6 @@ def time_jgan(framework: str, batch_size: int, steps: int, warmup: int) -> dict:
                device=f"{device.platform}:{device.device_kind}", devices=jax.device_count())
 
 
-def torch_dcgan(torch):
-    """G and D of `jgan/models/dcgan.py` for 28x28x1 (NCHW), with the same DCGAN init."""
-    tnn = torch.nn
-    start = 7 * 7 * 2 * FEATURES
-    g = tnn.Sequential(
-        tnn.Linear(Z_DIM, start, bias=False), tnn.BatchNorm1d(start), tnn.ReLU(),
-        tnn.Unflatten(1, (2 * FEATURES, 7, 7)),
-        tnn.ConvTranspose2d(2 * FEATURES, FEATURES, 4, 2, 1, bias=False),
-        tnn.BatchNorm2d(FEATURES), tnn.ReLU(),
-        tnn.ConvTranspose2d(FEATURES, 1, 4, 2, 1), tnn.Tanh())
-    d = tnn.Sequential(
-        tnn.Conv2d(1, FEATURES, 4, 2, 1), tnn.LeakyReLU(0.2),
-        tnn.Conv2d(FEATURES, 2 * FEATURES, 4, 2, 1, bias=False), tnn.BatchNorm2d(2 * FEATURES),
-        tnn.LeakyReLU(0.2), tnn.Flatten(), tnn.Linear(2 * FEATURES * 7 * 7, 1))
-    for module in (*g.modules(), *d.modules()):
-        if isinstance(module, (tnn.Linear, tnn.Conv2d, tnn.ConvTranspose2d)):
-            tnn.init.normal_(module.weight, 0.0, 0.02)
-            if module.bias is not None:
-                tnn.init.zeros_(module.bias)
-        elif isinstance(module, (tnn.BatchNorm1d, tnn.BatchNorm2d)):
-            tnn.init.normal_(module.weight, 1.0, 0.02)
-            tnn.init.zeros_(module.bias)
-    return g, d
-
-
 def time_pytorch(batch_size: int, steps: int, warmup: int) -> dict:
     import torch
 
@@ -161,31 +142,53 @@ def ratios(rows: list[dict]) -> dict:
             for a, b in pairs for (name, batch) in speed if name == a and (b, batch) in speed}
 
 
+def measure_row(framework: str, batch: int, args) -> dict:
+    if framework == "pytorch":
+        return time_pytorch(batch, args.steps, args.warmup)
+    if framework == "jgan-xla-convT":
+        with xla_conv_transpose_patched():
+            return time_jgan(framework, batch, args.steps, args.warmup)
+    return time_jgan(framework, batch, args.steps, args.warmup)
+
+
+def run_row(framework: str, batch: int, args) -> dict:
+    """One row in a subprocess of its own: in one process, torch's OpenMP threads and XLA's
+    thread pool slow each other down (the jgan step measured 60 ms beside an imported torch,
+    50 ms alone, at batch 64)."""
+    command = [sys.executable, str(Path(__file__).resolve()), "--row", framework, str(batch),
+               "--steps", str(args.steps), "--warmup", str(args.warmup)]
+    done = subprocess.run(command, capture_output=True, text=True)
+    lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
+    if done.returncode == 0 and lines:
+        return json.loads(lines[-1])
+    errors = done.stderr.strip().splitlines() or ["no output"]
+    return {"framework": framework, "batch": batch,
+            "skipped": f"exit {done.returncode}: {errors[-1][:300]}"}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--batch", type=int, nargs="+", default=[64, 256])
     parser.add_argument("--steps", type=int, default=30, help="timed steps")
     parser.add_argument("--warmup", type=int, default=5, help="untimed steps before timing")
+    parser.add_argument("--skip-xla-convT", action="store_true",
+                        help="leave out the jgan-xla-convT rows (2.5 s a step at batch 256)")
+    parser.add_argument("--row", nargs=2, metavar=("FRAMEWORK", "BATCH"),
+                        help=argparse.SUPPRESS)  # a subprocess's one row
     args = parser.parse_args()
-    try:
-        import torch  # noqa: F401
-        have_torch = True
-    except ImportError:
-        have_torch = False
+    if args.row:
+        print(json.dumps(measure_row(args.row[0], int(args.row[1]), args)), flush=True)
+        return
+    have_torch = importlib.util.find_spec("torch") is not None
+    frameworks = ["jgan"] + ([] if args.skip_xla_convT else ["jgan-xla-convT"])
+    frameworks += ["pytorch"] if have_torch else []
     rows = []
-
-    def emit(result: dict) -> None:
-        rows.append(result)
-        print(json.dumps(result), flush=True)
-
     for batch in args.batch:
-        emit(time_jgan("jgan", batch, args.steps, args.warmup))
-        with xla_conv_transpose_patched():
-            emit(time_jgan("jgan-xla-convT", batch, args.steps, args.warmup))
-        if have_torch:
-            emit(time_pytorch(batch, args.steps, args.warmup))
+        for framework in frameworks:
+            rows.append(run_row(framework, batch, args))
+            print(json.dumps(rows[-1]), flush=True)
     if not have_torch:
-        emit({"framework": "pytorch", "skipped": "torch is not importable"})
+        print(json.dumps({"framework": "pytorch", "skipped": "torch is not importable"}))
     print(json.dumps({"ratios": ratios(rows)}), flush=True)
 
 

@@ -1,25 +1,43 @@
 """DCGAN (Radford, Metz & Chintala 2016) on MNIST: the quick-start run.
 
-    python -m experiments.dcgan                       # 4000 steps of 64 on the bundled MNIST subset
+    python -m experiments.dcgan                       # the quick start: bundled MNIST subset
+    python -m experiments.dcgan --preset paper        # the paper's settings exactly
     python -m experiments.dcgan --data-dir ../shared/datasets --dataset fashion_mnist
 
-Paper settings: Adam(2e-4, beta1 0.5), batch 64 (the paper used 128), N(0, 0.02) weights,
-z ~ N(0, I) of size 100, non-saturating loss.
+Both train the paper's networks for 4000 steps of 64 (the paper used 128) with Adam(2e-4,
+beta1 0.5), N(0, 0.02) weights, z ~ N(0, I) of size 100 and the non-saturating loss. The quick
+start adds minibatch discrimination to D (Salimans et al. 2016, Sec. 3.2: 50 kernels of 5 on D's
+flattened features), which lets D see how alike a batch's samples are: on the bundled subset it
+took classifier-FID from 129.8 to 107.6 and the rarest digit from 3.3% to 5.7% of samples, for
+a step about 30% slower (docs/gan.md#the-quick-start).
 """
 
+import dataclasses
 import sys
 
 from jgan.cli import run_experiment
 from jgan.config import Config
 from jgan.families.gan import GANModelConfig
 
+MINIBATCH_KERNELS = 50
+
+
+def paper_config() -> Config:
+    return Config(name="dcgan_paper", model=GANModelConfig(arch="dcgan"))
+
 
 def get_config() -> Config:
-    return Config(name="dcgan", model=GANModelConfig(arch="dcgan"))
+    paper = paper_config()
+    return dataclasses.replace(
+        paper, name="dcgan",
+        model=dataclasses.replace(paper.model, minibatch_kernels=MINIBATCH_KERNELS))
+
+
+PRESETS = {"paper": paper_config()}
 
 
 def main(argv=None) -> int:
-    return run_experiment(get_config(), argv, description=__doc__)
+    return run_experiment(get_config(), argv, description=__doc__, presets=PRESETS)
 
 
 if __name__ == "__main__":

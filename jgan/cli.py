@@ -6,6 +6,7 @@ import argparse
 import dataclasses
 from pathlib import Path
 
+from jgan import compile_cache
 from jgan import config as config_lib
 from jgan import losses
 from jgan.data import check_data_config
@@ -18,7 +19,8 @@ def parse_config(default, argv, *, description: str, parents=(), presets=None):
 
     `parents`: argparse parsers whose flags the experiment reads itself (listed in `--help`).
     `presets`: named configs that `--preset NAME` starts from instead of `default` (e.g. a
-    paper's settings); the other flags then apply to it. Returns `(config, workdir)`.
+    paper's settings); the other flags then apply to it. Returns `(config, workdir)`, having
+    turned on the persistent compilation cache unless `--no-compile-cache` (jgan.compile_cache).
     """
     presets = presets or {}
     parents = list(parents)
@@ -57,6 +59,9 @@ def parse_config(default, argv, *, description: str, parents=(), presets=None):
                              "history.csv and keep the best checkpoint by FID (default off)")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="override any config field (repeatable)")
+    parser.add_argument("--no-compile-cache", dest="compile_cache", action="store_false",
+                        help="compile everything afresh: no persistent compilation cache "
+                             "(default: $JGAN_CACHE_DIR/xla; see docs/running.md)")
     args = parser.parse_args(argv)
     flags = {"train.steps": args.steps, "train.batch_size": args.batch_size,
              "train.seed": args.seed, "data.dataset": args.dataset, "data.data_dir": args.data_dir,
@@ -66,6 +71,8 @@ def parse_config(default, argv, *, description: str, parents=(), presets=None):
     config = config_lib.override(default, assignments)
     check_data_config(config.data)
     workdir = args.workdir or f"runs/{config.name}_{data_name(config.data)}"
+    # Settings that passed their checks, before anything is compiled (data, init, the step).
+    compile_cache.enable(args.compile_cache)
     return config, workdir
 
 

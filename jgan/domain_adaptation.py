@@ -36,6 +36,7 @@ import numpy as np
 import optax
 from tqdm.auto import tqdm
 
+from jgan import compile_cache
 from jgan import config as config_lib
 from jgan.checkpoint import Checkpointer
 from jgan.data.mnist_m import load_mnist, load_mnist_m
@@ -281,7 +282,11 @@ def pixel_mean(train: dict) -> np.ndarray:
 
 
 def train_dann(config: DANNConfig, workdir, *, log=print) -> dict:
-    """Train (or resume) to `config.steps`; returns the final `results.json` dict."""
+    """Train (or resume) to `config.steps`; returns the final `results.json` dict.
+
+    Turns the persistent compilation cache on first, as every jgan command does
+    (`jgan.compile_cache`; `JGAN_COMPILE_CACHE=0` keeps it off)."""
+    compile_cache.enable()
     check_config(config)
     workdir = Path(workdir)
     check_run_directory(workdir)

@@ -19,6 +19,7 @@ from jgan.errors import UserError
 from jgan.metrics import classifier, distances, evaluation, features, inception, reference
 from jgan.metrics.reference import split_images
 from jgan.metrics.train_classifier import accuracy, train_classifier
+from jgan.tools import evaluate as evaluate_tool
 from jgan.train import loop
 
 
@@ -216,6 +217,37 @@ def test_evaluate_tool_adds_ifid_for_conditional_runs_and_training_does_not():
     assert evaluation.default_metrics(10, intra_class=True)[-2:] == ("acc", "ifid")
 
 
+def test_class_shares_are_the_histogram_of_the_classifier_s_choices():
+    # 20 images: 2 of class 0, none of 1, 5 of 2, 13 of 3 (of 4 classes), by their largest logit.
+    choices = np.repeat([0, 2, 3], [2, 5, 13])
+    logits = np.random.default_rng(0).normal(size=(20, 4)) - 10.0
+    logits[np.arange(20), choices] = 1.0
+    shares = evaluation.class_shares(logits)
+    assert shares.tolist() == [0.1, 0.0, 0.25, 0.65]
+    ref = reference.Reference(np.zeros((4, 3)), np.zeros((4, 4)), None, {})
+    assert evaluation.compute_metrics(ref, None, logits, ("share",)) == {
+        "class_share_min": 0.0, "class_share_max": 0.65}
+    assert evaluate_tool.format_class_shares(shares) == "class share %   0:10.0 1:0.0 2:25.0 3:65.0"
+    table = evaluate_tool.format_table(
+        {"run_dir": "run", "step": 4, "num": 20, "features": "classifier-mnist-x",
+         "reference": {"num": 4, "dataset": "mnist", "split": "test"},
+         "metrics": {"class_share_min": 0.0, "class_share_max": 0.65},
+         "class_shares": shares.tolist(), "reference_metrics": {"is": 9.9}})
+    assert table.splitlines()[2:] == ["class_share_min            0",
+                                      "class_share_max         0.65",
+                                      "is of real data          9.9",
+                                      "class share %   0:10.0 1:0.0 2:25.0 3:65.0"]
+
+
+def test_class_shares_come_by_default_with_the_classifier_only():
+    assert evaluation.default_metrics(0, class_shares=True) == ("fid", "kid", "is", "pr", "share")
+    assert evaluation.default_metrics(10, intra_class=True, class_shares=True)[-3:] == (
+        "share", "acc", "ifid")
+    with pytest.raises(UserError, match="drop share from --metrics or use --features classifier"):
+        evaluation.make_evaluator(dataset="mnist", num_classes=0, metrics=("fid", "share"),
+                                  features="inception")
+
+
 def test_evaluator_requests_are_checked_before_any_work():
     with pytest.raises(UserError, match="--num 1000"):
         evaluation.make_evaluator(dataset="mnist", num_classes=10, num=999)
@@ -263,6 +295,21 @@ def test_resumed_evaluated_run_equals_the_uninterrupted_one(evaluated_run, tmp_p
     assert [{k: v for k, v in row.items() if k.startswith("eval/")} for row in _eval_rows(tmp_path)
             ] == [{k: v for k, v in row.items() if k.startswith("eval/")}
                   for row in _eval_rows(workdir)]
+
+
+def test_eval_every_logs_the_extreme_class_shares_that_evaluate_reports(evaluated_run):
+    workdir, _ = evaluated_run
+    final = _eval_rows(workdir)[-1]
+    low, high = float(final["eval/class_share_min"]), float(final["eval/class_share_max"])
+    assert 0.0 <= low <= 0.1 <= high <= 1.0 and low < high
+    # The same latents (seed 0, 200 images) as training's last evaluation: the same shares.
+    result = evaluate_tool.evaluate_run(workdir, num=200, metrics=("share",),
+                                        log=lambda _: None)
+    shares = result["class_shares"]
+    assert len(shares) == 10 and sum(shares) == pytest.approx(1.0)
+    assert all(200 * share == round(200 * share) for share in shares)
+    assert (min(shares), max(shares)) == pytest.approx((low, high), abs=1e-6)
+    assert result["metrics"] == {"class_share_min": min(shares), "class_share_max": max(shares)}
 
 
 ERRORS = {

@@ -149,3 +149,21 @@ def test_conditional_gan_trains_on_fashion_mnist(shared_datasets, experiment_run
     run = root / "acgan_fashion_mnist"
     assert load(run / "config.json").data.dataset == "fashion_mnist"
     assert (run / "samples" / "step_000002.png").is_file()
+
+
+def test_dcgan_preset_paper_is_the_old_quick_start():
+    # The quick start's default was tuned (issue 19); `--preset paper` must still give the paper's
+    # settings that made the old grid: Adam(2e-4, 2e-4, beta1 0.5), batch 64, 4000 steps, no EMA.
+    from experiments import dcgan
+    from jgan.cli import parse_config
+    from jgan.config import Config, OptimConfig, TrainConfig
+    from jgan.families.gan import GANLossConfig, GANModelConfig
+
+    paper = Config(name="dcgan_paper", model=GANModelConfig(arch="dcgan"),
+                   loss=GANLossConfig(gan_loss="nonsaturating"),
+                   optim=OptimConfig(g_lr=2e-4, d_lr=2e-4, b1=0.5, b2=0.999),
+                   train=TrainConfig(steps=4000, batch_size=64, ema_kimg=0.0))
+    config, workdir = parse_config(dcgan.get_config(), ["--preset", "paper"],
+                                   description="", presets=dcgan.PRESETS)
+    assert config == paper and workdir == "runs/dcgan_paper_mnist"
+    assert dcgan.get_config() != paper

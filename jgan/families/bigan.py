@@ -23,6 +23,7 @@ from jgan.families.latent import (ADVERSARIAL_LOSS_BOUNDS, AdversarialLossConfig
                                   check_latent_model, single_image_shape)
 from jgan.models import BiGANEncoder, BiGANGenerator, JointDiscriminator
 from jgan.models.bigan import BIGAN_ARCHS
+from jgan.models.dcgan import COMPUTE_DTYPES
 from jgan.optim import check_optim_config, make_optimizer
 from jgan.train.bigan_step import BIGAN_LOSSES, ENCODER_REGULARIZERS, make_bigan_train_step
 from jgan.train.setup import Family, check_choices, refuse_first
@@ -35,6 +36,9 @@ class BiGANModelConfig(LatentModelConfig):
     g_crop: int = 0  # > 0: pad-then-crop, G draws a canvas this much wider per side, cut to size
     downsample: str = "stride"  # dcgan E and D: "stride", or "mixed_pool" (jgan.nn.MixedPooling)
     unary: bool = False  # BigBiGAN's unary scores s_x and s_z beside the joint s_xz
+    # mlp and dcgan: "bfloat16" computes G's, E's and D's activations in bf16, mixed precision
+    # (float32 parameters, optimizer state, BatchNorm statistics, scores, latents and images)
+    dtype: str = "float32"
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -60,7 +64,8 @@ def check(config, spec) -> None:
     check_choices({"model.g_head": (model.g_head, ("dense", "conv")),
                    "model.downsample": (model.downsample, ("stride", "mixed_pool")),
                    "loss.gan_loss": (loss_cfg.gan_loss, BIGAN_LOSSES),
-                   "loss.e_regularizer": (loss_cfg.e_regularizer, ENCODER_REGULARIZERS)})
+                   "loss.e_regularizer": (loss_cfg.e_regularizer, ENCODER_REGULARIZERS),
+                   "model.dtype": (model.dtype, tuple(COMPUTE_DTYPES))})
     losses.get_losses(loss_cfg.gan_loss, real_label=loss_cfg.real_label)
     weights = [name for name in ("e_spread_weight", "e_variance_weight", "e_variance_tolerance")
                if getattr(loss_cfg, name) < 0]
@@ -72,6 +77,9 @@ def check(config, spec) -> None:
         (model.arch != "dcgan" and model.downsample != "stride",
          "model.downsample chooses the dcgan arch's downsampling (the unet arch always uses "
          "mixed pooling): use --set model.arch=dcgan"),
+        (model.arch == "unet" and model.dtype != "float32",
+         f"model.dtype={model.dtype!r} applies to the mlp and dcgan archs: the unet arch "
+         "computes in float32, drop --set model.dtype"),
         (model.arch == "unet" and model.spectral_norm,
          "the unet arch has no spectral norm: use --set model.arch=dcgan"),
         (model.g_crop < 0, f"model.g_crop={model.g_crop}: use 0 (off) or a margin in pixels"),
@@ -90,7 +98,8 @@ def check(config, spec) -> None:
 
 def build_networks(model, image_shape: tuple[int, ...]) -> dict:
     """`{"g": G(z), "e": E(x), "d": D(x, z)}`."""
-    common = dict(arch=model.arch, base_features=model.base_features, hidden=model.hidden)
+    common = dict(arch=model.arch, base_features=model.base_features, hidden=model.hidden,
+                  dtype=COMPUTE_DTYPES[model.dtype])
     return {"g": BiGANGenerator(image_shape, head=model.g_head, crop=model.g_crop, **common),
             "e": BiGANEncoder(model.z_dim, downsample=model.downsample, **common),
             "d": JointDiscriminator(norm=model.d_norm, spectral_norm=model.spectral_norm,

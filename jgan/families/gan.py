@@ -24,6 +24,7 @@ from jgan.families.latent import (ADVERSARIAL_LOSS_BOUNDS, AdversarialLossConfig
 from jgan.models import (ACTIVATIONS, ConditionalMLPDiscriminator, ConditionalMLPGenerator,
                          DCGANDiscriminator, DCGANGenerator, MLPDiscriminator, MLPGenerator,
                          ToyDiscriminator, ToyGenerator)
+from jgan.models.dcgan import COMPUTE_DTYPES
 from jgan.optim import check_optim_config, make_optimizer
 from jgan.train.gan_step import lazy_regularization_interval, make_gan_train_step
 from jgan.train.setup import Family, check_choices, refuse_first
@@ -49,6 +50,9 @@ class GANModelConfig(LatentModelConfig):
     minibatch_kernel_dim: int = 5
     # toy only: PacGAN's packing of this many samples per D input
     pack: int = 1
+    # dcgan and mlp: "bfloat16" computes G's and D's activations in bf16, mixed precision: float32
+    # parameters, optimizer state, BatchNorm statistics, losses and images
+    dtype: str = "float32"
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -91,11 +95,15 @@ def check(config, spec) -> None:
                    "loss.unroll_gradient": (loss_cfg.unroll_gradient, ("full", "stop")),
                    "loss.g_objective": (loss_cfg.g_objective, ("adversarial",
                                                                "feature_matching")),
-                   "loss.gan_loss": (loss_cfg.gan_loss, losses.LOSS_NAMES)})
+                   "loss.gan_loss": (loss_cfg.gan_loss, losses.LOSS_NAMES),
+                   "model.dtype": (model.dtype, tuple(COMPUTE_DTYPES))})
     losses.get_losses(loss_cfg.gan_loss, real_label=loss_cfg.real_label,
                       focal_gamma=loss_cfg.focal_gamma)
     check_mode_collapse_options(config)
     refuse_first([
+        (model.arch == "toy" and model.dtype != "float32",
+         f"model.dtype={model.dtype!r} applies to the dcgan and mlp archs: the toy arch "
+         "computes in float32, drop --set model.dtype"),
         (model.conditioning != "none" and model.num_classes < 2,
          f"model.num_classes={model.num_classes}: a conditional GAN needs 2 or more classes"),
         (model.arch == "mlp" and (model.conditioning == "auxiliary" or model.spectral_norm
@@ -164,17 +172,19 @@ def build_networks(model, image_shape: tuple[int, ...]) -> dict:
     num_classes = model.num_classes if model.conditioning != "none" else 0
     minibatch = dict(minibatch_kernels=model.minibatch_kernels,
                      minibatch_kernel_dim=model.minibatch_kernel_dim)
+    dtype = COMPUTE_DTYPES[model.dtype]
     if model.arch == "dcgan":
-        return {"g": DCGANGenerator(image_shape, model.base_features, num_classes),
+        return {"g": DCGANGenerator(image_shape, model.base_features, num_classes, dtype=dtype),
                 "d": DCGANDiscriminator(model.base_features, norm=model.d_norm,
                                         spectral_norm=model.spectral_norm,
                                         conditioning=model.conditioning,
-                                        num_classes=num_classes, **minibatch)}
+                                        num_classes=num_classes, dtype=dtype, **minibatch)}
     if model.arch == "mlp":
         if model.conditioning == "input":
-            return {"g": ConditionalMLPGenerator(image_shape, num_classes),
-                    "d": ConditionalMLPDiscriminator(num_classes, **minibatch)}
-        return {"g": MLPGenerator(image_shape, model.hidden), "d": MLPDiscriminator(**minibatch)}
+            return {"g": ConditionalMLPGenerator(image_shape, num_classes, dtype=dtype),
+                    "d": ConditionalMLPDiscriminator(num_classes, dtype=dtype, **minibatch)}
+        return {"g": MLPGenerator(image_shape, model.hidden, dtype=dtype),
+                "d": MLPDiscriminator(dtype=dtype, **minibatch)}
     return {"g": ToyGenerator(model.hidden, model.g_layers, model.activation,
                               out_dim=image_shape[-1]),
             "d": ToyDiscriminator(model.hidden, model.d_layers, model.activation,

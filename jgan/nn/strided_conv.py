@@ -5,7 +5,8 @@ of a stride-s convolution is a stride-s transposed convolution of the output gra
 flipped kernel, and XLA:CPU takes that transposed convolution's kernel gradient about 20x slower
 than its forward pass. Here the input gradient is written with `jgan.nn.conv_transpose`, whose
 kernel gradient is fast, so the penalty's second-order pass is too. First-order use is unchanged:
-the same forward and the same input and kernel gradients as `flax.linen.Conv`.
+the same forward and the same input and kernel gradients as `flax.linen.Conv`. Large batches run
+as micro-batches on XLA:CPU (`jgan.nn.micro_batch`).
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
+from jgan.nn import micro_batch
+from jgan.nn.micro_batch import map_rows, sum_rows
 from jgan.nn.transposed_conv import apply_conv_layer, conv_transpose
 
 _DIMENSION_NUMBERS = ("NHWC", "HWIO", "NHWC")
@@ -35,11 +38,12 @@ def strided_conv(x, kernel, strides: tuple[int, int], padding: tuple[tuple[int, 
       x: `[B, H, W, C_in]`; kernel: `[K_h, K_w, C_in, C_out]`; strides: `(s_h, s_w)`;
       padding: `((lo_h, hi_h), (lo_w, hi_w))`.
     """
-    return _forward(x, kernel, strides, padding)
+    return map_rows(lambda rows: _forward(rows, kernel, strides, padding), x,
+                    max_rows=micro_batch.FORWARD_ROWS)
 
 
 def _strided_conv_fwd(x, kernel, strides, padding):
-    return _forward(x, kernel, strides, padding), (x, kernel)
+    return strided_conv(x, kernel, strides, padding), (x, kernel)
 
 
 def _input_gradient(dy, kernel, input_shape, strides, padding):
@@ -54,8 +58,13 @@ def _input_gradient(dy, kernel, input_shape, strides, padding):
 
 def _strided_conv_bwd(strides, padding, residuals, dy):
     x, kernel = residuals
-    _, kernel_vjp = jax.vjp(lambda k: _forward(x, k, strides, padding), kernel)
-    (dkernel,) = kernel_vjp(dy)
+
+    def kernel_gradient(x_rows, dy_rows):
+        _, kernel_vjp = jax.vjp(lambda k: _forward(x_rows, k, strides, padding), kernel)
+        return kernel_vjp(dy_rows)[0]
+
+    # The input gradient is a `conv_transpose`, which splits its batch itself.
+    dkernel = sum_rows(kernel_gradient, x, dy, max_rows=micro_batch.GRADIENT_ROWS)
     return _input_gradient(dy, kernel, x.shape, strides, padding), dkernel
 
 

@@ -9,6 +9,7 @@ the dilated input is non-zero, so
     dW[kh, kw] = sum_{b, i, j} x[b, i, j, :]^T  dy[b, s*i + p_lo - kh, s*j + p_lo - kw, :],
 
 one strided slice of the zero-padded output gradient per kernel tap, contracted with the input.
+Large batches run as micro-batches on XLA:CPU (`jgan.nn.micro_batch`).
 """
 
 from __future__ import annotations
@@ -20,6 +21,9 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 from jax import lax
+
+from jgan.nn import micro_batch
+from jgan.nn.micro_batch import map_rows, sum_rows
 
 _DIMENSION_NUMBERS = ("NHWC", "HWIO", "NHWC")
 
@@ -41,11 +45,12 @@ def conv_transpose(x, kernel, strides: tuple[int, int], padding: tuple[tuple[int
       padding: `((lo_h, hi_h), (lo_w, hi_w))`, applied to the stride-dilated input as in
         `lax.conv_transpose`; the output height is `s_h * (H - 1) + 1 + lo_h + hi_h - K_h + 1`.
     """
-    return _forward(x, kernel, strides, padding)
+    return map_rows(lambda rows: _forward(rows, kernel, strides, padding), x,
+                    max_rows=micro_batch.FORWARD_ROWS)
 
 
 def _conv_transpose_fwd(x, kernel, strides, padding):
-    return _forward(x, kernel, strides, padding), (x, kernel)
+    return conv_transpose(x, kernel, strides, padding), (x, kernel)
 
 
 def _kernel_gradient(x, dy, kernel_shape, strides, padding):
@@ -73,9 +78,16 @@ def _kernel_gradient(x, dy, kernel_shape, strides, padding):
 
 def _conv_transpose_bwd(strides, padding, residuals, dy):
     x, kernel = residuals
-    _, input_vjp = jax.vjp(lambda x_: _forward(x_, kernel, strides, padding), x)
-    (dx,) = input_vjp(dy)
-    return dx, _kernel_gradient(x, dy, kernel.shape, strides, padding).astype(kernel.dtype)
+
+    def input_gradient(x_rows, dy_rows):
+        _, input_vjp = jax.vjp(lambda x_: _forward(x_, kernel, strides, padding), x_rows)
+        return input_vjp(dy_rows)[0]
+
+    dkernel = sum_rows(
+        lambda x_rows, dy_rows: _kernel_gradient(x_rows, dy_rows, kernel.shape, strides, padding),
+        x, dy, max_rows=micro_batch.GRADIENT_ROWS)
+    dx = map_rows(input_gradient, x, dy, max_rows=micro_batch.GRADIENT_ROWS)
+    return dx, dkernel.astype(kernel.dtype)
 
 
 conv_transpose.defvjp(_conv_transpose_fwd, _conv_transpose_bwd)
@@ -101,7 +113,8 @@ def apply_conv_layer(layer: nn.Module, x, op):
                          (*layer.kernel_size, x.shape[-1], layer.features), jnp.float32)
     y = op(x, kernel.astype(x.dtype))
     if layer.use_bias:
-        y = y + layer.param("bias", layer.bias_init, (layer.features,), jnp.float32)
+        # Cast like the kernel, so a bf16 map stays bf16 (mixed precision).
+        y = y + layer.param("bias", layer.bias_init, (layer.features,), jnp.float32).astype(y.dtype)
     return y
 
 

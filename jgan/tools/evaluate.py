@@ -4,7 +4,10 @@ Draws `--num` images from the run's checkpoint (latest, `--step`, or `--best`) w
 `--seed`, embeds them and the first `--ref-num` images of the reference split with the feature
 network, and writes `RUN_DIR/metrics.json` and a table. The defaults are jgan's FID protocol for
 28x28 data: the classifier trained on the run's dataset, 10,000 generated images against the
-whole test split. `--features inception --inception-weights PATH` uses the FID InceptionV3.
+whole test split, and with the classifier the share of the images it assigns to each class
+(`class_shares` in metrics.json, their extremes as `class_share_min` / `class_share_max`), which
+shows a class drawn too rarely that FID averages away. `--features inception --inception-weights
+PATH` uses the FID InceptionV3.
 """
 
 from __future__ import annotations
@@ -15,11 +18,14 @@ import sys
 import time
 from pathlib import Path
 
+from jgan.compile_cache import enable as enable_compile_cache
 from jgan.errors import UserError, reports_errors
-from jgan.metrics.evaluation import (DEFAULT_METRICS, METRICS, check_image_counts,
-                                     default_metrics, make_evaluator, parse_metrics)
+from jgan.metrics.evaluation import (CLASS_SHARE_FEATURES, DEFAULT_METRICS, METRICS,
+                                     check_image_counts, default_metrics, make_evaluator,
+                                     parse_metrics)
 from jgan.metrics.features import FEATURE_NETWORKS
 from jgan.tools.sample import load_run
+
 
 def evaluate_run(run_dir, *, num: int = 10000, metrics=None, features: str = "classifier",
                  inception_weights=None, split: str = "test", ref_num: int | None = None,
@@ -30,15 +36,17 @@ def evaluate_run(run_dir, *, num: int = 10000, metrics=None, features: str = "cl
     check_image_counts(num, ref_num, metrics or DEFAULT_METRICS)
     setup, state, config = load_run(run_dir, step, best=best)
     if metrics is None:
-        metrics = default_metrics(setup.num_classes, intra_class=True)
+        metrics = default_metrics(setup.num_classes, intra_class=True,
+                                  class_shares=features == CLASS_SHARE_FEATURES)
     evaluator = make_evaluator(
         dataset=config.data.dataset, num_classes=setup.num_classes, metrics=metrics,
         num=num, seed=seed, features=features, inception_weights=inception_weights, split=split,
         ref_num=ref_num, data_dir=data_dir or config.data.data_dir, log=log)
-    values = evaluator(setup, state)
+    values, shares = evaluator.measure(setup, state)
     return {"run_dir": str(run_dir), "step": int(state.step),
             "checkpoint": "best" if best else "latest" if step is None else "step",
             "features": evaluator.network.name, **evaluator.describe(), "metrics": values,
+            **({} if shares is None else {"class_shares": shares}),
             "reference_metrics": evaluator.reference_metrics(),
             "seconds": round(time.perf_counter() - start, 1)}
 
@@ -52,7 +60,15 @@ def format_table(result: dict) -> str:
     lines += [f"{name:<16}{value:>12.6g}" for name, value in result["metrics"].items()]
     real = result["reference_metrics"]
     lines.append(f"{'is of real data':<16}{real['is']:>12.6g}")
+    if "class_shares" in result:
+        lines.append(format_class_shares(result["class_shares"]))
     return "\n".join(lines)
+
+
+def format_class_shares(shares) -> str:
+    """One line: each class's share of the generated images in percent, e.g. `0:9.8 1:11.2`."""
+    return "class share %   " + " ".join(f"{label}:{100 * share:.1f}"
+                                         for label, share in enumerate(shares))
 
 
 @reports_errors
@@ -63,7 +79,8 @@ def main(argv=None) -> int:
     parser.add_argument("--num", type=int, default=10000, help="generated images (default 10000)")
     parser.add_argument("--metrics", default=None,
                         help=f"comma-separated, from {','.join(METRICS)} (default fid,kid,is,pr, "
-                             "plus acc,ifid for conditional runs)")
+                             "plus share with the classifier features and acc,ifid for "
+                             "conditional runs)")
     parser.add_argument("--features", default="classifier", choices=FEATURE_NETWORKS,
                         help="feature network (default: the classifier of the run's dataset)")
     parser.add_argument("--inception-weights", default=None,
@@ -79,6 +96,7 @@ def main(argv=None) -> int:
     parser.add_argument("--seed", type=int, default=0, help="seed of the latents (default 0)")
     parser.add_argument("--out", default=None, help="JSON to write (default RUN_DIR/metrics.json)")
     args = parser.parse_args(argv)
+    enable_compile_cache()
     if args.best and args.step is not None:
         raise UserError("--best and --step both choose a checkpoint: give one of them")
     metrics = parse_metrics(args.metrics) if args.metrics is not None else None

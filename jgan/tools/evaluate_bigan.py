@@ -26,6 +26,7 @@ from jgan.tools.components import read_network, with_network
 from jgan.data import find_dataset
 from jgan.encoding import (encode_images, interpolation_grid, reconstruction_grid,
                            reconstruction_mse)
+from jgan.compile_cache import enable as enable_compile_cache
 from jgan.errors import UserError, reports_errors
 from jgan.images import save_png
 from jgan.metrics.probes import linear_probe_accuracy, nearest_neighbour_accuracy
@@ -130,6 +131,7 @@ def main(argv=None) -> int:
     parser.add_argument("--step", type=int, default=None, help="checkpoint step (default latest)")
     parser.add_argument("--out-dir", default=None, help="where to write (default RUN_DIR)")
     args = parser.parse_args(argv)
+    enable_compile_cache()
     result = evaluate_bigan(args.run_dir, data_dir=args.data_dir, num_train=args.num_train,
                             num_test=args.num_test, encoder=args.encoder,
                             generator=args.generator, step=args.step, out_dir=args.out_dir)

@@ -33,6 +33,7 @@ from pathlib import Path
 import numpy as np
 
 from jgan.data import open_data
+from jgan.compile_cache import enable as enable_compile_cache
 from jgan.errors import UserError, reports_errors
 from jgan.images import make_grid, save_png, to_uint8
 from jgan.metrics.domain_classifier import domain_accuracy, train_domain_classifier
@@ -241,6 +242,7 @@ def main(argv=None) -> int:
                         help="JSON to write (default RUN_DIR/evaluation.json)")
     parser.add_argument("--grid", default=None, help="also write a PNG grid of examples here")
     args = parser.parse_args(argv)
+    enable_compile_cache()
     out = Path(args.out) if args.out else Path(args.run_dir) / "evaluation.json"
     check_output_file(out, "evaluation.json")
     if args.grid is not None:

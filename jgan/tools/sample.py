@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from jgan.checkpoint import Checkpointer, DamagedCheckpointError
+from jgan.compile_cache import enable as enable_compile_cache
 from jgan.errors import UserError, reports_errors
 from jgan.images import make_grid, save_png
 from jgan.data import DataSpec, Preprocessing
@@ -158,6 +159,7 @@ def main(argv=None) -> int:
                         help="conditional runs: comma-separated classes, one grid row each "
                              "(default: every class)")
     args = parser.parse_args(argv)
+    enable_compile_cache()
     check_output_file(args.out, "samples.png")
     if args.save_folder is not None and Path(args.save_folder).is_file():
         raise UserError(f"--save-folder {args.save_folder} is a file: name a folder for the "

@@ -1,0 +1,64 @@
+"""Time one jgan training step as training runs it: `build_setup`, the step jitted over all
+devices with `jit_data_parallel`, batches sharded with `shard_batch`.
+
+compile_s is `jitted.lower(...).compile()`, cold (the persistent compilation cache is off here,
+whatever the environment sets); seconds is the median of `steps` steps after `warmup`
+(batches cycled so that no step reuses the last one's); peak memory is the process's peak RSS on
+CPU, the device's `peak_bytes_in_use` on an accelerator.
+"""
+
+from __future__ import annotations
+
+import time
+
+import jax
+
+from jgan.train.parallel import jit_data_parallel, make_mesh, shard_batch
+from jgan.train.setup import build_setup
+
+from timing import median_step_seconds, peak_rss_mb  # noqa: E402  (benchmarks/ is on the path)
+
+
+def param_counts(state, names) -> dict[str, int]:
+    return {name: sum(leaf.size for leaf in jax.tree.leaves(state.nets[name].params))
+            for name in names}
+
+
+def peak_memory() -> tuple[float, str]:
+    """`(peak MiB, "rss" or "device")`."""
+    device = jax.devices()[0]
+    stats = device.memory_stats() if device.platform != "cpu" else None
+    if stats and "peak_bytes_in_use" in stats:
+        return round(stats["peak_bytes_in_use"] / 2 ** 20, 1), "device"
+    return peak_rss_mb(), "rss"
+
+
+def time_jgan_step(config, spec, batches: list[dict], *, steps: int, warmup: int) -> dict:
+    """`{"seconds", "compile_s", "params", "peak_mb", "memory", "device", "devices"}` of the
+    config's step on `batches` (host arrays, cycled)."""
+    jax.config.update("jax_enable_compilation_cache", False)
+    setup = build_setup(config, spec)
+    state = jax.jit(setup.init_state)(jax.random.key(0))
+    mesh = make_mesh()
+    batches = [shard_batch(batch, mesh) for batch in batches]
+    key = jax.random.key(1)
+    start = time.perf_counter()
+    step = jit_data_parallel(setup.train_step, mesh).lower(state, batches[0], key).compile()
+    compile_s = time.perf_counter() - start
+    holder = {"state": state, "k": 0}
+
+    def run_step():
+        holder["state"], metrics = step(holder["state"], batches[holder["k"] % len(batches)],
+                                        key)
+        holder["k"] += 1
+        jax.block_until_ready(metrics)
+
+    for _ in range(warmup):
+        run_step()
+    seconds = median_step_seconds(run_step, steps)
+    peak, memory = peak_memory()
+    device = jax.devices()[0]
+    return {"seconds": seconds, "compile_s": compile_s,
+            "params": param_counts(state, setup.networks), "peak_mb": peak, "memory": memory,
+            "device": f"{device.platform}:{device.device_kind}", "devices": jax.device_count(),
+            "images_per_step": config.train.batch_size * setup.batches_per_step}

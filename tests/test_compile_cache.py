@@ -1,0 +1,86 @@
+"""The persistent compilation cache (jgan.compile_cache): on by default, off by flag, and never
+a change in results: a run compiled afresh, one that fills the cache and one that reads it are
+bit-identical."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import jax
+import numpy as np
+import pytest
+
+from conftest import QUICK_COMPILE_FLAGS, REPO
+from jgan import compile_cache
+from jgan.tools.sample import load_run
+from test_interruptions import history_without_timing
+
+TINY = ["--steps", "2", "--batch-size", "8", "--set", "model.hidden=32", "--set", "model.z_dim=8",
+        "--set", "train.log_every=1", "--set", "train.grid_size=4"]
+CACHE_HIT = "Persistent compilation cache hit for 'jit_train_step'"
+
+
+def start(workdir, cache, *flags):
+    """`python -m experiments.gan` with `cache` as its JGAN_CACHE_DIR and no cache directory of
+    the test session's, so that jgan's default one is used; compilations logged."""
+    env = {**os.environ, "JGAN_CACHE_DIR": str(cache), "XLA_FLAGS": QUICK_COMPILE_FLAGS,
+           "JAX_LOG_COMPILES": "1"}
+    env.pop("JAX_COMPILATION_CACHE_DIR", None)
+    env.pop(compile_cache.SWITCH_ENV, None)
+    return subprocess.Popen([sys.executable, "-m", "experiments.gan", "--workdir", str(workdir),
+                             *TINY, *flags], cwd=REPO, env=env, text=True,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+
+def finish(process) -> str:
+    _, stderr = process.communicate(timeout=300)
+    assert process.returncode == 0, stderr[-2000:]
+    return stderr
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    """The same run three ways: cache off, beside a cold cache (two cores), then warm."""
+    root = tmp_path_factory.mktemp("compile_cache")
+    cold, off = start(root / "cold", root / "cache"), start(root / "off", root / "cache_off",
+                                                           "--no-compile-cache")
+    logs = {"cold": finish(cold), "off": finish(off)}
+    entries = sorted(p.name for p in (root / "cache" / "xla").iterdir())
+    logs["warm"] = finish(start(root / "warm", root / "cache"))
+    return root, logs, entries
+
+
+def test_the_default_cache_fills_and_a_second_run_reads_it(runs):
+    root, logs, entries = runs
+    assert any(name.startswith("jit_train_step-") for name in entries), entries
+    assert CACHE_HIT not in logs["cold"] and CACHE_HIT in logs["warm"]
+    assert not (root / "cache_off" / "xla").exists() and CACHE_HIT not in logs["off"]
+
+
+def test_cached_executables_give_bit_identical_runs(runs):
+    root, _, _ = runs
+    histories = {name: history_without_timing(root / name) for name in ("cold", "warm", "off")}
+    assert len(histories["cold"]) == 3  # the header and steps 1, 2
+    assert histories["warm"] == histories["cold"] == histories["off"]
+    states = {name: load_run(root / name)[1] for name in ("cold", "warm", "off")}
+    for name in ("warm", "off"):
+        for x, y in zip(jax.tree.leaves(states["cold"]), jax.tree.leaves(states[name])):
+            np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
+    grids = {(root / name / "samples" / "step_000002.png").read_bytes()
+             for name in ("cold", "warm", "off")}
+    assert len(grids) == 1
+
+
+def test_a_cache_directory_set_outside_jgan_is_kept_and_off_means_off(monkeypatch):
+    # The test session sets its own directory and threshold (tests/conftest.py).
+    session_dir = jax.config.jax_compilation_cache_dir
+    threshold = jax.config.jax_persistent_cache_min_compile_time_secs
+    assert compile_cache.enable() == Path(session_dir)
+    assert jax.config.jax_persistent_cache_min_compile_time_secs == threshold
+    monkeypatch.setenv(compile_cache.SWITCH_ENV, "0")
+    try:
+        assert compile_cache.enable() is None
+        assert not jax.config.jax_enable_compilation_cache
+    finally:
+        jax.config.update("jax_enable_compilation_cache", True)
