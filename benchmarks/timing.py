@@ -4,13 +4,16 @@ that never loads it (its peak memory then counts PyTorch alone).
 `median_step_seconds` times a step; `time_torch_step` times a PyTorch step the way jgan's is
 timed (the first warm-up step counts as its compile time; CUDA synchronised after each step);
 `random_batches` draws the synthetic uint8 batches both sides train on; `peak_memory_mb` reads
-the process's peak RSS (CPU) or the device's peak allocation (GPU).
+the process's peak RSS (CPU) or the device's peak allocation (GPU); `row_in_subprocess` runs one
+benchmark row in a process of its own.
 """
 
 from __future__ import annotations
 
+import json
 import resource
 import statistics
+import subprocess
 import sys
 import time
 
@@ -27,6 +30,19 @@ def median_step_seconds(run_step, steps: int) -> float:
         run_step()
         times.append(time.perf_counter() - start)
     return statistics.median(times)
+
+
+def row_in_subprocess(command: list[str], row: dict, **run_kwargs) -> dict:
+    """The last JSON line `command` prints, or `row` with a `skipped` field saying why there was
+    none. In one process, torch's OpenMP threads and XLA's thread pool slow each other down (the
+    jgan DCGAN step measured 60 ms beside an imported torch, 50 ms alone), so each row runs
+    alone."""
+    done = subprocess.run(command, capture_output=True, text=True, **run_kwargs)
+    lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
+    if done.returncode == 0 and lines:
+        return json.loads(lines[-1])
+    errors = done.stderr.strip().splitlines() or ["no output"]
+    return {**row, "skipped": f"exit {done.returncode}: {errors[-1][:300]}"}
 
 
 def random_batches(arrays: dict, rows: int, *, num_classes: int = 0,

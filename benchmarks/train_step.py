@@ -25,8 +25,6 @@ import contextlib
 import importlib.util
 import json
 import os
-import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -43,6 +41,7 @@ from jgan.train.parallel import jit_data_parallel, make_mesh, shard_batch
 from jgan.train.setup import build_setup
 
 from gan_twins import torch_dcgan  # benchmarks/ is the script's folder
+from timing import median_step_seconds, row_in_subprocess
 
 IMAGE_SHAPE = (28, 28, 1)
 Z_DIM, FEATURES = 100, 64
@@ -62,15 +61,6 @@ def xla_conv_transpose_patched():
         yield
     finally:
         dcgan.ConvTranspose = original
-
-
-def median_step_seconds(run_step, steps: int) -> float:
-    times = []
-    for _ in range(steps):
-        start = time.perf_counter()
-        run_step()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def row(framework: str, batch: int, seconds: float, compile_s, **extra) -> dict:
@@ -152,18 +142,9 @@ def measure_row(framework: str, batch: int, args) -> dict:
 
 
 def run_row(framework: str, batch: int, args) -> dict:
-    """One row in a subprocess of its own: in one process, torch's OpenMP threads and XLA's
-    thread pool slow each other down (the jgan step measured 60 ms beside an imported torch,
-    50 ms alone, at batch 64)."""
     command = [sys.executable, str(Path(__file__).resolve()), "--row", framework, str(batch),
                "--steps", str(args.steps), "--warmup", str(args.warmup)]
-    done = subprocess.run(command, capture_output=True, text=True)
-    lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
-    if done.returncode == 0 and lines:
-        return json.loads(lines[-1])
-    errors = done.stderr.strip().splitlines() or ["no output"]
-    return {"framework": framework, "batch": batch,
-            "skipped": f"exit {done.returncode}: {errors[-1][:300]}"}
+    return row_in_subprocess(command, {"framework": framework, "batch": batch})
 
 
 def main() -> None:

@@ -2,7 +2,7 @@
 
 Rows, one per (family, framework), for the default config of experiments.<family>:
 
-  dcgan     DCGAN on 28x28x1, batch 64 (`gan_twins.py`)
+  dcgan     DCGAN on 28x28x1, batch 64, the paper's settings (`--preset paper`; `gan_twins.py`)
   wgan_gp   WGAN-GP: critic without BatchNorm, n_critic 5 (each on its own real batch of 64),
             gradient penalty by double backward, Adam(1e-4, 0, 0.9) (`gan_twins.py`)
   bigan     BiGAN's MNIST MLPs: G, E and the joint D(x, z), batch 128 (`gan_twins.py`)
@@ -38,7 +38,6 @@ import dataclasses
 import importlib
 import json
 import os
-import subprocess
 import sys
 import tempfile
 import types
@@ -46,8 +45,8 @@ from pathlib import Path
 
 # Only jax-free modules at the top: a PyTorch row's subprocess imports this file too, and its
 # peak memory must count PyTorch alone. jgan is imported inside the functions that run it.
-from timing import (random_batches, time_torch_step, torch_batches,  # noqa: E402
-                    torch_device, torch_or_none)
+from timing import (random_batches, row_in_subprocess, time_torch_step,  # noqa: E402
+                    torch_batches, torch_device, torch_or_none)
 
 FAMILIES = ("dcgan", "wgan_gp", "bigan", "pix2pix", "cyclegan", "stylegan", "biggan")
 GAN_TWINS = ("dcgan", "wgan_gp", "bigan")
@@ -58,7 +57,10 @@ COMPILED = "pytorch-compile"
 
 
 def experiment_config(family: str):
-    return importlib.import_module(f"experiments.{family}").get_config()
+    module = importlib.import_module(f"experiments.{family}")
+    # The DCGAN twin is the paper's network: the quick start's default adds minibatch
+    # discrimination, which the twin does not have.
+    return module.paper_config() if family == "dcgan" else module.get_config()
 
 
 def data_spec(family: str, config):
@@ -177,14 +179,8 @@ def run_row(family: str, framework: str, inputs: dict, args) -> dict:
         # A cold torch.compile, as jgan's compile_s is cold: inductor's on-disk cache would
         # otherwise serve the graphs of an earlier run.
         env = {**os.environ, "TORCHINDUCTOR_CACHE_DIR": cache}
-        done = subprocess.run(command, input=json.dumps(inputs), capture_output=True,
-                              text=True, env=env)
-    lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
-    if done.returncode == 0 and lines:
-        return json.loads(lines[-1])
-    errors = done.stderr.strip().splitlines() or ["no output"]
-    return {"family": family, "framework": framework,
-            "skipped": f"exit {done.returncode}: {errors[-1][:300]}"}
+        return row_in_subprocess(command, {"family": family, "framework": framework},
+                                 input=json.dumps(inputs), env=env)
 
 
 def with_ratios(rows: list[dict]) -> list[dict]:
