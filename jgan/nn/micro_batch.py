@@ -1,9 +1,8 @@
 """Large-batch convolutions on XLA:CPU, run as a few smaller ones inside the same program.
 
-XLA:CPU's convolutions slow down more than linearly with the batch: at batch 256, DCGAN's
-discriminator 64->128 stride-2 layer and its gradients took 96 ms in one call and 52 ms as 8
-calls of 32 rows in the same jit, and the generator's 128->64 transposed forward 42 ms against
-19 ms (docs/performance.md). So the custom VJPs of `jgan.nn.conv_transpose` and
+XLA:CPU's convolutions slow down more than linearly with the batch: DCGAN's whole train step at
+batch 256 took 424 ms with each convolution in one call and 275 ms with them split as below, on 2
+CPU cores (docs/performance.md). So the custom VJPs of `jgan.nn.conv_transpose` and
 `jgan.nn.strided_conv` split the batch of every convolution they run (forward, input gradient,
 kernel gradient) into micro-batches: outputs and input gradients are put back together, kernel
 gradients summed. Only the convolutions are split; BatchNorm and the losses still see the whole
