@@ -73,8 +73,7 @@ def downsampling_stages(x, *, base_features: int, norm: str = "batch", spectral_
         else:
             conv = Conv(features, (3, 3), padding=((1, 1), (1, 1)), use_bias=not normalized,
                         kernel_init=dcgan_init)
-        # jgan's conv layers add their bias in float32, which would promote a bf16 map.
-        x = maybe_spectral_norm(conv, x, enabled=spectral_norm, train=train).astype(dtype)
+        x = maybe_spectral_norm(conv, x, enabled=spectral_norm, train=train)
         if normalized:
             x = _batch_norm(train, dtype)(x)
         x = nn.leaky_relu(x, 0.2)
