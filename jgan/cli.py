@@ -9,6 +9,7 @@ from pathlib import Path
 from jgan import compile_cache
 from jgan import config as config_lib
 from jgan import losses
+from jgan.augment import AUGMENTS
 from jgan.data import check_data_config
 from jgan.errors import reports_errors
 from jgan.train import distributed
@@ -54,6 +55,10 @@ def parse_config(default, argv, *, description: str, parents=(), presets=None):
                              "trainB/ inside: paired or unpaired A/B data)")
     parser.add_argument("--loss", choices=losses.LOSS_NAMES,
                         help=f"adversarial loss (default {default.loss.gan_loss})")
+    parser.add_argument("--augment", choices=AUGMENTS,
+                        help="augment every image D sees, real and generated: DiffAugment or "
+                             "adaptive (ADA), for small datasets (default "
+                             f"{default.train.augment}; docs/augmentation.md)")
     parser.add_argument("--eval-every", type=int,
                         help="measure FID/KID/IS/precision/recall every N steps into "
                              "history.csv and keep the best checkpoint by FID (default off)")
@@ -66,7 +71,7 @@ def parse_config(default, argv, *, description: str, parents=(), presets=None):
     flags = {"train.steps": args.steps, "train.batch_size": args.batch_size,
              "train.seed": args.seed, "data.dataset": args.dataset, "data.data_dir": args.data_dir,
              "data.images": args.images, "loss.gan_loss": args.loss,
-             "train.eval_every": args.eval_every}
+             "train.eval_every": args.eval_every, "train.augment": args.augment}
     assignments = [f"{k}={v}" for k, v in flags.items() if v is not None] + args.set
     config = config_lib.override(default, assignments)
     check_data_config(config.data)

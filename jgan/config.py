@@ -78,6 +78,14 @@ class TrainConfig:
     # 2-D toy benchmark (jgan.mode_collapse): this many independent runs, seeds seed ..
     # seed + seeds - 1, trained together by one vmapped step
     seeds: int = 1
+    # Differentiable augmentation of every image D sees, real and generated (jgan.augment), for
+    # small datasets: "none", "diffaugment" (Zhao et al. 2020) or "ada" (Karras et al. 2020)
+    augment: str = "none"
+    augment_ops: str = ""  # a comma list of the kind's ops (jgan.augment.OPS); "": all of them
+    augment_p: float = 0.0  # ADA: the probability of each op at step 0
+    ada_target: float = 0.6  # ADA: p moves to keep r_t = E[sign(D(real))] near this
+    ada_interval: int = 4  # ADA: steps between moves of p
+    ada_kimg: float = 500.0  # ADA: thousands of images for p to move by 1; 0 holds p fixed
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -291,6 +299,10 @@ def check(config) -> None:
         check_bounds(where, getattr(config, where), bounds)
     check_optim_config(config.optim)
     check_data_config(config.data)
+    # Imported here: jgan.augment takes its Bounds from this module.
+    from jgan.augment import check_augment_config
+
+    check_augment_config(config.train)
     if config.train.eval_every > 0:
         check_evaluation(config.train)
 

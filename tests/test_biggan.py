@@ -62,7 +62,7 @@ def test_truncated_sampling_stays_within_the_threshold():
     assert inputs["z"].shape == (6, 12) and np.abs(inputs["z"]).max() <= 0.25
     with pytest.raises(UserError, match="pass labels"):
         setup.sample_inputs(key, 6)
-    with pytest.raises(UserError, match="above 0"):
+    with pytest.raises(UserError, match="truncation=-1.0: use a finite number of 0 or more"):
         truncated_prior(key, 2, 4, -1.0)
 
 
@@ -161,8 +161,11 @@ from conftest import mnist_spec
 from test_biggan import tiny_biggan_config
 from jgan.train.setup import build_setup
 root = Path(sys.argv[1])
+# With ADA at p = 0.5: each image's augmentation key is drawn for the whole batch, so the
+# micro-batches augment every image as the whole batch does.
 setups = [build_setup(dataclasses.replace(config, train=dataclasses.replace(
-    config.train, n_critic=1)), mnist_spec((8, 8, 1))) for config in (
+    config.train, n_critic=1, augment="ada", augment_p=0.5)), mnist_spec((8, 8, 1)))
+    for config in (
     tiny_biggan_config(attention=0), tiny_biggan_config(attention=0, micro_batches=4))]
 state = setups[0].init_state(jax.random.key(0))
 rng = np.random.default_rng(0)

@@ -21,11 +21,15 @@ state = loop.train(tiny_config(steps=3), sys.argv[1], log=lambda _: None)
 # and Adam turns its reduction-order rounding into larger drift over further steps.
 everything = loop.train(tiny_everything_config(steps=1), sys.argv[1] + "_all", log=lambda _: None)
 bigan = loop.train(tiny_bigan_config(steps=1), sys.argv[1] + "_bigan", log=lambda _: None)
+# ADA: per-image augmentation keys and p in the state, moved after each step by the global r_t.
+ada = loop.train(tiny_config(steps=2, augment="ada", augment_p=0.5, ada_interval=1,
+                             ada_kimg=0.1), sys.argv[1] + "_ada", log=lambda _: None)
 from jgan.mode_collapse import train_toy
 # Eight seeds of the 2-D benchmark, one per device on eight: the seed axis is what is split.
 toy = train_toy(tiny_toy_config(seeds=8, steps=10, log_every=5), sys.argv[1] + "_toy",
                 log=lambda _: None)["per_seed"]
-leaves = [np.asarray(x).tolist() for x in jax.tree.leaves((state, everything, bigan, toy))]
+leaves = [np.asarray(x).tolist()
+          for x in jax.tree.leaves((state, everything, bigan, ada, toy))]
 bad_batch = None
 try:
     loop.train(tiny_config(steps=1, batch_size=12), sys.argv[1] + "_bad", log=lambda _: None)

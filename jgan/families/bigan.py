@@ -15,6 +15,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jgan import augment as augment_lib
 from jgan import losses
 from jgan.config import check_bounds
 from jgan.encoding import reconstruction_grid
@@ -151,11 +152,12 @@ def build(config, spec) -> BiGANSetup:
                 "d": Network(modules["d"], make_optimizer(optim_cfg, optim_cfg.d_lr,
                                                           clip=optim_cfg.d_clip))}
     images, z = jnp.zeros((1, *image_shape)), jnp.zeros((1, model.z_dim))
+    augment = augment_lib.from_config(config.train)
     step = make_bigan_train_step(config, generator=networks["g"], encoder=networks["e"],
-                                 discriminator=networks["d"])
+                                 discriminator=networks["d"], augment=augment)
     return BiGANSetup(networks=networks, example_inputs={"g": (z,), "e": (images,),
                                                           "d": (images, z)},
-                      train_step=step, z_dim=model.z_dim)
+                      train_step=step, z_dim=model.z_dim, augment=augment)
 
 
 FAMILY = Family(name="bigan", model_config=BiGANModelConfig, loss_config=BiGANLossConfig,

@@ -17,10 +17,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jgan import augment as augment_lib
 from jgan import losses
 from jgan.config import Bounds, check_bounds
 from jgan.errors import UserError
 from jgan.families.latent import LatentSetup, class_grid_inputs, single_image_shape
+from jgan.generate import check_truncation
 from jgan.images import make_grid, to_uint8
 from jgan.models.biggan import (INITS, BigGANGenerator, ProjectionDiscriminator,
                                 discriminator_layout, generator_layout)
@@ -119,9 +121,7 @@ def check(config, spec) -> tuple[int, int, int]:
 def truncated_prior(key: jax.Array, num: int, z_dim: int, threshold: float) -> jax.Array:
     """z ~ N(0, I) with every value outside [-threshold, threshold] resampled (Sec. 3.1, the
     truncation trick); threshold 0 is the untruncated prior."""
-    if threshold < 0:
-        raise UserError(f"truncation {threshold}: use a threshold above 0 (e.g. 0.5), or 0 "
-                        "for none")
+    check_truncation("truncation", threshold, example=0.5, none=0)
     if not threshold:
         return prior(key, num, z_dim)
     return jax.random.truncated_normal(key, -threshold, threshold, (num, z_dim))
@@ -242,15 +242,16 @@ def build(config, spec) -> BigGANSetup:
     labels = jnp.zeros((1,), jnp.int32)
     example_inputs = {"g": (jnp.zeros((1, model.z_dim)), labels),
                       "d": (jnp.zeros((1, *shape)), labels)}
+    augment = augment_lib.from_config(train)
     step = make_biggan_train_step(
         generator=networks["g"], discriminator=networks["d"], z_dim=model.z_dim,
         num_classes=num_classes, gan_loss=config.loss.gan_loss, n_critic=train.n_critic,
         micro_batches=model.micro_batches,
         ortho_beta=config.loss.ortho_beta, ema_kimg=train.ema_kimg,
-        batch_size=train.batch_size)
+        batch_size=train.batch_size, augment=augment)
     return BigGANSetup(networks=networks, example_inputs=example_inputs, train_step=step,
                        z_dim=model.z_dim, num_classes=num_classes,
-                       batches_per_step=train.n_critic, ema=train.ema_kimg > 0)
+                       batches_per_step=train.n_critic, ema=train.ema_kimg > 0, augment=augment)
 
 
 FAMILY = Family(name="biggan", model_config=BigGANModelConfig, loss_config=BigGANLossConfig,

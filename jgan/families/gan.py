@@ -15,6 +15,7 @@ import dataclasses
 
 import jax.numpy as jnp
 
+from jgan import augment as augment_lib
 from jgan import losses
 from jgan.config import Bounds, check_bounds
 from jgan.errors import UserError
@@ -117,6 +118,9 @@ def check(config, spec) -> None:
     ])
     shape = single_image_shape(spec, family="gan")
     refuse_first([
+        (model.arch == "toy" and config.train.augment != "none",
+         f"train.augment={config.train.augment!r} augments images, and the toy arch's D sees "
+         "2-D points: drop train.augment"),
         (model.arch == "toy" and len(shape) != 1,
          "the toy arch draws 2-D points, not images: run python -m experiments.mode_collapse, "
          "or use --set model.arch=dcgan"),
@@ -208,10 +212,13 @@ def build(config, spec) -> LatentSetup:
     example_inputs = {"g": (jnp.zeros((1, model.z_dim)), *(labels if conditional else ())),
                       "d": (jnp.zeros((model.pack, *image_shape)),  # one pack
                             *(labels if model.conditioning == "input" else ()))}
-    step = make_gan_train_step(config, generator=networks["g"], discriminator=networks["d"])
+    augment = augment_lib.from_config(config.train)
+    step = make_gan_train_step(config, generator=networks["g"], discriminator=networks["d"],
+                               augment=augment)
     return LatentSetup(networks=networks, example_inputs=example_inputs, train_step=step,
                        z_dim=model.z_dim, num_classes=model.num_classes if conditional else 0,
-                       batches_per_step=config.train.n_critic, ema=config.train.ema_kimg > 0)
+                       batches_per_step=config.train.n_critic, ema=config.train.ema_kimg > 0,
+                       augment=augment)
 
 
 FAMILY = Family(name="gan", model_config=GANModelConfig, loss_config=GANLossConfig, build=build,

@@ -99,7 +99,7 @@ class LatentSetup(Setup):
     def init_state(self, key: jax.Array) -> TrainState:
         state = super().init_state(key)
         if self.ema:
-            state = state.replace(extra={"g_ema": state.nets["g"].params})
+            state = state.replace(extra={**state.extra, "g_ema": state.nets["g"].params})
         return state
 
     def sample_inputs(self, key: jax.Array, num: int, labels=None) -> dict:

@@ -17,6 +17,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jgan import augment as augment_lib
 from jgan import losses
 from jgan.config import Bounds, check_bounds
 from jgan.data.preprocess import Preprocessing
@@ -126,7 +127,7 @@ class StyleGANSetup(Setup):
 
     def init_state(self, key: jax.Array) -> TrainState:
         state = super().init_state(key)
-        extra = {"w_avg": jnp.zeros((self.w_dim,), jnp.float32),
+        extra = {**state.extra, "w_avg": jnp.zeros((self.w_dim,), jnp.float32),
                  "lod": level_of_detail(0, max_lod=self.max_lod, phase_steps=self.phase_steps)}
         if self.ema:
             extra["g_ema"] = state.nets["g"].params
@@ -239,18 +240,20 @@ def build(config, spec) -> StyleGANSetup:
     preprocessing = Preprocessing.from_spec(spec)
     num_layers = num_style_layers(resolution)
     max_lod = max_level_of_detail(model, resolution)
+    augment = augment_lib.from_config(train_cfg)
     step = make_stylegan_train_step(
         generator=networks["g"], discriminator=networks["d"], to_model=preprocessing.to_model,
         z_dim=model.z_dim, num_layers=num_layers, style_mixing=model.style_mixing,
         r1_gamma=loss_cfg.r1_gamma, reg_interval=loss_cfg.reg_interval,
         w_avg_beta=model.w_avg_beta, max_lod=max_lod, phase_steps=model.phase_steps,
-        gan_loss=loss_cfg.gan_loss, ema_kimg=train_cfg.ema_kimg)
+        gan_loss=loss_cfg.gan_loss, ema_kimg=train_cfg.ema_kimg, augment=augment)
     example_inputs = {"g": (jnp.zeros((1, model.z_dim)), jax.random.split(jax.random.key(0), 1)),
                       "d": (jnp.zeros((1, *shape)),)}
     return StyleGANSetup(networks=networks, example_inputs=example_inputs, train_step=step,
                          z_dim=model.z_dim, w_dim=model.w_dim, num_layers=num_layers,
                          max_lod=max_lod, phase_steps=model.phase_steps,
-                         preprocessing=preprocessing, ema=train_cfg.ema_kimg > 0)
+                         preprocessing=preprocessing, ema=train_cfg.ema_kimg > 0,
+                         augment=augment)
 
 
 FAMILY = Family(name="stylegan", model_config=StyleGANModelConfig,

@@ -22,6 +22,7 @@ import jax
 import jax.numpy as jnp
 
 from jgan import losses
+from jgan.augment import Augment
 from jgan.train.gan_step import PROBABILITY_LOSSES, images_to_float, prior
 from jgan.train.state import Network, TrainState, apply_gradients, apply_network
 
@@ -55,21 +56,19 @@ def encoder_regularizer(codes: jax.Array, loss_cfg) -> tuple[dict, dict]:
 
 
 def make_bigan_train_step(config, *, generator: Network, encoder: Network,
-                          discriminator: Network):
+                          discriminator: Network, augment: Augment = Augment()):
     """The step `(state, batch, key) -> (state, metrics)` over `state.nets` g, e and d.
 
     The batch holds `batch_size` real images; the key is the run key, with `state.step` folded in.
+    `augment` (`jgan.augment`) is applied to the x of every pair D sees; E encodes the real
+    image as it is.
     """
     loss_cfg = config.loss
     gan_loss = losses.get_losses(loss_cfg.gan_loss, real_label=loss_cfg.real_label)
     z_dim = config.model.z_dim
     to_score = jax.nn.sigmoid if loss_cfg.gan_loss in PROBABILITY_LOSSES else (lambda x: x)
 
-    def discriminate(d, params, x, z, key):
-        return apply_network(discriminator.module, d.variables(params), x, z, train=True,
-                             rngs={"dropout": key})
-
-    def d_update(d, real, codes, fake, z, key):
+    def d_update(discriminate, d, real, codes, fake, z, key):
         k_encoder_pairs, k_generator_pairs, k_gp_pairs, k_gp = jax.random.split(key, 4)
 
         def loss_fn(params):
@@ -96,7 +95,8 @@ def make_bigan_train_step(config, *, generator: Network, encoder: Network,
             jax.value_and_grad(loss_fn, has_aux=True)(d.params))
         d = apply_gradients(discriminator, d, grads, collections)
         metrics = {"loss/d": loss, "d/real": jnp.mean(to_score(encoder_scores["xz"])),
-                   "d/fake": jnp.mean(to_score(generator_scores["xz"]))}
+                   "d/fake": jnp.mean(to_score(generator_scores["xz"])),
+                   **augment.r_t(encoder_scores["xz"])}
         if len(terms) > 1:
             metrics.update(terms)
         return d, metrics
@@ -105,6 +105,12 @@ def make_bigan_train_step(config, *, generator: Network, encoder: Network,
         key = jax.random.fold_in(key, state.step)
         k_z, k_d, k_encoder_pairs, k_generator_pairs = jax.random.split(key, 4)
         g, e, d = state.nets["g"], state.nets["e"], state.nets["d"]
+        step_augment = augment.with_p(state.extra)
+
+        def discriminate(d, params, x, z, key):
+            return apply_network(discriminator.module, d.variables(params),
+                                 step_augment(key, x), z, train=True, rngs={"dropout": key})
+
         real = images_to_float(batch["image"])
         z = prior(k_z, real.shape[0], z_dim)
 
@@ -117,7 +123,7 @@ def make_bigan_train_step(config, *, generator: Network, encoder: Network,
 
         (fake, codes), eg_vjp, (g_collections, e_collections) = jax.vjp(
             forward, g.params, e.params, has_aux=True)
-        d, metrics = d_update(d, real, codes, fake, z, k_d)
+        d, metrics = d_update(discriminate, d, real, codes, fake, z, k_d)
 
         def eg_loss(fake, codes):
             # D's statistics from these passes are discarded: D was updated on this batch already.
@@ -140,7 +146,11 @@ def make_bigan_train_step(config, *, generator: Network, encoder: Network,
         if len(eg_terms) > 1:
             metrics.update(eg_terms)
         metrics["e/pairwise_mse"] = losses.pairwise_mse(codes)
+        extra, augment_metrics = augment.adapt(
+            dict(state.extra), r_t=metrics.pop("augment/r_t", None), count=real.shape[0],
+            step=state.step + 1)
+        metrics.update(augment_metrics)
         nets = {**state.nets, "g": g, "e": e, "d": d}
-        return state.replace(step=state.step + 1, nets=nets), metrics
+        return state.replace(step=state.step + 1, nets=nets, extra=extra), metrics
 
     return train_step

@@ -34,6 +34,7 @@ import jax
 import jax.numpy as jnp
 
 from jgan import losses
+from jgan.augment import Augment
 from jgan.train.state import Network, NetworkState, TrainState, apply_gradients, apply_network
 
 # Losses whose D output is a logit of "real": their D/real metric is reported as a probability.
@@ -79,13 +80,15 @@ def ema_decay(batch_size: int, ema_kimg: float) -> float:
 @dataclasses.dataclass(frozen=True)
 class GANPlayers:
     """G and D as the step calls them: class labels go where `model.conditioning` puts them
-    (G and D for "input", CGAN; G, and a class head on D, for "auxiliary", ACGAN)."""
+    (G and D for "input", CGAN; G, and a class head on D, for "auxiliary", ACGAN). Every image
+    D sees passes through `augment` first (`jgan.augment`; none by default)."""
 
     generator: Network
     discriminator: Network
     z_dim: int
     conditioning: str = "none"
     num_classes: int = 0
+    augment: Augment = Augment()
 
     def latents(self, key: jax.Array, batch_size: int):
         """`(z [B, z_dim], labels [B] or None)` for a batch of fakes."""
@@ -100,8 +103,10 @@ class GANPlayers:
         inputs = (z, labels) if self.conditioning != "none" else (z,)
         return apply_network(self.generator.module, g.variables(params), *inputs, train=True)
 
-    def discriminate(self, d: NetworkState, params, images, labels, key):
-        """`(logits [B], class logits [B, K] or None, updated collections)`."""
+    def discriminate(self, d: NetworkState, params, images, labels, key, augment_keys=None):
+        """`(logits [B], class logits [B, K] or None, updated collections)`. The images are
+        augmented from `key`, or with `augment_keys` [B] (`Augment.image_keys`) when given."""
+        images = self.augmented(images, key, augment_keys)
         inputs = (images, labels) if self.conditioning == "input" else (images,)
         out, collections = apply_network(self.discriminator.module, d.variables(params), *inputs,
                                          train=True, rngs={"dropout": key})
@@ -110,9 +115,19 @@ class GANPlayers:
 
     def features(self, d: NetworkState, images, labels, key):
         """D's last hidden features (`jgan.nn.sow_features`); D's collection updates are dropped."""
+        images = self.augmented(images, key)
         inputs = (images, labels) if self.conditioning == "input" else (images,)
         return apply_network(self.discriminator.module, d.variables(), *inputs, train=True,
                              rngs={"dropout": key}, features=True)[2]
+
+    def augmented(self, images, key, augment_keys=None):
+        if augment_keys is None:
+            return self.augment(key, images)
+        return self.augment.apply(augment_keys, images)
+
+    def at_step(self, extra: dict) -> "GANPlayers":
+        """These players with the augmentation at the state's ADA probability."""
+        return dataclasses.replace(self, augment=self.augment.with_p(extra))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -180,7 +195,8 @@ class DiscriminatorObjective:
         if self.update_d if apply is None else apply:
             d = apply_gradients(players.discriminator, d, grads, collections)
         metrics = {"loss/d": loss, "d/real": jnp.mean(self.to_score(real_logits)),
-                   "d/fake": jnp.mean(self.to_score(fake_logits))}
+                   "d/fake": jnp.mean(self.to_score(fake_logits)),
+                   **players.augment.r_t(real_logits)}
         if len(terms) > 1:
             metrics.update(terms)
         if auxiliary:
@@ -254,13 +270,16 @@ class GeneratorObjective:
 
 
 def make_gan_train_step(config, *, generator: Network, discriminator: Network,
-                        update_d: bool = True, update_g: bool = True):
+                        update_d: bool = True, update_g: bool = True,
+                        augment: Augment = Augment()):
     """The step `(state, batch, key) -> (state, metrics)` of the config's GAN.
 
     Args:
       config: a `jgan.config.Config`; the step reads its model, loss and train groups.
       generator, discriminator: the networks `state.nets["g"]` and `state.nets["d"]` belong to.
       update_d, update_g: turn either update off (a G-only step, a D-only step).
+      augment: applied to every image D sees (`jgan.augment`); an adaptive one reads and moves
+        its p in `state.extra["ada"]`.
     The batch holds `n_critic * batch_size` real images (and labels for a conditional GAN). The
     key is the run key: the step folds in `state.step`, so step k sees the same noise however the
     run was interrupted.
@@ -268,18 +287,24 @@ def make_gan_train_step(config, *, generator: Network, discriminator: Network,
     model, loss_cfg, train_cfg = config.model, config.loss, config.train
     gan_loss = losses.get_losses(loss_cfg.gan_loss, real_label=loss_cfg.real_label,
                                  focal_gamma=loss_cfg.focal_gamma)
-    players = GANPlayers(generator, discriminator, model.z_dim, model.conditioning,
-                         model.num_classes)
+    run_players = GANPlayers(generator, discriminator, model.z_dim, model.conditioning,
+                             model.num_classes, augment)
     to_score = jax.nn.sigmoid if loss_cfg.gan_loss in PROBABILITY_LOSSES else (lambda x: x)
-    d_objective = DiscriminatorObjective(players, gan_loss, loss_cfg, to_score, update_d)
-    g_objective = GeneratorObjective(players, gan_loss, loss_cfg, d_objective)
+
+    def objectives(extra):
+        """The players and objectives of one step: ADA's p is the state's."""
+        players = run_players.at_step(extra)
+        d_objective = DiscriminatorObjective(players, gan_loss, loss_cfg, to_score, update_d)
+        return players, d_objective, GeneratorObjective(players, gan_loss, loss_cfg, d_objective)
+
     n_critic = train_cfg.n_critic
     ema_beta = ema_decay(train_cfg.batch_size, train_cfg.ema_kimg) if train_cfg.ema_kimg else None
 
     def real_minibatch(chunk):
         return images_to_float(chunk["image"]), chunk.get("label")
 
-    def critic_updates(g: NetworkState, d: NetworkState, chunks, k_critic, k_g_latents):
+    def critic_updates(players, d_objective, g: NetworkState, d: NetworkState, chunks, k_critic,
+                       k_g_latents):
         """D's n_critic updates, and the fakes G's update differentiates: `(g, d, metrics,
         fake, its labels, G's VJP, G's collections, the last real minibatch, its labels)`."""
         batch_size = chunks["image"].shape[1]
@@ -320,8 +345,9 @@ def make_gan_train_step(config, *, generator: Network, discriminator: Network,
     def train_step(state: TrainState, batch: dict, key: jax.Array):
         key = jax.random.fold_in(key, state.step)
         k_critic, k_g_latents, k_g_drop, k_reg = jax.random.split(key, 4)
+        players, d_objective, g_objective = objectives(state.extra)
         g, d, metrics, fake, fake_labels, g_vjp, g_collections, real, real_labels = (
-            critic_updates(state.nets["g"], state.nets["d"],
+            critic_updates(players, d_objective, state.nets["g"], state.nets["d"],
                            split_critic_batches(batch, n_critic), k_critic, k_g_latents))
         if d_objective.reg_interval > 1:
             d, reg_terms = d_objective.lazy_regularization(
@@ -339,7 +365,10 @@ def make_gan_train_step(config, *, generator: Network, discriminator: Network,
         metrics["loss/g"] = g_loss
         if len(g_terms) > 1:
             metrics.update(g_terms)
-        extra = dict(state.extra)
+        extra, augment_metrics = augment.adapt(
+            dict(state.extra), r_t=metrics.pop("augment/r_t", None),
+            count=n_critic * fake.shape[0], step=state.step + 1)
+        metrics.update(augment_metrics)
         if ema_beta is not None:
             extra["g_ema"] = jax.tree.map(lambda average, p: p + ema_beta * (average - p),
                                           state.extra["g_ema"], g.params)

@@ -195,6 +195,8 @@ def _train(config, workdir, data, setup, evaluator, mesh, keys, stop, log):
                    "img_per_s": img_per_s, "wall_s": wall_s}
             postfix = {"D": f"{means['loss/d']:.3f}", "G": f"{means['loss/g']:.3f}",
                        "img/s": f"{img_per_s:.0f}"}
+            if "augment/p" in means:  # ADA's probability (jgan.augment)
+                postfix["p"] = f"{metrics['augment/p']:.3f}"
             if evaluating:
                 scores, fid = evaluate(state)
                 if primary:

@@ -17,7 +17,9 @@ from typing import Any, Callable
 import jax
 import numpy as np
 
+from jgan.augment import Augment
 from jgan.errors import UserError
+from jgan.generate import per_image_inputs
 from jgan.images import make_grid, to_uint8
 from jgan.train.state import Network, TrainState, init_train_state
 
@@ -59,6 +61,10 @@ class Setup:
       for a family that draws images from latents.
     takes_centred_data: the family feeds its networks through `jgan.data.preprocess`, so it can
       train on `data.center` (pixels in [0, 1] less the mean); the others take [-1, 1].
+    augment: the augmentation the family's step applies to every image its D sees
+      (`jgan.augment.from_config(config.train)`); None for a family whose D takes no images it
+      can augment, which then refuses `train.augment`. An adaptive one keeps its p in
+      `state.extra["ada"]`.
     """
 
     networks: dict[str, Network]
@@ -68,9 +74,13 @@ class Setup:
     batches_per_step: int = 1
     directions: tuple[str, ...] = ()
     takes_centred_data: bool = False
+    augment: Augment | None = None
 
     def init_state(self, key: jax.Array) -> TrainState:
-        return init_train_state(self.networks, key, self.example_inputs)
+        state = init_train_state(self.networks, key, self.example_inputs)
+        if self.augment is not None:
+            state = state.replace(extra=self.augment.init_extra())
+        return state
 
     def sample_inputs(self, key: jax.Array, num: int, **conditions):
         """What `sample` maps to images: a pytree whose leaves have a leading axis of `num`."""
@@ -86,8 +96,10 @@ class Setup:
         return jax.jit(self.sample)
 
     def generate(self, state: TrainState, key: jax.Array, num: int, **conditions) -> np.ndarray:
-        """uint8 images [num, H, W, C], drawn from `key`; sampled CHUNK at a time."""
-        inputs = self.sample_inputs(key, num, **conditions)
+        """uint8 images [num, H, W, C], image i drawn from `fold_in(key, i)` alone, so the first
+        k of n are the k of a call for k (`jgan.generate.per_image_inputs`); sampled CHUNK at a
+        time. The preview grid keeps `sample_inputs`' draw of all at once."""
+        inputs = per_image_inputs(self, key, num, **conditions)
         return np.concatenate([
             to_uint8(self.sample_fn(state, jax.tree.map(lambda x: x[i:i + CHUNK], inputs)))
             for i in range(0, num, CHUNK)])
@@ -153,4 +165,8 @@ def build_setup(config, spec) -> Setup:
     if config.data.center and not setup.takes_centred_data:
         raise UserError(f"data.center feeds centred pixels, which the {config.family} family "
                         "does not take: drop data.center (its networks read [-1, 1])")
+    if config.train.augment != "none" and setup.augment is None:
+        raise UserError(f"train.augment={config.train.augment!r}: the {config.family} family "
+                        "does not augment its D's inputs; drop train.augment (the gan, biggan, "
+                        "stylegan and bigan families take it)")
     return setup

@@ -21,6 +21,7 @@ import jax
 import jax.numpy as jnp
 
 from jgan import losses
+from jgan.augment import AUGMENT_STREAM, Augment
 from jgan.models.stylegan import fade_reals
 from jgan.train.gan_step import ema_decay, prior
 from jgan.train.state import Network, TrainState, apply_gradients, apply_network
@@ -91,22 +92,28 @@ def make_stylegan_train_step(*, generator: Network, discriminator: Network, to_m
                              z_dim: int, num_layers: int, style_mixing: float, r1_gamma: float,
                              reg_interval: int, w_avg_beta: float, max_lod: int,
                              phase_steps: int, gan_loss: str = "nonsaturating",
-                             ema_kimg: float = 0.0):
+                             ema_kimg: float = 0.0, augment: Augment = Augment()):
     """The step. `to_model` maps the batch's uint8 images to G's output space
-    (`jgan.data.preprocess`); `max_lod`, `phase_steps`: growth (`level_of_detail`)."""
+    (`jgan.data.preprocess`); `max_lod`, `phase_steps`: growth (`level_of_detail`). `augment`
+    (`jgan.augment`) is applied to every image D sees, R1's reals included (the penalty is on
+    the gradient with respect to the image before augmentation, as in ADA)."""
     loss = losses.get_losses(gan_loss)
 
-    def discriminate(d, params, images, lod):
-        return apply_network(discriminator.module, d.variables(params), images, lod,
-                             train=True)[0]
+    def discriminate(d, params, images, lod, key, augment):
+        return apply_network(discriminator.module, d.variables(params), augment(key, images),
+                             lod, train=True)[0]
 
-    def r1(d, params, real, lod):
-        return losses.r1_penalty(lambda x: discriminate(d, params, x, lod), real=real,
-                                 gamma=r1_gamma)
+    def r1(d, params, real, lod, key, augment):
+        return losses.r1_penalty(lambda x: discriminate(d, params, x, lod, key, augment),
+                                 real=real, gamma=r1_gamma)
 
     def train_step(state: TrainState, batch: dict, key: jax.Array):
-        # The step's only draw is its latents (z, z2, crossovers and noise keys).
+        # The step draws its latents (z, z2, crossovers and noise keys) and, folded out of the
+        # same key, the augmentation of each D pass.
         k_latents = jax.random.fold_in(key, state.step)
+        k_real, k_fake, k_r1, k_g = jax.random.split(
+            jax.random.fold_in(k_latents, AUGMENT_STREAM), 4)
+        step_augment = augment.with_p(state.extra)
         g, d = state.nets["g"], state.nets["d"]
         lod = state.extra["lod"]
         real = to_model(batch["image"])
@@ -119,11 +126,12 @@ def make_stylegan_train_step(*, generator: Network, discriminator: Network, to_m
             has_aux=True)
 
         def d_loss(params):
-            real_logits = discriminate(d, params, real, lod)
-            fake_logits = discriminate(d, params, fake, lod)
+            real_logits = discriminate(d, params, real, lod, k_real, step_augment)
+            fake_logits = discriminate(d, params, fake, lod, k_fake, step_augment)
             terms = {"loss/d/adv": loss.d(real_logits=real_logits, fake_logits=fake_logits)}
             if r1_gamma:
-                terms["loss/d/r1"] = r1(d, params, real[::reg_interval], lod)
+                terms["loss/d/r1"] = r1(d, params, real[::reg_interval], lod, k_r1,
+                                        step_augment)
             return sum(terms.values()), (terms, real_logits, fake_logits)
 
         (d_value, (terms, real_logits, fake_logits)), d_grads = jax.value_and_grad(
@@ -132,13 +140,16 @@ def make_stylegan_train_step(*, generator: Network, discriminator: Network, to_m
         metrics = {"loss/d": d_value, "d/real": jnp.mean(jax.nn.sigmoid(real_logits)),
                    "d/fake": jnp.mean(jax.nn.sigmoid(fake_logits)), **terms}
 
-        g_value, fake_grad = jax.value_and_grad(
-            lambda images: loss.g(fake_logits=discriminate(d, d.params, images, lod)))(fake)
+        g_value, fake_grad = jax.value_and_grad(lambda images: loss.g(
+            fake_logits=discriminate(d, d.params, images, lod, k_g, step_augment)))(fake)
         (g_grads,) = g_vjp(fake_grad)
         g = apply_gradients(generator, g, g_grads, g.collections)
         metrics.update({"loss/g": g_value, "lod": lod})
 
-        extra = dict(state.extra)
+        extra, augment_metrics = augment.adapt(
+            dict(state.extra), r_t=jnp.mean(jnp.sign(real_logits)), count=real.shape[0],
+            step=state.step + 1)
+        metrics.update(augment_metrics)
         extra["w_avg"] = w_mean + w_avg_beta * (state.extra["w_avg"] - w_mean)
         extra["lod"] = level_of_detail(state.step + 1, max_lod=max_lod, phase_steps=phase_steps)
         if ema_kimg:
