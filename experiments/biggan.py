@@ -96,11 +96,12 @@ def class_pair(text: str) -> tuple[int, int]:
 def sample(args) -> int:
     import jax
 
-    from jgan.generate import image_labels
+    from jgan.generate import check_truncation, image_labels
     from jgan.images import make_grid, save_png
     from jgan.tools.sample import _parse_labels, check_output_file, load_run
 
     check_output_file(args.out, "grid.png")
+    check_truncation("truncation", args.truncation, example=0.5, none=0, cli=True)
     pair = class_pair(args.interpolate) if args.interpolate else None
     setup, state, _ = load_run(args.generate)
     key = jax.random.key(args.seed)

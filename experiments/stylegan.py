@@ -18,9 +18,10 @@ slices), an EMA of G for sampling, samples and the loss plot every epoch.
 (1e-3, betas 0.9 and 0.999), no R1, no style mixing. `--preset paper` is the paper's 256x256
 networks (512 channels, z and w of 512, gamma 10), for accelerators.
 
-Sampling flags (with --generate RUN): --num, --psi (truncation; 1 = none), --cutoff (truncate
-the layers before this one only; the paper's 8 is the coarse styles), --seed, --out DIR,
---mixing-grid FILE and --truncation-grid FILE.
+Sampling flags (with --generate RUN): --num, --psi (truncation in [0, 2]; 1 = none), --cutoff
+(truncate the layers before this one only; the paper's 8 is the coarse styles), --seed, --out DIR
+(--overwrite replaces the images an earlier call left there), --mixing-grid FILE and
+--truncation-grid FILE.
 """
 
 import argparse
@@ -31,6 +32,7 @@ from jgan.cli import train_or_sample
 from jgan.config import Config, DataConfig, OptimConfig, TrainConfig
 from jgan.errors import reports_errors
 from jgan.families.stylegan import StyleGANLossConfig, StyleGANModelConfig
+from jgan.generate import check_truncation
 
 EPOCH_STEPS = 29  # 450 slices in batches of 16
 EPOCHS = 50
@@ -81,10 +83,13 @@ def sampling_flags() -> argparse.ArgumentParser:
     group.add_argument("--generate", metavar="RUN", help="draw images from this run directory "
                                                          "(or 'pretrained')")
     group.add_argument("--num", type=int, default=16, help="images to draw (default 16)")
-    group.add_argument("--psi", type=float, default=1.0, help="truncation psi (default 1: none)")
+    group.add_argument("--psi", type=float, default=1.0,
+                       help="truncation psi in [0, 2] (default 1: none)")
     group.add_argument("--cutoff", type=int, default=None,
                        help="truncate only the layers before this one (default all)")
     group.add_argument("--out", metavar="DIR", help="write 000000.png, ... here")
+    group.add_argument("--overwrite", action="store_true",
+                       help="replace the numbered images an earlier call left in --out")
     group.add_argument("--mixing-grid", metavar="FILE", help="also write a style-mixing grid")
     group.add_argument("--truncation-grid", metavar="FILE",
                        help="also write a grid of psi 0, 0.5, 0.7, 1")
@@ -94,9 +99,14 @@ def sampling_flags() -> argparse.ArgumentParser:
 @reports_errors
 def sample(args) -> int:
     from jgan import workflow
+    from jgan.tools.sample import check_save_folder
 
+    # The workflow checks these too, in its arguments' words; here they are flags.
+    check_truncation("psi", args.psi, high=workflow.PSI_RANGE[1], example=0.7, none=1, cli=True)
+    check_save_folder(args.out, overwrite=args.overwrite, name="out", cli=True)
     images = workflow.generate_images(args.generate, args.num, args.out, psi=args.psi,
-                                      cutoff=args.cutoff, seed=args.seed or 0)
+                                      cutoff=args.cutoff, seed=args.seed or 0,
+                                      overwrite=args.overwrite)
     print(f"{len(images)} images of {'x'.join(map(str, images.shape[1:]))}"
           + (f" in {args.out}" if args.out else ""))
     for path, grid in (args.mixing_grid, "mixing"), (args.truncation_grid, "truncation"):

@@ -10,16 +10,22 @@
 A run is an ordinary jgan run directory (`python -m experiments.stylegan` makes the same), so
 every tool reads it; this module only counts in epochs and inverts the preprocessing. After every
 epoch (`samples_every` of them) the loop writes samples and the loss plot into the run, and
-`training.gif` from the per-epoch samples when a call ends.
+`training.gif` from the per-epoch samples when a call ends. Epochs count from 1: history.csv's
+`epoch` column is the number of epochs done at each row's step (the loop logs one row an epoch).
+
+Errors name this module's arguments (`image_source=`, `config.train.batch_size`), not the command
+line's flags that the shared layers word theirs in (`_in_python_terms`).
 """
 
 from __future__ import annotations
 
-import csv
+import contextlib
 import dataclasses
+import functools
 import hashlib
 import json
 import math
+import re
 from pathlib import Path
 
 import jax
@@ -30,8 +36,10 @@ from jgan import config as config_lib
 from jgan.data import Preprocessing, open_data
 from jgan.data.spec import DataSpec
 from jgan.errors import UserError
+from jgan.generate import check_truncation
 from jgan.images import save_png
-from jgan.tools.sample import open_checkpoint, run_data_spec, save_images
+from jgan.tools.sample import check_save_folder, open_checkpoint, run_data_spec, save_images
+from jgan.train.history import read_rows, write_rows
 from jgan.train.loop import abstract_train_state, run_keys
 from jgan.train.parallel import make_mesh
 from jgan.train.resume import CHECKPOINTS
@@ -44,6 +52,51 @@ PRETRAINED_FILE = Path(__file__).parent / "pretrained" / "stylegan_brain64.npz"
 # The shipped file's sha256: a changed or truncated file is refused, not sampled from.
 PRETRAINED_SHA256 = "96253b3d01b51254114aae7bb0248fed6c451cd1b5e4158ad2f121f8bb73b4dc"
 WORKFLOW_FILE = "workflow.json"  # steps per epoch, so that plots count in epochs
+HISTORY_FILE = "history.csv"
+# Truncation psi scales each w's distance from the mean w: 1 leaves it, 0 draws the mean image,
+# and up to 2 extrapolates (more varied, less faithful images). A negative psi mirrors w through
+# the mean (Karras et al. 2019, Fig. 8's "anti-faces"), which draws nothing like the source
+# images that this workflow is for, and past 2 the styles leave the range G was trained on.
+PSI_RANGE = (0.0, 2.0)
+
+
+def _in_python_terms(run_argument: str):
+    """Decorator: a `UserError` from the shared layers, which word their fixes for the command
+    line (`--images DIR`, `--set data.image_size=64`), reworded for the Python caller, whose run
+    directory is the argument `run_argument`."""
+
+    def decorate(function):
+        @functools.wraps(function)
+        def wrapper(*args, **kwargs):
+            try:
+                return function(*args, **kwargs)
+            except UserError as error:
+                error.args = (python_spelling(str(error), run_argument),)
+                raise
+
+        return wrapper
+
+    return decorate
+
+
+def python_spelling(message: str, run_argument: str) -> str:
+    """`message` with the command line's flags as the workflow's arguments: --images is
+    `image_source=`, --workdir the run directory, `--set group.field`, `group.field` and a flag
+    named after a config field (--batch-size) `config.group.field`."""
+    fields = {field.name: f"config.{group.name}.{field.name}"
+              for group in dataclasses.fields(config_lib.Config)
+              if dataclasses.is_dataclass(group.default)  # data, optim, train
+              for field in dataclasses.fields(group.default)}
+    for pattern, spelling in (
+            (r"--images DIR \(or --dataset NAME --data-dir DIR\)", "image_source=DIR"),
+            (r"--images ", "image_source="), (r"--images\b", "image_source"),
+            (r"the --workdir of a training run",
+             f"{run_argument}=RUN_DIR, the directory of a training run"),
+            (r"--workdir\b", "run_dir"), (r"--set (?=\w+\.\w+)", "config."),
+            (r"(?<![\w.])(?=(data|model|optim|loss|train)\.\w)", "config.")):
+        message = re.sub(pattern, spelling, message)
+    return re.sub(r"--([a-z][a-z-]*)\b",
+                  lambda flag: fields.get(flag[1].replace("-", "_"), flag[0]), message)
 
 
 def default_config():
@@ -53,51 +106,131 @@ def default_config():
     return get_config()
 
 
+@_in_python_terms("model")
 def train(model=None, image_source=None, epochs: int = 1, *, run_dir=None, config=None,
           samples_every: int = 1, log=print) -> Path:
     """Create a run (`model=None`) or continue one (`model=RUN_DIR`) for `epochs` more epochs;
     returns the run directory.
 
-    A new run trains on `image_source` (a folder of images) with `config` (default: the
-    experiment's StyleGAN settings) in `run_dir` (default `runs/stylegan_<folder>`). A run that
-    goes on reads its own settings and data; `image_source`, if given, must be its folder.
+    A new run trains on `image_source` (a folder of images, stored as its absolute path, so the
+    run goes on from any working directory) with `config` (default: the experiment's StyleGAN
+    settings) in `run_dir` (default `runs/stylegan_<folder>`). A run that goes on reads its own
+    settings and data; `image_source`, if given, must be its folder. A run whose folder was
+    stored relative (`python -m experiments.stylegan --images slices`, or this function before
+    it resolved paths) reads it from where it resolves (`_relative_base`).
     """
     from jgan.train.loop import train as train_loop
 
-    if not isinstance(epochs, int) or epochs < 1:
-        raise UserError(f"epochs={epochs!r}: train for 1 or more whole epochs")
+    for name, value in ("epochs", epochs), ("samples_every", samples_every):
+        if not isinstance(value, int) or value < 1:
+            raise UserError(f"{name}={value!r}: use a whole number of epochs, 1 or more")
     if model is None:
-        if image_source is None:
-            raise UserError("train(model=None) starts a new run: pass image_source=DIR, a "
-                            "folder of images")
-        config = config or default_config()
-        config = dataclasses.replace(config, data=dataclasses.replace(
-            config.data, images=str(image_source), dataset=Path(image_source).name))
-        run_dir = Path(run_dir or f"runs/{config.name}_{Path(image_source).resolve().name}")
-        if (run_dir / CHECKPOINTS).is_dir():
-            raise UserError(f"{run_dir} already holds a run: continue it with "
-                            f"train(model={str(run_dir)!r}, epochs=N), or pass another run_dir")
-        start = 0
+        config, run_dir = _new_run(image_source, config, run_dir)
+        start, base = 0, None
     else:
         run_dir = Path(model)
         with open_checkpoint(run_dir) as (_, start, _, config, _):
             pass
-        if image_source is not None and not _same_folder(image_source, config.data.images):
-            raise UserError(f"{run_dir} trains on {config.data.images}, not {image_source}: "
-                            "drop image_source to go on with the run's own data, or start a "
-                            "new run with model=None")
-    epoch_steps = steps_per_epoch(config)
-    every = epoch_steps * samples_every
-    config = dataclasses.replace(config, train=dataclasses.replace(
-        config.train, steps=start + epochs * epoch_steps, log_every=epoch_steps,
-        sample_every=every, checkpoint_every=every))
-    train_loop(config, run_dir, log=log)
-    (run_dir / WORKFLOW_FILE).write_text(json.dumps({"steps_per_epoch": epoch_steps}))
+        base = _run_folder_base(run_dir, config.data.images, image_source)
+    # The loop gets the run directory's absolute path: an old run's data is read from `base`.
+    with _reading_from(base):
+        epoch_steps = steps_per_epoch(config)
+        every = epoch_steps * samples_every
+        config = dataclasses.replace(config, train=dataclasses.replace(
+            config.train, steps=start + epochs * epoch_steps, log_every=epoch_steps,
+            sample_every=every, checkpoint_every=every))
+        train_loop(config, run_dir.absolute(), log=log)
+    (run_dir / WORKFLOW_FILE).write_text(json.dumps(
+        {"steps_per_epoch": epoch_steps, "image_folder": _image_folder(config, base)}))
+    _write_epoch_column(run_dir, epoch_steps)
     return run_dir
+
+
+def _new_run(image_source, config, run_dir):
+    """`(config, run_dir)` of a new run on `image_source`, stored resolved."""
+    if image_source is None:
+        raise UserError("train(model=None) starts a new run: pass image_source=DIR, a "
+                        "folder of images")
+    folder = Path(image_source).expanduser().resolve()
+    if not folder.is_dir():
+        raise UserError(f"image_source={str(image_source)!r} is not a folder: pass "
+                        "image_source=DIR, a folder of images")
+    config = config or default_config()
+    config = dataclasses.replace(config, data=dataclasses.replace(
+        config.data, images=str(folder), dataset=folder.name))
+    # Checked before steps_per_epoch divides by the batch size.
+    config_lib.check(config)
+    run_dir = Path(run_dir or f"runs/{config.name}_{folder.name}")
+    if _holds_checkpoints(run_dir):
+        raise UserError(f"{run_dir} already holds a run: continue it with "
+                        f"train(model={str(run_dir)!r}, epochs=N), or pass another run_dir")
+    return config, run_dir
+
+
+def _holds_checkpoints(run_dir: Path) -> bool:
+    """Whether a checkpoint was written: a new run that failed before its first one (its data
+    refused) leaves an empty checkpoints/ behind, which is no run to continue."""
+    folder = run_dir / CHECKPOINTS
+    return folder.is_dir() and any(path.name.isdigit() for path in folder.iterdir())
+
+
+def _run_folder_base(run_dir: Path, stored, image_source) -> Path | None:
+    """The folder that a run's stored `data.images` is relative to, or None where it is absolute
+    (or the run is on a named dataset); refuses an `image_source` that is not the run's folder."""
+    if stored is not None and not Path(stored).expanduser().is_absolute():
+        return _relative_base(run_dir, stored, image_source)
+    if image_source is not None and not _same_folder(image_source, stored):
+        raise UserError(f"{run_dir} trains on {stored}, not {image_source}: drop image_source "
+                        "to go on with the run's own data, or start a new run with model=None")
+    return None
+
+
+def _relative_base(run_dir: Path, stored: str, image_source) -> Path:
+    """Where an old run's relative folder `stored` resolves. With `image_source`: a place from
+    which `stored` is that folder. Without: the same for the folder that workflow.json recorded
+    when the run last went on, else the first place that holds `stored` of the working directory
+    and the run directory's parents (where it was started, for the default `runs/NAME`)."""
+    relative = Path(stored).expanduser()
+    places = [Path.cwd(), *run_dir.resolve().parents]
+    wanted = image_source if image_source is not None else _record(run_dir).get("image_folder")
+    if wanted is not None and Path(wanted).expanduser().is_dir():
+        wanted = Path(wanted).expanduser().resolve()
+        for base in [*places, *wanted.parents]:
+            if (base / relative).resolve() == wanted:
+                return base
+    if image_source is not None:
+        raise UserError(f"{run_dir} trains on {stored!r}, not {image_source}: drop "
+                        "image_source to go on with the run's own data, or start a new run "
+                        "with model=None")
+    for base in places:
+        if (base / relative).is_dir():
+            return base
+    raise UserError(f"{run_dir} trains on the folder {stored!r}, relative to where it started, "
+                    "which is not found from here: pass that folder as image_source=DIR")
+
+
+def _reading_from(base: Path | None):
+    """The working directory `base` for the body (none changed for None): the loop refuses to
+    resume with a changed `data.images` (the run's checkpoints were written with the stored
+    relative path), so an old run's path is read from where it resolves."""
+    return contextlib.chdir(base) if base is not None else contextlib.nullcontext()
+
+
+def _image_folder(config, base: Path | None) -> str | None:
+    """The absolute path of the run's image folder (None for a named dataset)."""
+    if config.data.images is None:
+        return None
+    return str((base or Path.cwd()).joinpath(Path(config.data.images).expanduser()).resolve())
 
 
 def _same_folder(a, b) -> bool:
     return b is not None and Path(a).expanduser().resolve() == Path(b).expanduser().resolve()
+
+
+def _record(run_dir: Path) -> dict:
+    """workflow.json of a run trained by `train` (steps per epoch, image folder), or {}."""
+    record = Path(run_dir) / WORKFLOW_FILE
+    return json.loads(record.read_text()) if record.is_file() else {}
 
 
 def steps_per_epoch(config) -> int:
@@ -106,22 +239,50 @@ def steps_per_epoch(config) -> int:
     return math.ceil(len(data.dataset) / config.train.batch_size)
 
 
+def history(run_dir) -> list[dict]:
+    """history.csv's rows, each with its `epoch`: the epochs done at its step, 1 at the end of
+    the first (derived from the step, so rows the loop appended since are counted too)."""
+    run_dir = Path(run_dir)
+    path = run_dir / HISTORY_FILE
+    rows = read_rows(path)[1] if path.is_file() else []
+    if not rows:
+        raise UserError(f"{run_dir} has no {HISTORY_FILE} yet: train it first")
+    return _with_epochs(rows, _run_steps_per_epoch(run_dir))
+
+
+def _with_epochs(rows: list[dict], epoch_steps: int) -> list[dict]:
+    """Each row with `epoch`: its step over the steps of an epoch, so the end of the first
+    epoch is 1 (and a row logged off an epoch's end a fraction)."""
+    return [{**row, "epoch": f"{int(row['step']) / epoch_steps:g}"} for row in rows]
+
+
+def _write_epoch_column(run_dir: Path, epoch_steps: int) -> None:
+    """history.csv with an `epoch` column after `step`, for whoever reads the file itself. The
+    shared loop keeps the column when it appends and leaves its new rows' cells empty; the
+    next call fills them."""
+    path = run_dir / HISTORY_FILE
+    if not path.is_file():
+        return
+    columns, rows = read_rows(path)
+    columns = [name for name in columns if name != "epoch"]
+    columns.insert(columns.index("step") + 1, "epoch")
+    write_rows(path, columns, _with_epochs(rows, epoch_steps))
+
+
+@_in_python_terms("run_dir")
 def plot_history(run_dir, epochs: tuple[float, float] | None = None, path=None) -> Path:
     """Losses and D's outputs by epoch, from `history.csv`, for the epochs `(a, b)` (default
-    all); written to `path` (default `RUN/history_epochs_A-B.png`) and returned."""
+    all, from the first, 1); written to `path` (default `RUN/history_epochs_A-B.png`, its title
+    "epochs A-B") and returned."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     run_dir = Path(run_dir)
-    history = run_dir / "history.csv"
-    rows = list(csv.DictReader(history.open(newline=""))) if history.is_file() else []
-    if not rows:
-        raise UserError(f"{run_dir} has no history.csv yet: train it first")
-    epoch_steps = _run_steps_per_epoch(run_dir)
-    epoch = np.array([int(row["step"]) / epoch_steps for row in rows])
-    low, high = epochs if epochs is not None else (0, math.inf)
+    rows = history(run_dir)
+    epoch = np.array([float(row["epoch"]) for row in rows])
+    low, high = epochs if epochs is not None else (epoch.min(), epoch.max())
     keep = (epoch >= low) & (epoch <= high)
     if not keep.any():
         raise UserError(f"no history rows in epochs {low} to {high}: this run has epochs "
@@ -136,8 +297,9 @@ def plot_history(run_dir, epochs: tuple[float, float] | None = None, path=None) 
         axis.set(title=title, xlabel="epoch")
         axis.grid(alpha=0.3)
         axis.legend(fontsize=7)
-    figure.tight_layout()
     last = f"{high:g}" if math.isfinite(high) else f"{epoch.max():g}"
+    figure.suptitle(f"epochs {low:g}-{last}")
+    figure.tight_layout()
     path = Path(path or run_dir / f"history_epochs_{low:g}-{last}.png")
     figure.savefig(path, dpi=100)
     plt.close(figure)
@@ -145,13 +307,16 @@ def plot_history(run_dir, epochs: tuple[float, float] | None = None, path=None) 
 
 
 def _run_steps_per_epoch(run_dir: Path) -> int:
-    record = run_dir / WORKFLOW_FILE
-    if record.is_file():
-        return json.loads(record.read_text())["steps_per_epoch"]
+    """From workflow.json, or for a run that `train` did not make, from its data."""
+    if "steps_per_epoch" in _record(run_dir):
+        return _record(run_dir)["steps_per_epoch"]
     with open_checkpoint(run_dir) as (_, _, _, config, _):
+        pass
+    with _reading_from(_run_folder_base(run_dir, config.data.images, None)):
         return steps_per_epoch(config)
 
 
+@_in_python_terms("model_folder")
 def load_generator(model_folder):
     """`(setup, state, spec)` of a run's latest checkpoint, or of the shipped generator for
     "pretrained" (or None)."""
@@ -163,13 +328,24 @@ def load_generator(model_folder):
         return setup, state, run_data_spec(meta, config)
 
 
+@_in_python_terms("model_folder")
 def generate_images(model_folder, num_images: int, save_folder=None, *, psi: float = 1.0,
-                    cutoff: int | None = None, seed: int = 0) -> np.ndarray:
+                    cutoff: int | None = None, seed: int = 0,
+                    overwrite: bool = False) -> np.ndarray:
     """uint8 images `[num_images, H, W, C]` in the source files' format (size, border, grey),
     from a run directory or "pretrained"; written as 000000.png, ... when `save_folder` is
-    given. `psi` < 1 truncates in W (the layers before `cutoff`, default all)."""
-    if num_images < 1:
-        raise UserError(f"num_images is {num_images}: ask for at least 1")
+    given. `psi` in [0, 2] (`PSI_RANGE`) truncates in W below 1 (the layers before `cutoff`,
+    default all). Image i depends on `seed` and i alone: the first k of n images are the k
+    images of a call for k.
+
+    A `save_folder` that holds numbered images of an earlier call is refused, since writing
+    over the first of them would leave a folder that mixes two sets; `overwrite=True` deletes
+    those numbered PNGs (and only those) first.
+    """
+    if not isinstance(num_images, int) or num_images < 1:
+        raise UserError(f"num_images={num_images!r}: ask for 1 or more images")
+    check_truncation("psi", psi, high=PSI_RANGE[1], example=0.7, none=1)
+    check_save_folder(save_folder, overwrite=overwrite)
     setup, state, spec = load_generator(model_folder)
     images = setup.generate(state, jax.random.key(seed), num_images, psi=psi, cutoff=cutoff)
     images = Preprocessing.from_spec(spec).to_source(images)
@@ -177,6 +353,7 @@ def generate_images(model_folder, num_images: int, save_folder=None, *, psi: flo
     return images
 
 
+@_in_python_terms("model_folder")
 def save_grid(model_folder, kind: str, path, *, seed: int = 0) -> np.ndarray:
     """A "mixing" or "truncation" grid (model size) of a run, written to `path`."""
     setup, state, _ = load_generator(model_folder)
@@ -188,6 +365,7 @@ def save_grid(model_folder, kind: str, path, *, seed: int = 0) -> np.ndarray:
     return grid
 
 
+@_in_python_terms("run_dir")
 def export_pretrained(run_dir, path=PRETRAINED_FILE) -> str:
     """G's sampling weights, the tracked mean w and the level of detail of a run, with its config,
     data spec and step, as one weights file; returns its sha256."""

@@ -3,7 +3,9 @@
 The generator comes from the run's latest checkpoint (or `--step`), with BatchNorm in inference
 mode and G's EMA weights when the run keeps them, so the same command on the same checkpoint
 writes the same pixels. A conditional run takes `--labels 0,1,2`: `--num` images split evenly
-over the labels, one row per label (default: every class).
+over the labels, one row per label (default: every class). Image i depends on `--seed` and i
+alone, so `--num 8` draws the first 8 images of `--num 64`. A `--save-folder` that holds the
+numbered images of an earlier call is refused unless `--overwrite` (which deletes those first).
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import math
+import re
 import sys
 from pathlib import Path
 
@@ -21,11 +24,13 @@ from jgan.compile_cache import enable as enable_compile_cache
 from jgan.errors import UserError, reports_errors
 from jgan.images import make_grid, save_png
 from jgan.data import DataSpec, Preprocessing
-from jgan.generate import draw_samples
+from jgan.generate import draw_samples, spelled
 from jgan.train.loop import BEST_DIR, abstract_train_state, run_keys
 from jgan.train.parallel import make_mesh
 from jgan.train.resume import CHECKPOINTS, CONFIG_FILE, checkpoint_config
 from jgan.train.setup import build_setup
+
+NUMBERED_IMAGE = re.compile(r"\d{6}\.png")  # what save_images writes: 000000.png, ...
 
 
 @contextlib.contextmanager
@@ -97,15 +102,18 @@ def load_run(run_dir, step: int | None = None, *, best: bool = False):
 
 
 def generate_images(run_dir, num_images: int, save_folder=None, *, seed: int = 0,
-                    step: int | None = None, labels=None, best: bool = False) -> np.ndarray:
+                    step: int | None = None, labels=None, best: bool = False,
+                    overwrite: bool = False) -> np.ndarray:
     """uint8 images `[num_images, H, W, C]` from the run's generator, z drawn from `seed`.
 
     A run on a folder read with data.crop or data.center gives images the size and look of its
     source files: resized back to the crop box and pasted into the border (`to_source`).
     For a conditional run, `labels` (default: every class) are spread evenly: image i has label
     `labels[i // (num_images // len(labels))]`. With `save_folder`, each image is also written as
-    `000000.png`, `000001.png`, ... `best` takes the run's best checkpoint by FID.
+    `000000.png`, `000001.png`, ..., refused where it holds those of an earlier call unless
+    `overwrite` (`check_save_folder`). `best` takes the run's best checkpoint by FID.
     """
+    check_save_folder(save_folder, overwrite=overwrite)
     # load_run's steps, keeping the checkpoint's data spec, which holds the preprocessing
     with open_checkpoint(run_dir, step, best=best) as (checkpointer, step, meta, config, setup):
         abstract = abstract_train_state(setup, run_keys(config.train.seed)["init"], make_mesh())
@@ -119,10 +127,43 @@ def generate_images(run_dir, num_images: int, save_folder=None, *, seed: int = 0
 
 
 def save_images(images: np.ndarray, folder) -> None:
-    """Each image as `folder/000000.png`, `000001.png`, ...; nothing when `folder` is None."""
+    """Each image as `folder/000000.png`, `000001.png`, ...; nothing when `folder` is None.
+
+    The folder's numbered images of an earlier call go first (`check_save_folder` let them),
+    so that it holds one set, not this call's images followed by the rest of a larger one;
+    other files stay.
+    """
     if folder is not None:
+        for path in numbered_images(folder):
+            path.unlink()
         for index, image in enumerate(images):
             save_png(image, Path(folder) / f"{index:06d}.png")
+
+
+def numbered_images(folder) -> list[Path]:
+    """The images `save_images` wrote into `folder` (by their names), sorted."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return []
+    return sorted(path for path in folder.iterdir() if NUMBERED_IMAGE.fullmatch(path.name))
+
+
+def check_save_folder(folder, *, overwrite: bool, name: str = "save_folder",
+                      cli: bool = False) -> None:
+    """Refuse, before anything is drawn, a save folder that is a file, or that holds numbered
+    images of an earlier call unless `overwrite`: written over in part, it would mix two sets.
+    `name` and `cli` word the error for the argument or flag (`--save-folder`) it came from."""
+    if folder is None:
+        return
+    where = spelled(name, str(folder), cli=cli)
+    if Path(folder).is_file():
+        raise UserError(f"{where} is a file: name a folder for the images")
+    earlier = numbered_images(folder)
+    if earlier and not overwrite:
+        replace = "add --overwrite" if cli else "pass overwrite=True"
+        raise UserError(f"{where} holds {len(earlier)} images of an earlier call "
+                        f"({earlier[0].name}, ...): {replace} to replace them, or choose an "
+                        "empty folder")
 
 
 def check_output_file(path, example: str) -> None:
@@ -155,15 +196,15 @@ def main(argv=None) -> int:
                         help="the best checkpoint by FID (runs trained with --eval-every)")
     parser.add_argument("--out", default="samples.png", help="PNG grid to write")
     parser.add_argument("--save-folder", default=None, help="also write each image here")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace the numbered images an earlier call left in --save-folder")
     parser.add_argument("--labels", default=None,
                         help="conditional runs: comma-separated classes, one grid row each "
                              "(default: every class)")
     args = parser.parse_args(argv)
     enable_compile_cache()
     check_output_file(args.out, "samples.png")
-    if args.save_folder is not None and Path(args.save_folder).is_file():
-        raise UserError(f"--save-folder {args.save_folder} is a file: name a folder for the "
-                        "images")
+    check_save_folder(args.save_folder, overwrite=args.overwrite, cli=True)
     labels = _parse_labels(args.labels)
     setup, state, _ = load_run(args.run_dir, args.step, best=args.best)
     classes = setup.num_classes

@@ -18,11 +18,8 @@ class History:
         self.path = Path(path)
         self.columns: list[str] | None = None
         if self.path.exists():
-            with open(self.path, newline="") as f:
-                reader = csv.DictReader(f)
-                rows = [row for row in reader if int(row["step"]) <= resume_step]
-                self.columns = reader.fieldnames
-            self._rewrite(rows)
+            self.columns, rows = read_rows(self.path)
+            self._rewrite([row for row in rows if int(row["step"]) <= resume_step])
 
     def append(self, row: dict) -> None:
         new_columns = [name for name in row if name not in (self.columns or [])]
@@ -37,19 +34,30 @@ class History:
                 {k: _format(v) for k, v in row.items()})
 
     def _rewrite(self, rows: list[dict]) -> None:
-        """The file with the current columns and these rows, replaced atomically."""
-        tmp = self.path.with_suffix(".csv.tmp")
-        with open(tmp, "w", newline="") as f:
-            writer = csv.DictWriter(f, self.columns)
-            writer.writeheader()
-            writer.writerows(rows)
-        tmp.replace(self.path)
+        write_rows(self.path, self.columns, rows)
 
     def rows(self) -> list[dict]:
-        if not self.path.exists():
-            return []
-        with open(self.path, newline="") as f:
-            return list(csv.DictReader(f))
+        return read_rows(self.path)[1] if self.path.exists() else []
+
+
+def read_rows(path) -> tuple[list[str], list[dict]]:
+    """`(columns, rows)` of a history file."""
+    with open(path, newline="") as f:
+        reader = csv.DictReader(f)
+        rows = list(reader)
+        return list(reader.fieldnames or []), rows
+
+
+def write_rows(path, columns: list[str], rows: list[dict]) -> None:
+    """The file with these columns and rows, replaced atomically, so that a crash leaves the old
+    file or the new one (a column that a row lacks stays empty)."""
+    path = Path(path)
+    tmp = path.with_suffix(".csv.tmp")
+    with open(tmp, "w", newline="") as f:
+        writer = csv.DictWriter(f, columns, extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(rows)
+    tmp.replace(path)
 
 
 def _format(value):
