@@ -10,7 +10,9 @@ training slices after the same preprocessing:
 - memorisation: each of 8 generated images beside its nearest real slice by L2, and the median
   nearest distance of all 500 beside the real slices' own median nearest-other distance;
 - precision and recall (Kynkaenniemi et al. 2019, k = 3) in the k-means patch feature space
-  fitted on the real slices (`jgan.metrics.patch_features`).
+  fitted on the real slices (`jgan.metrics.patch_features`);
+- the crop box's edge: the mean (0-255) of each image's outer ring of `RING` pixels, which is
+  black in the real slices; a generator that draws a grey box shows it here.
 Numbers go to RUN/quality.json and a markdown table; `--docs` copies the figures to docs/.
 """
 
@@ -35,9 +37,18 @@ from jgan.tools.sample import open_checkpoint
 
 RUNS = {"stylegan_brain": "default: R1, mixing 0.9, Adam(0, 0.99)",
         "stylegan_seed": "the seed's: Adam defaults, no R1, no mixing",
-        "stylegan_brain_long": "default, trained on (2.8x the steps)"}
+        "stylegan_brain_long": "default, trained on (2.8x the steps)",
+        "stylegan_diffaugment": "DiffAugment, G 1e-3, D 8e-4 (stylegan_augment_runs.sh)"}
 NUM_GENERATED = 500
 PAIRS = 40_000  # sampled pairs per mean MS-SSIM (all pairs differ by < 0.001 on 500 images)
+RING = 2  # pixels of the 64x64 box's edge ring
+
+
+def edge_ring_mean(images: np.ndarray) -> float:
+    """The mean pixel (0-255) of the outer RING rows and columns of images [N, H, W, C]."""
+    inner = np.zeros(images.shape[1:3], bool)
+    inner[RING:-RING, RING:-RING] = True
+    return float(images[:, ~inner].astype(np.float64).mean())
 
 
 def real_images(run: Path) -> np.ndarray:
@@ -52,7 +63,8 @@ def measure(run: Path, real: np.ndarray, out: Path) -> dict:
     key = jax.random.key(1)
     scores = {"step": int(state.step),
               "ms_ssim_generated": mean_pairwise_ms_ssim(fake, num_pairs=PAIRS, key=key),
-              "ms_ssim_real": mean_pairwise_ms_ssim(real, num_pairs=PAIRS, key=key)}
+              "ms_ssim_real": mean_pairwise_ms_ssim(real, num_pairs=PAIRS, key=key),
+              "edge_ring_generated": edge_ring_mean(fake), "edge_ring_real": edge_ring_mean(real)}
     _, fake_distances = nearest_neighbours(fake, real)
     # Each real slice's nearest other slice: the spacing of the data itself.
     real_flat = real.reshape(len(real), -1).astype(np.float64)
@@ -91,8 +103,8 @@ def main(argv=None) -> int:
     figures = args.root / "figures"
     figures.mkdir(parents=True, exist_ok=True)
     lines = ["| run | step | MS-SSIM generated | MS-SSIM real | NN L2 gen -> real "
-             "| NN L2 real -> real | precision | recall |",
-             "|---|---:|---:|---:|---:|---:|---:|---:|"]
+             "| NN L2 real -> real | precision | recall | edge ring gen / real |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
     real = None
     for name, label in RUNS.items():
         run = args.root / name
@@ -108,7 +120,8 @@ def main(argv=None) -> int:
                      f"{scores['ms_ssim_real']:.3f} | "
                      f"{scores['nn_l2_generated_to_real_median']:.0f} | "
                      f"{scores['nn_l2_real_to_other_real_median']:.0f} | "
-                     f"{scores['precision']:.3f} | {scores['recall']:.3f} |")
+                     f"{scores['precision']:.3f} | {scores['recall']:.3f} | "
+                     f"{scores['edge_ring_generated']:.1f} / {scores['edge_ring_real']:.1f} |")
         if args.docs:
             for figure in figures.glob(f"{name}_*.png"):
                 shutil.copy(figure, Path("docs") / figure.name.replace(name, f"{name}64"))

@@ -29,26 +29,14 @@ import dataclasses
 import sys
 
 from jgan.cli import train_or_sample
-from jgan.config import Config, DataConfig, OptimConfig, TrainConfig
+from jgan.config import Config, OptimConfig
 from jgan.errors import reports_errors
-from jgan.families.stylegan import StyleGANLossConfig, StyleGANModelConfig
+from jgan.families.stylegan import StyleGANLossConfig, StyleGANModelConfig, brain_config
 from jgan.generate import check_truncation
 
-EPOCH_STEPS = 29  # 450 slices in batches of 16
-EPOCHS = 50
-
-
 def get_config() -> Config:
-    return Config(
-        name="stylegan", family="stylegan",
-        data=DataConfig(dataset="brain_mri_slices", channels=1, crop="auto", image_size=64,
-                        center=True),
-        model=StyleGANModelConfig(base_features=16, max_features=64),
-        loss=StyleGANLossConfig(r1_gamma=1.0, reg_interval=4),
-        optim=OptimConfig(g_lr=2.5e-4, d_lr=2e-4, b1=0.0, b2=0.99),
-        train=TrainConfig(steps=EPOCHS * EPOCH_STEPS, batch_size=16, ema_kimg=1.0,
-                          grid_size=36, log_every=EPOCH_STEPS, sample_every=EPOCH_STEPS,
-                          checkpoint_every=5 * EPOCH_STEPS))
+    """The brain-MRI run's defaults, which `jgan.workflow` starts from too."""
+    return brain_config()
 
 
 def seed_config() -> Config:

@@ -36,6 +36,7 @@ from jgan import config as config_lib
 from jgan.data import Preprocessing, open_data
 from jgan.data.spec import DataSpec
 from jgan.errors import UserError
+from jgan.families.stylegan import brain_config
 from jgan.generate import check_truncation
 from jgan.images import save_png
 from jgan.tools.sample import check_save_folder, open_checkpoint, run_data_spec, save_images
@@ -101,9 +102,7 @@ def python_spelling(message: str, run_argument: str) -> str:
 
 def default_config():
     """`python -m experiments.stylegan`'s defaults: what `train(model=None)` starts from."""
-    from experiments.stylegan import get_config
-
-    return get_config()
+    return brain_config()
 
 
 @_in_python_terms("model")

@@ -148,11 +148,14 @@ def test_patch_features_on_grey_images_are_fixed_width_and_deterministic():
     assert features.shape == (40, 64) == (40, encoder.width) and features.dtype == np.float32
     assert np.all(np.isfinite(features)) and features.std(0).max() > 0
     again = fit_features(real, seed=0, centroids=16, samples=2000)
-    np.testing.assert_array_equal(again(real[:5]), features[:5])
+    # Like with like: the same 40 images. BLAS rounds a batch of 5 and one of 40 differently on
+    # some processors (2.4e-7 seen), so a sub-batch is compared with a tolerance.
+    np.testing.assert_array_equal(again(real), features)
+    np.testing.assert_allclose(again(real[:5]), features[:5], rtol=1e-5, atol=1e-5)
     other_size = encoder(_smooth_images(3, 64, seed=2))  # any image size: resized first
     assert other_size.shape == (3, 64)
     other_seed = fit_features(real, seed=1, centroids=16, samples=2000)
-    assert not np.array_equal(other_seed(real[:5]), features[:5])
+    assert np.abs(other_seed(real[:5]) - features[:5]).max() > 1e-3
 
 
 def test_patch_features_show_mode_collapse():

@@ -256,6 +256,30 @@ def build(config, spec) -> StyleGANSetup:
                          augment=augment)
 
 
+# The brain-MRI seed's run: 450 slices in batches of 16 make an epoch of 29 steps.
+BRAIN_EPOCH_STEPS = 29
+BRAIN_EPOCHS = 50
+
+
+def brain_config():
+    """The defaults of `python -m experiments.stylegan` and of `jgan.workflow.train`: the 450
+    brain slices with the seed's preprocessing (grey, the border cropped, 64x64, centred),
+    R1 on every 4th real image, Adam(2.5e-4 / 2e-4, betas 0 and 0.99), G's EMA, samples every
+    epoch. In the library, not the experiment, because the library never imports a script."""
+    from jgan.config import Config, DataConfig, OptimConfig, TrainConfig
+
+    return Config(
+        name="stylegan", family="stylegan",
+        data=DataConfig(dataset="brain_mri_slices", channels=1, crop="auto", image_size=64,
+                        center=True),
+        model=StyleGANModelConfig(base_features=16, max_features=64),
+        loss=StyleGANLossConfig(r1_gamma=1.0, reg_interval=4),
+        optim=OptimConfig(g_lr=2.5e-4, d_lr=2e-4, b1=0.0, b2=0.99),
+        train=TrainConfig(steps=BRAIN_EPOCHS * BRAIN_EPOCH_STEPS, batch_size=16, ema_kimg=1.0,
+                          grid_size=36, log_every=BRAIN_EPOCH_STEPS,
+                          sample_every=BRAIN_EPOCH_STEPS, checkpoint_every=5 * BRAIN_EPOCH_STEPS))
+
+
 FAMILY = Family(name="stylegan", model_config=StyleGANModelConfig,
                 loss_config=StyleGANLossConfig, build=build,
                 network_names={"g": "generator", "d": "discriminator"},
