@@ -3,8 +3,14 @@
 # about 2.5x ahead (G 1e-3, D 8e-4), in stages: the same command with a larger STEPS goes on
 # from the last checkpoint, bit for bit as if it had never stopped. Measure each stage with
 # `python benchmarks/stylegan_quality.py` (docs/results.md, "StyleGAN on brain MRI slices").
+#
+# OPS picks DiffAugment's ops. The default keeps the geometric ones: the colour op shifts the
+# brightness of every image D sees, and on black-backed MRI G's brightness then drifts (the
+# first stage, OPS=color,translation,cutout, in runs/quality/stylegan_diffaugment).
 set -euo pipefail
 data=${DATA_DIR:-../shared/datasets}
-steps=${STEPS:-2900}  # 100 epochs of 29 steps
-python -m experiments.stylegan --data-dir "$data" --workdir "${1:-runs/quality/stylegan_diffaugment}" \
-    --augment diffaugment --set optim.g_lr=1e-3 --set optim.d_lr=8e-4 --steps "$steps"
+steps=${STEPS:-8700}  # 300 epochs of 29 steps
+ops=${OPS:-translation,cutout}
+python -m experiments.stylegan --data-dir "$data" --workdir "${1:-runs/quality/stylegan_geometric}" \
+    --augment diffaugment --set "train.augment_ops=$ops" \
+    --set optim.g_lr=1e-3 --set optim.d_lr=8e-4 --steps "$steps"

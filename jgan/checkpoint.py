@@ -25,6 +25,7 @@ from pathlib import Path
 import jax
 import orbax.checkpoint as ocp
 
+from jgan.environment import ENVIRONMENT_KEY, environment
 from jgan.errors import UserError
 
 # Items that are not networks; a network may not take these names.
@@ -75,7 +76,8 @@ class Checkpointer:
         items = {name: ocp.args.StandardSave(net) for name, net in state.nets.items()}
         self._manager.save(step, args=ocp.args.Composite(
             **items, **{STATE_ITEM: ocp.args.StandardSave(rest),
-                        META_ITEM: ocp.args.JsonSave({**meta, "networks": sorted(state.nets)})}))
+                        META_ITEM: ocp.args.JsonSave({**meta, "networks": sorted(state.nets),
+                                                    ENVIRONMENT_KEY: environment()})}))
         self._saved = True
 
     def restore(self, step: int, abstract_state, *, num_keys: int | None = None):

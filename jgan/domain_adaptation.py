@@ -40,6 +40,7 @@ from jgan import compile_cache
 from jgan import config as config_lib
 from jgan.checkpoint import Checkpointer
 from jgan.data.mnist_m import load_mnist, load_mnist_m
+from jgan.environment import note_environment
 from jgan.errors import Interrupted, NonFiniteLossError, UserError
 from jgan.losses import classification_loss
 from jgan.models.dann import DANNDomainClassifier, DANNFeatures, DANNLabelPredictor
@@ -311,7 +312,8 @@ def restore_newest(checkpointer: Checkpointer, workdir: Path, config: DANNConfig
         field, was, now = changed[0]
         raise UserError(f"{workdir} holds a run with {field}={was!r}, not {now!r}: use a new "
                         "--workdir, or the run's own settings to resume it")
-    state, run_key, _ = checkpointer.restore(step, abstract)
+    state, run_key, meta = checkpointer.restore(step, abstract)
+    note_environment(meta, step, log)
     log(f"resuming {workdir} from step {step}")
     return state, run_key
 

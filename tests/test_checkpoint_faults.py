@@ -5,6 +5,7 @@ One tiny run is trained once, in a subprocess killed while it deletes its oldest
 each test damages a copy of it.
 """
 
+import json
 import os
 import shutil
 import subprocess
@@ -19,6 +20,7 @@ from conftest import REPO, build, tiny_toy_config, with_train
 from jgan import config as config_lib
 from jgan.checkpoint import Checkpointer
 from jgan.cli import parse_config
+from jgan.environment import environment
 from jgan.errors import UserError
 from jgan.mode_collapse import train_toy
 from jgan.tools import components, sample
@@ -184,6 +186,26 @@ def test_a_garbled_config_json_is_rewritten_from_the_checkpoint(run):
     assert messages == [f"note: {path} is unreadable (JSONDecodeError); rewriting it",
                         f"resuming {workdir} from step 6"]
     assert config_lib.load(path) == config and not path.with_name("config.json.tmp").exists()
+
+
+def test_each_checkpoint_records_its_software_and_a_resume_on_others_says_so(run):
+    workdir, config = run
+    meta_file = workdir / "checkpoints" / "6" / "meta" / "metadata"
+    meta = json.loads(meta_file.read_text())
+    assert meta["environment"] == environment()
+    assert set(environment()) >= {"jax", "jaxlib", "flax", "optax", "processor", "python"}
+    _, messages = resume(workdir, config)
+    assert messages == [f"resuming {workdir} from step 6"]
+    # A checkpoint from another jax on another processor; a record that is no dict is ignored.
+    meta["environment"] = {**meta["environment"], "jax": "0.4.0", "processor": "Other CPU"}
+    meta_file.write_text(json.dumps(meta))
+    _, messages = resume(workdir, config)
+    assert messages[0] == (f"note: checkpoint 6 was written with jax 0.4.0 -> {jax.__version__}, "
+                           f"processor Other CPU -> {environment()['processor']}: the run goes "
+                           "on, but its bits may differ from an uninterrupted run's from here")
+    meta["environment"] = ["garbage"]
+    meta_file.write_text(json.dumps(meta))
+    assert resume(workdir, config)[1] == [f"resuming {workdir} from step 6"]
 
 
 def test_the_2d_benchmark_compares_the_checkpoints_config(tmp_path):

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from jgan import config as config_lib
 from jgan.checkpoint import Checkpointer, DamagedCheckpointError, one_line
+from jgan.environment import note_environment
 from jgan.errors import UserError
 from jgan.train.distributed import barrier, is_primary
 from jgan.train.lock import check_run_directory
@@ -75,6 +76,7 @@ def restore_latest(checkpointer: Checkpointer, workdir: Path, config, abstract_s
             log(f"warning: checkpoint {error.step} in {checkpointer.directory} is damaged "
                 f"({error.problem}); moved it to {checkpointer.set_aside(error.step)}")
         note_config_file(workdir, log)
+        note_environment(restored[2], step, log)
         log(f"resuming {workdir} from step {step}")
         return restored
     if damaged:
