@@ -1,6 +1,6 @@
 """CycleGAN (Zhu et al. 2017) on summer2winter_yosemite, summer <-> winter, sized for a 2-core CPU.
 
-    python -m experiments.cyclegan --data-dir ../shared/datasets      # about 15 minutes
+    python -m experiments.cyclegan --data-dir ../shared/datasets      # about 12 min, 2 cores
     python -m experiments.cyclegan --images DIR --set data.split=train   # DIR/trainA, trainB
     python -m experiments.cyclegan --data-dir ../shared/datasets --preset paper    # on a GPU
     python -m jgan.translate runs/cyclegan_summer2winter_yosemite --input photos/ --out winter/
@@ -8,10 +8,11 @@
 
 Only the official test split of summer2winter_yosemite (309 summer, 238 winter photos) is in
 shared/datasets, so the default trains on it (`data.split=test`) and holds 40 photos of each side
-out for the preview grids and the measurements. The default: 128x128 images, resnet_6blocks and
-70x70 PatchGANs at half the paper's widths (32 channels), instance norm and reflection padding,
-LSGAN, cycle lambda 10 and identity 0.5, image pools of 50, batch 1 as in the paper, Adam(2e-4,
-0.5) constant for the first half and then linearly to 0, the jitter (143 then crop 128, mirror).
+out for the preview grids and the measurements. The default: 128x128 images, resnet_6blocks at
+a quarter of the paper's width (16 channels) and 70x70 PatchGANs at half (32), instance norm and
+reflection padding, LSGAN, cycle lambda 10 and identity 0.5, image pools of 50, batch 1 as in the
+paper, Adam(2e-4, 0.5) constant for the first half and then linearly to 0, the jitter (143 then
+crop 128, mirror).
 
 `--preset paper` is the paper's setting for 256x256 photos: resnet_9blocks at widths 64, batch
 1, 200 epochs of the full training split's larger side (1,231 summer photos: 246,200 steps), the

@@ -30,7 +30,8 @@ def get_config(source_only: bool = False):
     return DANNConfig()
 
 
-def parse_args(argv):
+def parser() -> argparse.ArgumentParser:
+    """The command line of `main`, built without parsing or running anything."""
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--source-only", action="store_true",
@@ -44,20 +45,25 @@ def parse_args(argv):
     parser.add_argument("--seed", type=int, help="run seed (default 0)")
     parser.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
                         help="override any DANNConfig field (repeatable)")
-    return parser.parse_args(argv)
+    return parser
+
+
+def parse_config(argv):
+    """The config and run directory that `main(argv)` trains; nothing is read or run."""
+    args = parser().parse_args(argv)
+    config = get_config(args.source_only)
+    flags = {"data_dir": args.data_dir, "steps": args.steps, "batch_size": args.batch_size,
+             "seed": args.seed}
+    config = dataclasses.replace(config, **{k: v for k, v in flags.items() if v is not None})
+    config = override(config, args.set)
+    return config, args.workdir or f"runs/{config.name}_mnist_m"
 
 
 @reports_errors
 def main(argv=None) -> int:
     from jgan.domain_adaptation import train_dann
 
-    args = parse_args(argv)
-    config = get_config(args.source_only)
-    flags = {"data_dir": args.data_dir, "steps": args.steps, "batch_size": args.batch_size,
-             "seed": args.seed}
-    config = dataclasses.replace(config, **{k: v for k, v in flags.items() if v is not None})
-    config = override(config, args.set)
-    train_dann(config, args.workdir or f"runs/{config.name}_mnist_m")
+    train_dann(*parse_config(argv))
     return 0
 
 

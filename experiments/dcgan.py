@@ -1,7 +1,7 @@
 """DCGAN (Radford, Metz & Chintala 2016) on MNIST: the quick-start run.
 
     python -m experiments.dcgan                       # the quick start: bundled MNIST subset
-    python -m experiments.dcgan --preset paper        # the paper's settings exactly
+    python -m experiments.dcgan --preset paper        # the paper's settings, at batch 64
     python -m experiments.dcgan --data-dir ../shared/datasets --dataset fashion_mnist
 
 Both train the paper's networks for 4000 steps of 64 (the paper used 128) with Adam(2e-4,

@@ -1,14 +1,14 @@
 """Pix2Pix (Isola et al. 2017) on facades, label map -> photo (B -> A), sized for a 2-core CPU.
 
-    python -m experiments.pix2pix --data-dir ../shared/datasets       # about 15 minutes
+    python -m experiments.pix2pix --data-dir ../shared/datasets       # 17 min on 2 busy cores
     python -m experiments.pix2pix --images DIR                        # DIR/trainA, DIR/trainB
     python -m experiments.pix2pix --data-dir ../shared/datasets --preset paper     # on a GPU
     python -m jgan.translate runs/pix2pix_facades --input labels/ --out photos/
     python -m jgan.tools.evaluate_translation runs/pix2pix_facades --split test
 
 The default: 128x128 images (facades' 256x256 resized), unet_128 and a 70x70 PatchGAN at half
-the paper's widths (32 channels in their first layers), instance norm, batch 4, 3,000 steps
-(31 epochs of the 392 training pairs; 8 pairs are held out for the preview grids), Adam(2e-4,
+the paper's widths (32 channels in their first layers), instance norm, batch 4, 2,000 steps
+(20 epochs of the 392 training pairs; 8 pairs are held out for the preview grids), Adam(2e-4,
 0.5) constant for the first half and then linearly to 0, vanilla GAN loss + 100 * L1, the
 paper's jitter (resize to 143, random crop to 128, mirror).
 

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import contextvars
 import dataclasses
 from pathlib import Path
+from typing import Any, Callable
 
 from jgan import compile_cache
 from jgan import config as config_lib
@@ -13,6 +15,9 @@ from jgan.augment import AUGMENTS
 from jgan.data import check_data_config
 from jgan.errors import reports_errors
 from jgan.train import distributed
+
+# Set by `dry_run`: `parse_config` hands back its parser instead of parsing, and nothing runs.
+_DRY_RUN = contextvars.ContextVar("jgan_cli_dry_run", default=False)
 
 
 def parse_config(default, argv, *, description: str, parents=(), presets=None):
@@ -67,7 +72,17 @@ def parse_config(default, argv, *, description: str, parents=(), presets=None):
     parser.add_argument("--no-compile-cache", dest="compile_cache", action="store_false",
                         help="compile everything afresh: no persistent compilation cache "
                              "(default: $JGAN_CACHE_DIR/xla; see docs/running.md)")
+    if _DRY_RUN.get():
+        raise _ParserBuilt(parser, default, argv)
     args = parser.parse_args(argv)
+    config, workdir = _resolve(default, args)
+    # Settings that passed their checks, before anything is compiled (data, init, the step).
+    compile_cache.enable(args.compile_cache)
+    return config, workdir
+
+
+def _resolve(default, args) -> tuple[Any, str]:
+    """The parsed flags and `--set`s applied to `default`, checked, and the run directory."""
     flags = {"train.steps": args.steps, "train.batch_size": args.batch_size,
              "train.seed": args.seed, "data.dataset": args.dataset, "data.data_dir": args.data_dir,
              "data.images": args.images, "loss.gan_loss": args.loss,
@@ -75,10 +90,40 @@ def parse_config(default, argv, *, description: str, parents=(), presets=None):
     assignments = [f"{k}={v}" for k, v in flags.items() if v is not None] + args.set
     config = config_lib.override(default, assignments)
     check_data_config(config.data)
-    workdir = args.workdir or f"runs/{config.name}_{data_name(config.data)}"
-    # Settings that passed their checks, before anything is compiled (data, init, the step).
-    compile_cache.enable(args.compile_cache)
-    return config, workdir
+    return config, args.workdir or f"runs/{config.name}_{data_name(config.data)}"
+
+
+class _ParserBuilt(Exception):
+    """Ends an experiment's `main` in a dry run, carrying what `parse_config` was given."""
+
+    def __init__(self, parser, default, argv):
+        super().__init__("parse_config in a dry run")
+        self.parser, self.default, self.argv = parser, default, argv
+
+
+@dataclasses.dataclass(frozen=True)
+class DryRun:
+    parser: argparse.ArgumentParser  # the experiment's whole parser, as `--help` shows it
+    config: Any  # the config the command would train
+    workdir: str
+
+
+def dry_run(main: Callable[[list[str]], int], argv: list[str]) -> DryRun:
+    """What `main(argv)` of an experiment would train, without training: its own parser (presets
+    and the experiment's flags included) parses `argv`, and the flags and `--set`s are applied
+    and checked as `parse_config` does; nothing is read, compiled or written, and the
+    compilation cache is left alone. A bad flag exits as the command would (SystemExit 2, the
+    usage on stderr); a bad setting raises its UserError. For checking documented commands."""
+    token = _DRY_RUN.set(True)
+    try:
+        main(list(argv))
+    except _ParserBuilt as built:
+        config, workdir = _resolve(built.default, built.parser.parse_args(built.argv))
+        return DryRun(built.parser, config, workdir)
+    finally:
+        _DRY_RUN.reset(token)
+    raise RuntimeError(f"{main.__module__}.main{tuple(argv)} returned before it parsed its flags "
+                       "with jgan.cli.parse_config (its error, if any, is on stderr)")
 
 
 def data_name(data_cfg) -> str:
@@ -118,7 +163,8 @@ def train_or_sample(default, argv, *, sampling, sample, description: str = "",
     (`args`: the flags of the `sampling` parser, plus `--seed`, default 0), else
     `run_experiment`, whose `--help` then lists the sampling flags too."""
     args, _ = sampling.parse_known_args(argv)
-    if args.generate:
+    # A dry run checks the sampling flags with the whole parser below, and draws nothing.
+    if args.generate and not _DRY_RUN.get():
         seed = argparse.ArgumentParser(add_help=False)
         seed.add_argument("--seed", type=int, default=0)
         args.seed = seed.parse_known_args(argv)[0].seed

@@ -238,8 +238,8 @@ def _one_line_warning(show):
     return showwarning
 
 
-@reports_errors
-def main(argv=None) -> int:
+def parser() -> argparse.ArgumentParser:
+    """The command line of `main`, built without parsing or running anything."""
     parser = argparse.ArgumentParser(prog="python -m jgan.translate", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("run_dir", help="a pix2pix or cyclegan run's --workdir")
@@ -250,7 +250,12 @@ def main(argv=None) -> int:
     parser.add_argument("--step", type=int, default=None, help="checkpoint step (default latest)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the dropout (default 0)")
     parser.add_argument("--batch", type=int, default=8, help="images per call (default 8)")
-    args = parser.parse_args(argv)
+    return parser
+
+
+@reports_errors
+def main(argv=None) -> int:
+    args = parser().parse_args(argv)
     with warnings.catch_warnings():
         warnings.showwarning = _one_line_warning(warnings.showwarning)
         translate_folder(args.run_dir, args.input, args.out, direction=args.direction,

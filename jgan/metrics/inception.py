@@ -238,8 +238,8 @@ def variables_from_state_dict(state: dict, path) -> dict:
     return variables
 
 
-@reports_errors
-def main(argv=None) -> int:
+def parser() -> argparse.ArgumentParser:
+    """The command line of `main`, built without parsing or running anything."""
     parser = argparse.ArgumentParser(
         prog="python -m jgan.metrics.inception",
         description="Convert pytorch-fid's Inception weights (.pth) to an npz jgan reads "
@@ -247,7 +247,12 @@ def main(argv=None) -> int:
     parser.add_argument("command", choices=["convert"])
     parser.add_argument("source", help="pt_inception-2015-12-05-6726825d.pth")
     parser.add_argument("target", help="npz to write")
-    args = parser.parse_args(argv)
+    return parser
+
+
+@reports_errors
+def main(argv=None) -> int:
+    args = parser().parse_args(argv)
     state = read_state_dict(args.source)
     variables_from_state_dict(state, args.source)
     np.savez(args.target, **state)

@@ -122,8 +122,8 @@ def train_classifier(dataset: str, *, data_dir=None, epochs: int | None = None,
     return params, meta
 
 
-@reports_errors
-def main(argv=None) -> int:
+def parser() -> argparse.ArgumentParser:
+    """The command line of `main`, built without parsing or running anything."""
     parser = argparse.ArgumentParser(prog="python -m jgan.metrics.train_classifier",
                                      description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -138,7 +138,12 @@ def main(argv=None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default=None,
                         help="npz to write (default: the shipped jgan/metrics/weights/DATASET.npz)")
-    args = parser.parse_args(argv)
+    return parser
+
+
+@reports_errors
+def main(argv=None) -> int:
+    args = parser().parse_args(argv)
     params, meta = train_classifier(args.dataset, data_dir=args.data_dir, epochs=args.epochs,
                                     steps=args.steps, batch_size=args.batch_size,
                                     seed=args.seed)

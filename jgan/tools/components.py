@@ -112,8 +112,8 @@ def network_title(run_dir, name: str) -> str:
     return get_family(family).network_names.get(name, name)
 
 
-@reports_errors
-def main(argv=None) -> int:
+def parser() -> argparse.ArgumentParser:
+    """The command line of `main`, built without parsing or running anything."""
     parser = argparse.ArgumentParser(prog="python -m jgan.tools.components", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -125,7 +125,12 @@ def main(argv=None) -> int:
     export.add_argument("--out", default=None, help="npz to write (default RUN_DIR/NAME.npz)")
     export.add_argument("--step", type=int, default=None, help="checkpoint step (default latest)")
     export.add_argument("--best", action="store_true", help="the best checkpoint by FID")
-    args = parser.parse_args(argv)
+    return parser
+
+
+@reports_errors
+def main(argv=None) -> int:
+    args = parser().parse_args(argv)
     title = network_title(args.run_dir, args.network)
     out = args.out or Path(args.run_dir) / f"{title}.npz"
     check_output_file(out, f"{title}.npz")

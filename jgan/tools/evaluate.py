@@ -71,8 +71,8 @@ def format_class_shares(shares) -> str:
                                          for label, share in enumerate(shares))
 
 
-@reports_errors
-def main(argv=None) -> int:
+def parser() -> argparse.ArgumentParser:
+    """The command line of `main`, built without parsing or running anything."""
     parser = argparse.ArgumentParser(prog="python -m jgan.tools.evaluate", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("run_dir", help="a training run's --workdir")
@@ -95,7 +95,12 @@ def main(argv=None) -> int:
                         help="the best checkpoint by FID (runs trained with --eval-every)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the latents (default 0)")
     parser.add_argument("--out", default=None, help="JSON to write (default RUN_DIR/metrics.json)")
-    args = parser.parse_args(argv)
+    return parser
+
+
+@reports_errors
+def main(argv=None) -> int:
+    args = parser().parse_args(argv)
     enable_compile_cache()
     if args.best and args.step is not None:
         raise UserError("--best and --step both choose a checkpoint: give one of them")

@@ -112,8 +112,8 @@ def format_table(result: dict) -> str:
     return "\n".join(lines)
 
 
-@reports_errors
-def main(argv=None) -> int:
+def parser() -> argparse.ArgumentParser:
+    """The command line of `main`, built without parsing or running anything."""
     parser = argparse.ArgumentParser(prog="python -m jgan.tools.evaluate_bigan",
                                      description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -130,7 +130,12 @@ def main(argv=None) -> int:
                         help="take G from this run directory or exported .npz")
     parser.add_argument("--step", type=int, default=None, help="checkpoint step (default latest)")
     parser.add_argument("--out-dir", default=None, help="where to write (default RUN_DIR)")
-    args = parser.parse_args(argv)
+    return parser
+
+
+@reports_errors
+def main(argv=None) -> int:
+    args = parser().parse_args(argv)
     enable_compile_cache()
     result = evaluate_bigan(args.run_dir, data_dir=args.data_dir, num_train=args.num_train,
                             num_test=args.num_test, encoder=args.encoder,

@@ -224,8 +224,8 @@ def format_table(result: dict) -> str:
     return "\n".join(lines)
 
 
-@reports_errors
-def main(argv=None) -> int:
+def parser() -> argparse.ArgumentParser:
+    """The command line of `main`, built without parsing or running anything."""
     parser = argparse.ArgumentParser(prog="python -m jgan.tools.evaluate_translation",
                                      description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -241,7 +241,12 @@ def main(argv=None) -> int:
     parser.add_argument("--out", default=None,
                         help="JSON to write (default RUN_DIR/evaluation.json)")
     parser.add_argument("--grid", default=None, help="also write a PNG grid of examples here")
-    args = parser.parse_args(argv)
+    return parser
+
+
+@reports_errors
+def main(argv=None) -> int:
+    args = parser().parse_args(argv)
     enable_compile_cache()
     out = Path(args.out) if args.out else Path(args.run_dir) / "evaluation.json"
     check_output_file(out, "evaluation.json")

@@ -183,8 +183,8 @@ def _parse_labels(text: str | None) -> list[int] | None:
                         "e.g. --labels 0,1,2") from None
 
 
-@reports_errors
-def main(argv=None) -> int:
+def parser() -> argparse.ArgumentParser:
+    """The command line of `main`, built without parsing or running anything."""
     parser = argparse.ArgumentParser(prog="python -m jgan.tools.sample", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("run_dir", help="a training run's --workdir")
@@ -201,7 +201,12 @@ def main(argv=None) -> int:
     parser.add_argument("--labels", default=None,
                         help="conditional runs: comma-separated classes, one grid row each "
                              "(default: every class)")
-    args = parser.parse_args(argv)
+    return parser
+
+
+@reports_errors
+def main(argv=None) -> int:
+    args = parser().parse_args(argv)
     enable_compile_cache()
     check_output_file(args.out, "samples.png")
     check_save_folder(args.save_folder, overwrite=args.overwrite, cli=True)
