@@ -23,6 +23,7 @@ from pathlib import Path
 
 import pytest
 
+from jgan import __main__ as entry
 from jgan.cli import DryRun, dry_run
 from jgan.errors import UserError
 
@@ -100,12 +101,27 @@ def all_code() -> list[Code]:
     return codes + [code for path in EXPERIMENTS for code in docstring_code(path)]
 
 
+def shell_words(tail: str) -> list[str]:
+    """A command's arguments, cut at the shell's `&&`, `;`, `&`, `|` or a closing quote."""
+    return shlex.split(re.split(r"\s(?:&&|\|\||&|\|)(?:\s|$)|;|\"|`", tail)[0])
+
+
 def python_m_commands(code: Code):
-    """`(module, args)` of each `python -m MODULE ARGS` in a line of code, its args cut at
-    the shell's `&&`, `;`, `&`, `|` or a closing quote."""
+    """`(module, args)` of each `python -m MODULE ARGS` in a line of code, and of each `jgan
+    COMMAND ARGS` as the module that the `jgan` command runs for it (`jgan.__main__`)."""
     for match in re.finditer(r"python -m (\S+)(.*)", code.text):
-        tail = re.split(r"\s(?:&&|\|\||&|\|)(?:\s|$)|;|\"|`", match.group(2))[0]
-        yield match.group(1), shlex.split(tail)
+        if match.group(1) != "jgan":
+            yield match.group(1), shell_words(match.group(2))
+    commands = "|".join(["train", "generate", *map(re.escape, entry.TOOLS)])
+    for match in re.finditer(rf"(?:^|[\s`(])(?:python -m )?jgan ({commands})(?![\w-])(.*)",
+                             code.text):
+        args = shell_words(match.group(2))
+        if match.group(1) in entry.TOOLS:
+            yield entry.TOOLS[match.group(1)][0], args
+        elif args and match.group(1) == "train":
+            yield f"experiments.{args[0]}", args[1:]
+        elif len(args) > 1:  # generate EXPERIMENT RUN ...
+            yield f"experiments.{args[0]}", ["--generate", *args[1:]]
 
 
 def expand(args: list[str]) -> list[list[str]]:
@@ -173,6 +189,8 @@ def test_documented_command_parses(module, argv, capsys):
     try:
         check_command(module, argv)
     except SystemExit as error:
+        if error.code == 0:  # --help
+            return
         pytest.fail(f"python -m {module} {shlex.join(argv)}: argparse exit {error.code}: "
                     f"{capsys.readouterr().err.strip()}")
     except UserError as error:
