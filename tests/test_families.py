@@ -7,7 +7,7 @@ import numpy as np
 import optax
 import pytest
 
-from conftest import build, tiny_config, tiny_everything_config
+from conftest import build, drawn_state, tiny_config, tiny_everything_config
 from jgan import losses
 from jgan.config import override
 from jgan.data import BatchLoader, find_dataset
@@ -135,28 +135,75 @@ def test_acgan_step_teaches_d_the_classes():
     assert float(after["loss/d/class"]) < float(metrics["loss/d/class"])
 
 
+def test_acgan_d_class_loss_is_the_cross_entropy_of_the_real_images_labels():
+    # The step's loss/d/class is class_weight * (CE(real) + CE(fake)): relabelling the real
+    # images changes it by the change of the real term alone, computed here from D's class
+    # logits of those images (train mode: the batch's statistics, as the step's real pass).
+    config = _tiny("model.conditioning=auxiliary", "model.num_classes=10")
+    setup = build(config)
+    state = drawn_state(setup)
+    frozen = jax.jit(make_gan_train_step(config, generator=setup.networks["g"],
+                                         discriminator=setup.networks["d"], update_d=False,
+                                         update_g=False))
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (16, 28, 28, 1), np.uint8)
+    labels = rng.integers(0, 10, 16).astype(np.int32)
+    relabelled = (labels + 1) % 10
+    key = jax.random.key(2)
+    metrics, relabelled_metrics = (frozen(state, {"image": images, "label": y}, key)[1]
+                                   for y in (labels, relabelled))
+    d = state.nets["d"]
+    (_, class_logits), _ = setup.networks["d"].module.apply(
+        d.variables(), (images / 127.5 - 1).astype(np.float32), train=True,
+        mutable=list(d.collections))
+    class_logits = np.asarray(class_logits, np.float64)
+    top = class_logits.max(axis=1, keepdims=True)
+    log_p = class_logits - top - np.log(np.sum(np.exp(class_logits - top), axis=1, keepdims=True))
+
+    def cross_entropy(y):
+        return -np.mean(log_p[np.arange(16), y])
+
+    assert abs(cross_entropy(labels) - cross_entropy(relabelled)) > 0.01  # a change to see
+    np.testing.assert_allclose(
+        float(metrics["loss/d/class"]) - float(relabelled_metrics["loss/d/class"]),
+        config.loss.class_weight * (cross_entropy(labels) - cross_entropy(relabelled)),
+        rtol=1e-3)
+    assert float(metrics["d/class_accuracy"]) == np.mean(np.argmax(class_logits, 1) == labels)
+
+
+def _kernels(params) -> dict:
+    """A network's weight matrices by path."""
+    return {jax.tree_util.keystr(path): leaf
+            for path, leaf in jax.tree_util.tree_leaves_with_path(params)
+            if "kernel" in jax.tree_util.keystr(path)}
+
+
 @pytest.mark.parametrize("name", losses.LOSS_NAMES)
 def test_every_loss_trains_the_2014_gan(name):
     config = _tiny(f"loss.gan_loss={name}", arch="mlp")
-    start = _start(config)
-    initial = start[1]
-    _, state, history = _run(config, 2, start)
-    assert all({"loss/d", "loss/g"} <= set(m) for m in history)
-    assert all(np.isfinite(float(v)) for m in history for v in m.values())
-    assert int(state.step) == 2
-    # Both players learn: every weight matrix of G and of D has moved, to finite values. (Not
-    # every bias: under the Wasserstein loss D's output bias cancels out of its loss.)
-    for name in ("g", "d"):
-        before = jax.tree_util.tree_leaves_with_path(initial.nets[name].params)
-        after = jax.tree.leaves(state.nets[name].params)
-        assert len(before) == len(after)
-        assert all(np.all(np.isfinite(new)) for new in after)
-        kernels = [(jax.tree_util.keystr(path), old, new)
-                   for (path, old), new in zip(before, after)
-                   if "kernel" in jax.tree_util.keystr(path)]
+    setup, state, loader = _start(config)
+    batch, key = loader.batch(0), jax.random.key(2)
+    # Each player's update lowers its own loss: the step run again from the updated state at
+    # the same step count sees the same batch, z and dropout masks. A sign-flipped update
+    # raises it (Adam's first step moves every weight by about lr against its gradient).
+    for player, other in (("d", "g"), ("g", "d")):
+        step = jax.jit(make_gan_train_step(
+            config, generator=setup.networks["g"], discriminator=setup.networks["d"],
+            **{f"update_{other}": False}))
+        trained, before = step(state, batch, key)
+        _, after = step(trained.replace(step=state.step), batch, key)
+        assert all(np.isfinite(float(v)) for m in (before, after) for v in m.values())
+        assert float(after[f"loss/{player}"]) < float(before[f"loss/{player}"]), player
+        for old, new in zip(jax.tree.leaves(state.nets[other].params),
+                            jax.tree.leaves(trained.nets[other].params)):
+            np.testing.assert_array_equal(old, new)
+        # Every weight matrix has moved, to finite values. (Not every bias: under the
+        # Wasserstein loss D's output bias cancels out of its loss.)
+        kernels, trained_kernels = (_kernels(s.nets[player].params) for s in (state, trained))
         assert len(kernels) >= 2
-        for path, old, new in kernels:
-            assert not np.array_equal(old, new), f"{name}{path} did not move"
+        for path, old in kernels.items():
+            new = trained_kernels[path]
+            assert np.all(np.isfinite(new)) and not np.array_equal(old, new), f"{player}{path}"
 
 
 def test_everything_at_once_steps_and_keeps_its_state():

@@ -21,6 +21,7 @@ BY_HAND = {
     "minimax": ((LN2 + LN4_3) / 2 + (LN2 + LN4_3) / 2, -(LN2 + LN4_3) / 2),
     # G: -log D(G(z)) = softplus(-fake)
     "nonsaturating": (LN2 + LN4_3, (LN2 + LN4) / 2),
+    # StyleGAN's name for the non-saturating loss: test_logistic_is_the_non_saturating_loss
     "logistic": (LN2 + LN4_3, (LN2 + LN4) / 2),
     # D: relu(1 - real) = 1, 0 and relu(1 + fake) = 1, 0; G: -mean fake
     "hinge": ((1 + 0) / 2 + (1 + 0) / 2, LN3 / 2),
@@ -59,6 +60,26 @@ def test_every_loss_by_hand(name):
         smoothed = losses.get_losses(name, real_label=0.9)
         np.testing.assert_allclose(smoothed.d(real_logits=REAL, fake_logits=FAKE),
                                    SMOOTHED_BY_HAND[name], rtol=1e-6)
+
+
+def test_logistic_is_the_non_saturating_loss():
+    # Karras et al. (2019, 2020) train with the "non-saturating logistic loss", written with
+    # softplus: softplus(-D(x)) + softplus(D(G(z))) for D and softplus(-D(G(z))) for G. It is the
+    # nonsaturating pair itself, not a copy that could drift from it.
+    assert losses.LOSSES["logistic"] == losses.LOSSES["nonsaturating"]
+    pair = losses.get_losses("logistic")
+    # D: softplus(-0) = ln 2 and softplus(-ln 3) = ln 4/3 on REAL, the same on FAKE
+    np.testing.assert_allclose(pair.d(real_logits=REAL, fake_logits=FAKE), LN2 + LN4_3,
+                               rtol=1e-6)
+    # G: softplus(-0) = ln 2 and softplus(ln 3) = ln 4, where the saturating (minimax) G's
+    # log(1 - D(G(z))) is -(ln 2 + ln 4/3) / 2
+    np.testing.assert_allclose(pair.g(fake_logits=FAKE), (LN2 + LN4) / 2, rtol=1e-6)
+    # Its point: on the fake D rejects (D(G(z)) = 1/4) G's gradient -sigmoid(-l) is -3/4, where
+    # the saturating loss's -sigmoid(l) is -1/4 (each halved by the mean over two fakes).
+    np.testing.assert_allclose(jax.grad(lambda f: pair.g(fake_logits=f))(FAKE), [-1 / 4, -3 / 8],
+                               rtol=1e-6)
+    np.testing.assert_allclose(jax.grad(lambda f: losses.minimax_g_loss(fake_logits=f))(FAKE),
+                               [-1 / 4, -1 / 8], rtol=1e-6)
 
 
 def test_losses_stay_finite_for_confident_logits():

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from conftest import build, drawn_variables, tiny_bigan_config, tiny_config
+from jgan import losses
 from jgan.errors import UserError
 from jgan.families.gan import GANModelConfig, build_networks
 from jgan.models.dcgan import num_resolution_stages
@@ -56,18 +57,32 @@ def test_conditional_generator_output_changes_with_the_label(arch):
 
 def test_conditional_discriminators_see_or_predict_the_label():
     images = jax.random.normal(jax.random.key(0), (2, 28, 28, 1))
-    images = jnp.concatenate([images[:1], images[:1]])
-    for conditioning in ("input", "auxiliary"):
-        d = build_networks(GANModelConfig(base_features=4, conditioning=conditioning,
-                                          num_classes=10), (28, 28, 1))["d"]
-        labels = jnp.array([2, 5])
-        args = (images, labels) if conditioning == "input" else (images,)
-        out, _ = d.init_with_output(jax.random.key(1), *args, train=False)
-        if conditioning == "input":
-            assert out.shape == (2,) and float(jnp.abs(out[0] - out[1])) > 0
-        else:
-            logits, class_logits = out
-            assert logits.shape == (2,) and class_logits.shape == (2, 10)
+    same_image = jnp.concatenate([images[:1], images[:1]])
+    d = build_networks(GANModelConfig(base_features=4, conditioning="input", num_classes=10),
+                       (28, 28, 1))["d"]
+    labels = jnp.array([2, 5])
+    out = d.apply(drawn_variables(d, same_image, labels, train=False), same_image, labels,
+                  train=False)
+    assert out.shape == (2,) and float(jnp.abs(out[0] - out[1])) > 0  # one image, two labels
+    # ACGAN's D predicts the class from the image, through the trunk its real/fake unit reads.
+    d = build_networks(GANModelConfig(base_features=4, conditioning="auxiliary", num_classes=10),
+                       (28, 28, 1))["d"]
+    batch = jnp.concatenate([same_image, images[1:]])  # a, a, b
+    variables = drawn_variables(d, batch, train=False)
+
+    def class_loss(params, labels):
+        _, class_logits = d.apply({**variables, "params": params}, batch, train=False)
+        return losses.classification_loss(class_logits=class_logits, labels=labels)
+
+    logits, class_logits = d.apply(variables, batch, train=False)
+    assert logits.shape == (3,) and class_logits.shape == (3, 10)
+    np.testing.assert_array_equal(class_logits[0], class_logits[1])
+    scale = float(jnp.abs(class_logits[0]).max())
+    assert float(jnp.abs(class_logits[2] - class_logits[0]).max()) > 0.1 * scale
+    # The class loss trains the shared features, not the class head alone.
+    grads = jax.grad(class_loss)(variables["params"], jnp.array([2, 2, 7]))
+    trunk = [name for name in grads if name.startswith("Conv")]
+    assert trunk and all(float(jnp.abs(grads[name]["kernel"]).max()) > 0 for name in trunk)
 
 
 @pytest.mark.parametrize("kernels", [0, 3])

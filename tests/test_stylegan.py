@@ -2,6 +2,7 @@
 
 import csv
 import dataclasses
+import functools
 import shutil
 
 import jax
@@ -19,7 +20,7 @@ from jgan.families.stylegan import StyleGANLossConfig, StyleGANModelConfig
 from jgan.models.stylegan import MappingNetwork, adain, num_style_layers
 from jgan.train.setup import build_setup
 from jgan.train.state import NetworkState, TrainState
-from jgan.train.stylegan_step import level_of_detail, mix_styles, mixing_latents
+from jgan.train.stylegan_step import level_of_detail, mix_styles, mixing_latents, truncate
 
 BRAIN = SHARED_DATASETS / "brain_mri_slices"
 
@@ -127,6 +128,131 @@ def test_r1_on_a_linear_discriminator_by_hand():
     real = jax.random.normal(jax.random.key(0), (3, 2, 2, 1))
     value = losses.r1_penalty(lambda x: jnp.sum(a * x, axis=(1, 2, 3)), real=real, gamma=10.0)
     np.testing.assert_allclose(value, 0.5 * 10.0 * (1 + 4 + 4 + 0.25), rtol=1e-6)
+
+
+# The lazy-R1 run: a gamma large enough that R1's gradient outweighs the adversarial one in
+# almost every D parameter, and a w_avg beta whose two terms are both visible.
+R1_GAMMA = 1e4
+W_AVG_BETA = 0.75
+
+
+def drawn_stylegan_state(setup, seed: int = 0) -> TrainState:
+    """A train state of `setup` drawn by NumPy: N(0, 1) parameters (the equalized-rate layers'
+    own scale, with the mapping's rate multiplier at 1), optimizers at their initial zeros and a
+    tracked mean w away from 0. Compiling `init_state` (threefry for each parameter) takes longer
+    than the step."""
+    rng = np.random.default_rng(seed)
+    shapes = jax.eval_shape(setup.init_state, jax.random.key(0))
+
+    def drawn(tree):
+        return jax.tree.map(lambda leaf: rng.normal(0.0, 1.0, leaf.shape).astype(leaf.dtype),
+                            tree)
+
+    def zeros(tree):
+        return jax.tree.map(lambda leaf: np.zeros(leaf.shape, leaf.dtype), tree)
+
+    nets = {name: net.replace(params=drawn(net.params), opt_state=zeros(net.opt_state))
+            for name, net in shapes.nets.items()}
+    extra = {**zeros(shapes.extra), "w_avg": drawn(shapes.extra["w_avg"]),
+             "g_ema": nets["g"].params}
+    return TrainState(step=np.zeros((), np.int32), nets=nets, extra=extra)
+
+
+@pytest.fixture(scope="module")
+def lazy_r1_run():
+    """Two jitted steps of an 8x8 StyleGAN with R1 on every 2nd real image, from a drawn state:
+    `(setup, [state before step 0, 1, 2], [batch of step 0, 1], [metrics of step 0, 1], key)`."""
+    config = tiny_stylegan_config(mapping_lr_multiplier=1.0, w_avg_beta=W_AVG_BETA)
+    config = dataclasses.replace(
+        config, data=dataclasses.replace(config.data, image_size=8),
+        loss=StyleGANLossConfig(r1_gamma=R1_GAMMA, reg_interval=2))
+    setup = build_setup(config, DataSpec(arrays={"image": ((8, 8, 1), "uint8")}))
+    rng = np.random.default_rng(1)
+    batches = [{"image": rng.integers(0, 256, (8, 8, 8, 1), np.uint8)} for _ in range(2)]
+    states, metrics, key = [drawn_stylegan_state(setup)], [], jax.random.key(3)
+    step = jax.jit(setup.train_step)
+    for batch in batches:
+        state, step_metrics = step(states[-1], batch, key)
+        states.append(state)
+        metrics.append(step_metrics)
+    return setup, states, batches, metrics, key
+
+
+def r1_by_hand(setup, d_params, real):
+    """gamma / 2 * mean over the images of |d/dx sum D(x)|^2, D called on `real` [N, 8, 8, 1]
+    alone (its minibatch stddev couples them, as in the reference's R1)."""
+    def summed_logits(x):
+        return jnp.sum(setup.networks["d"].module.apply({"params": d_params}, x, 0.0,
+                                                        train=True))
+
+    grads = jax.grad(summed_logits)(real)
+    return 0.5 * R1_GAMMA * jnp.mean(jnp.sum(grads ** 2, axis=(1, 2, 3)))
+
+
+def test_lazy_r1_takes_every_interval_th_real_image_of_every_step(lazy_r1_run):
+    # The step regularizes every step, on real[::reg_interval] (jgan.train.stylegan_step): at
+    # steps 0 and 1 alike the logged R1 is that of those images under the step's D, not of the
+    # others.
+    setup, states, batches, metrics, _ = lazy_r1_run
+    r1 = jax.jit(functools.partial(r1_by_hand, setup))
+    for state, batch, step_metrics in zip(states, batches, metrics):
+        real = setup.preprocessing.to_model(batch["image"])
+        d_params = state.nets["d"].params
+        np.testing.assert_allclose(step_metrics["loss/d/r1"], r1(d_params, real[::2]), rtol=1e-5)
+        assert abs(float(r1(d_params, real[1::2])) / float(step_metrics["loss/d/r1"]) - 1) > 0.05
+        np.testing.assert_allclose(step_metrics["loss/d"],
+                                   step_metrics["loss/d/adv"] + step_metrics["loss/d/r1"],
+                                   rtol=1e-6)
+
+
+def test_lazy_r1_steers_d_s_update(lazy_r1_run):
+    # Adam's first update (b1 = 0) moves each parameter by -lr sign(its gradient): with R1's
+    # gradient the larger, D moves down R1's gradient in (nearly) every parameter. Without R1
+    # in D's gradient half of them would agree; with its sign flipped, almost none.
+    setup, states, batches, _, _ = lazy_r1_run
+    real = setup.preprocessing.to_model(batches[0]["image"])[::2]
+    grads = jax.jit(jax.grad(functools.partial(r1_by_hand, setup)))(states[0].nets["d"].params,
+                                                                    real)
+    moves = jax.tree.map(lambda new, old: np.sign(np.asarray(new) - np.asarray(old)),
+                         states[1].nets["d"].params, states[0].nets["d"].params)
+    agree = np.concatenate([np.ravel(move == -np.sign(grad)) for move, grad in zip(
+        jax.tree.leaves(moves), jax.tree.leaves(grads))])
+    assert agree.mean() > 0.95, agree.mean()
+
+
+def test_w_avg_moves_towards_each_step_s_mean_w_by_beta(lazy_r1_run):
+    # w_avg <- beta w_avg + (1 - beta) mean_B w, w the mapped first latent z (not the mixing z2)
+    # of the step's own draw (the run key folded with the step), under G before its update.
+    setup, states, _, _, key = lazy_r1_run
+    for step in range(2):
+        latents = mixing_latents(jax.random.fold_in(key, step), 8, z_dim=setup.z_dim,
+                                 num_layers=setup.num_layers,
+                                 probability=StyleGANModelConfig.style_mixing)
+        w = setup.networks["g"].module.apply({"params": states[step].nets["g"].params},
+                                             latents["z"], method="map")
+        expected = (W_AVG_BETA * np.asarray(states[step].extra["w_avg"])
+                    + (1 - W_AVG_BETA) * np.mean(np.asarray(w), axis=0))
+        np.testing.assert_allclose(states[step + 1].extra["w_avg"], expected, rtol=1e-5,
+                                   atol=1e-6)
+
+
+def test_truncation_by_hand_stops_at_the_cutoff():
+    # w' = w_avg + psi (w - w_avg) in the layers before each example's cutoff, w after it.
+    ws = jnp.tile(jnp.array([1.0, 2.0, 3.0, 4.0])[None, :, None], (3, 1, 1))  # [3, 4 layers, 1]
+    psi, cutoff = jnp.array([0.5, 0.0, 0.0]), jnp.array([2, 4, 0])
+    got = truncate(ws, jnp.array([10.0]), psi, cutoff)[..., 0]
+    np.testing.assert_array_equal(got, [[10 - 4.5, 10 - 4, 3, 4], [10, 10, 10, 10], [1, 2, 3, 4]])
+
+
+def test_sampling_truncates_only_the_layers_before_the_cutoff(tiny_setup):
+    setup, state = tiny_setup
+    inputs = setup.sample_inputs(jax.random.key(0), 4, psi=0.5, cutoff=3)  # 4: psi = 0's shapes
+    w = np.asarray(setup.styles_fn(state, inputs["z"]))
+    w_avg = np.asarray(state.extra["w_avg"])
+    ws = np.repeat(w[:, None], setup.num_layers, axis=1)
+    ws[:, :3] = w_avg + 0.5 * (ws[:, :3] - w_avg)
+    np.testing.assert_allclose(setup.sample_fn(state, inputs),
+                               setup.synthesize_fn(state, ws, inputs["noise_keys"]), atol=1e-5)
 
 
 def test_growth_schedule_by_hand():

@@ -11,7 +11,7 @@ from jgan.models import (ImageDiscriminator, PatchDiscriminator, PixelDiscrimina
                          ResNetGenerator, UNetGenerator, image_layers, patch_layers,
                          pixel_layers, receptive_field, unet_skip_shapes)
 from jgan.models.resnet_generator import DoublingConvTranspose, ResNetBlock
-from jgan.nn import norm_layer
+from jgan.nn import ConvTranspose, norm_layer
 
 KEYS = {"params": jax.random.key(0), "dropout": jax.random.key(1)}
 
@@ -71,6 +71,34 @@ def test_unet_skips_have_the_reference_shapes_at_every_level():
     assert shapes == unet_skip_shapes((32, 32, 3), depth=5, base_features=4)
     assert out.shape == (2, 32, 32, 2)
     assert 0.0 < float(jnp.abs(out).max()) <= 1.0
+
+
+def test_unet_skips_carry_their_level_s_encoder_activation_to_the_decoder():
+    # Skip i concatenates the input of down level i (what level i - 1 ends with: its conv at
+    # level 0, its norm at the others) with the output of up level i (its norm), and up level
+    # i - 1's transposed convolution reads it through a ReLU. (The reference's in-place LeakyReLU makes
+    # it concatenate the activated down input; behind that ReLU the two are the same.)
+    depth = 5
+    model = UNetGenerator(out_channels=2, depth=depth, base_features=4)
+    x = images((2, 32, 32, 3))
+    variables = host_variables(model, x)
+    _, captured = jax.jit(lambda v, x: model.apply(v, x, train=False, capture_intermediates=True,
+                                                   mutable=["intermediates"]))(variables, x)
+    # Module outputs by name: Conv_k is down level k; BatchNorm_0 .. depth - 3 are the norms of
+    # down levels 1 .. depth - 2, the rest those of up levels depth - 1 .. 1; ConvTranspose_k
+    # is up level depth - 1 - k, and ConvTranspose_(depth - 1) the outermost.
+    out = {name: value["__call__"][0] if isinstance(value, dict) else value[0]
+           for name, value in captured["intermediates"].items()}
+    for level in range(1, depth):
+        encoder = out["Conv_0"] if level == 1 else out[f"BatchNorm_{level - 2}"]
+        decoder = out[f"BatchNorm_{2 * depth - 3 - level}"]
+        skip = out[f"skip_{level}"]
+        np.testing.assert_array_equal(skip, jnp.concatenate([encoder, decoder], axis=-1))
+        reader = variables["params"][f"ConvTranspose_{depth - level}"]
+        layer = ConvTranspose(reader["kernel"].shape[-1], use_bias="bias" in reader)
+        np.testing.assert_allclose(out[f"ConvTranspose_{depth - level}"],
+                                   layer.apply({"params": reader}, nn.relu(skip)),
+                                   rtol=1e-5, atol=1e-6)
 
 
 @pytest.mark.parametrize("size,depth", [(128, 7), (256, 8)])  # unet_128, unet_256
