@@ -9,11 +9,17 @@ The entry points (`jgan.cli.run_experiment`, the mode-collapse and DANN experime
 `jgan.tools.*`) call `enable` before anything compiles. It is off with `--no-compile-cache` or
 `JGAN_COMPILE_CACHE=0`; a cache directory the user chose (`JAX_COMPILATION_CACHE_DIR` or
 `jax.config`) is used as it is, with the user's own settings.
+
+JAX runs the executables it finds in the cache, so jgan's own directory is used only when no one
+else can have put them there: owned by the user, and writable by no one else. Otherwise the cache
+is turned off with a warning rather than the run refused: the cache only saves compile time, and
+results are the same without it.
 """
 
 from __future__ import annotations
 
 import os
+import stat
 from pathlib import Path
 
 import jax
@@ -27,7 +33,7 @@ SWITCH_ENV = "JGAN_COMPILE_CACHE"
 MIN_COMPILE_SECONDS = 0.1
 
 
-def enable(on: bool = True) -> Path | None:
+def enable(on: bool = True, *, log=print) -> Path | None:
     """Turn the persistent compilation cache on (or off when `on` is False or the environment
     sets `JGAN_COMPILE_CACHE=0`) and return the directory in use, or None when it is off.
 
@@ -44,6 +50,24 @@ def enable(on: bool = True) -> Path | None:
     directory = cache_dir() / "xla"
     # The cache is trusted code (JAX's warning): only its owner may write to it.
     directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+    others = untrusted(directory)
+    if others:
+        log(f"warning: {directory} can be written by {others}, and JAX runs what it finds "
+            f"there: compiling without the cache (chmod go-w {directory}, or remove it, to use "
+            "it again)")
+        jax.config.update("jax_enable_compilation_cache", False)
+        return None
     jax.config.update("jax_compilation_cache_dir", str(directory))
     jax.config.update("jax_persistent_cache_min_compile_time_secs", MIN_COMPILE_SECONDS)
     return directory
+
+
+def untrusted(directory: Path) -> str:
+    """Who other than this user could write into `directory` ("" when no one): its owner when
+    that is someone else, or its group and others when its mode lets them."""
+    status = directory.stat()
+    if status.st_uid != os.getuid():
+        return f"its owner (uid {status.st_uid})"
+    writers = [name for name, bit in (("its group", stat.S_IWGRP), ("others", stat.S_IWOTH))
+               if status.st_mode & bit]
+    return " and ".join(writers)

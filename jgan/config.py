@@ -13,6 +13,7 @@ import typing
 from typing import Any
 
 from jgan.data import check_data_config
+from jgan.files import write_text
 from jgan.errors import UserError
 from jgan.optim import check_optim_config
 
@@ -320,9 +321,8 @@ def check_evaluation(train_cfg) -> None:
 
 
 def save(config, path) -> None:
-    with open(path, "w") as f:
-        json.dump(to_dict(config), f, indent=2, sort_keys=True)
-        f.write("\n")
+    """Write `config` as JSON, atomically and without following a link at `path`."""
+    write_text(path, json.dumps(to_dict(config), indent=2, sort_keys=True) + "\n")
 
 
 def load(path) -> Config:

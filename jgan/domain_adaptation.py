@@ -40,8 +40,8 @@ from jgan import compile_cache
 from jgan import config as config_lib
 from jgan.checkpoint import Checkpointer
 from jgan.data.mnist_m import load_mnist, load_mnist_m
-from jgan.environment import note_environment
 from jgan.errors import Interrupted, NonFiniteLossError, UserError
+from jgan.files import atomic_write, write_text
 from jgan.losses import classification_loss
 from jgan.models.dann import DANNDomainClassifier, DANNFeatures, DANNLabelPredictor
 from jgan.nn import reverse_gradient
@@ -50,7 +50,7 @@ from jgan.train.history import History
 from jgan.train.lock import check_run_directory, hold_run_directory
 from jgan.train.loop import last_good
 from jgan.train.parallel import check_batch_size, jit_data_parallel, make_mesh, shard_batch
-from jgan.train.resume import CHECKPOINTS, CONFIG_FILE
+from jgan.train.resume import CHECKPOINTS, CONFIG_FILE, restore_latest
 from jgan.train.state import Network, apply_gradients, init_train_state
 from jgan.train.stopping import stop_requests
 
@@ -298,24 +298,16 @@ def train_dann(config: DANNConfig, workdir, *, log=print) -> dict:
         return _train(config, workdir, train, test, mesh, stop, log)
 
 
-def restore_newest(checkpointer: Checkpointer, workdir: Path, config: DANNConfig, abstract,
-                   log=print):
-    """`(state, run_key)` of the newest checkpoint, or None; it must have been written with
-    `config` (up to RESUMABLE_FIELDS)."""
-    step = checkpointer.latest_step()
-    if step is None:
-        return None
-    saved = checkpointer.restore_meta(step)["config"]
-    changed = [d for d in config_lib.differences(saved, dataclasses.asdict(config))
-               if d[0] not in RESUMABLE_FIELDS]
-    if changed:
-        field, was, now = changed[0]
-        raise UserError(f"{workdir} holds a run with {field}={was!r}, not {now!r}: use a new "
-                        "--workdir, or the run's own settings to resume it")
-    state, run_key, meta = checkpointer.restore(step, abstract)
-    note_environment(meta, step, log)
-    log(f"resuming {workdir} from step {step}")
-    return state, run_key
+def setting_changes(config: DANNConfig, saved: dict) -> list[tuple]:
+    """`[(field, saved value, value now)]` of the settings, other than `RESUMABLE_FIELDS`, in
+    which `config` differs from a checkpoint's `saved` ones (`restore_latest`'s `changes`)."""
+    return [d for d in config_lib.differences(saved, dataclasses.asdict(config))
+            if d[0] not in RESUMABLE_FIELDS]
+
+
+def read_config(path) -> DANNConfig:
+    """The settings in a DANN run's config.json."""
+    return DANNConfig(**json.loads(Path(path).read_text()))
 
 
 def _train(config: DANNConfig, workdir: Path, train: dict, test: dict, mesh, stop, log) -> dict:
@@ -325,12 +317,10 @@ def _train(config: DANNConfig, workdir: Path, train: dict, test: dict, mesh, sto
     mean = pixel_mean(train)
     init_key, run_key = jax.random.split(jax.random.key(config.seed))
     init = jax.jit(lambda key: init_train_state(networks, key, example_inputs(config)))
-    restored = restore_newest(checkpointer, workdir, config, jax.eval_shape(init, init_key),
-                              log=log)
-    state, run_key = (init(init_key), run_key) if restored is None else restored
-    partial = workdir / f"{CONFIG_FILE}.tmp"  # renamed into place: one file or the other
-    partial.write_text(json.dumps(dataclasses.asdict(config), indent=2) + "\n")
-    os.replace(partial, workdir / CONFIG_FILE)
+    restored = restore_latest(checkpointer, workdir, config, jax.eval_shape(init, init_key),
+                              changes=setting_changes, read_config=read_config, log=log)
+    state, run_key = (init(init_key), run_key) if restored is None else restored[:2]
+    write_text(workdir / CONFIG_FILE, json.dumps(dataclasses.asdict(config), indent=2) + "\n")
     start = int(state.step)
     step_fn = jit_data_parallel(make_train_step(config, networks, mean), mesh)
     predict = make_predict(networks, mean)
@@ -338,7 +328,7 @@ def _train(config: DANNConfig, workdir: Path, train: dict, test: dict, mesh, sto
     samplers = {"source": EpochSampler(count, config.batch_size, seed=config.seed, stream=0),
                 "target": EpochSampler(len(train["target_image"]), config.batch_size,
                                        seed=config.seed, stream=1)}
-    history = History(workdir / "history.csv", resume_step=start)
+    history = History(workdir / "history.csv", resume_step=start, log=log)
     log(f"{'DANN' if config.adapt else 'source only'}: {count} MNIST + "
         f"{len(train['target_image'])} MNIST-M train images, {len(test['source_label'])} test "
         f"images per domain, {config.steps} steps of {config.batch_size} per domain")
@@ -402,7 +392,7 @@ def write_results(config: DANNConfig, workdir: Path, state, predict, test: dict,
                "test_images_per_domain": len(test["source_label"]), **metrics,
                "paper_target_accuracy": PAPER_TARGET_ACCURACY[method],
                "train_wall_s": round(wall, 1), "config": dataclasses.asdict(config)}
-    (workdir / "results.json").write_text(json.dumps(results, indent=2) + "\n")
+    write_text(workdir / "results.json", json.dumps(results, indent=2) + "\n")
     table = (f"{config.name} ({method}), MNIST -> MNIST-M, step {results['step']}, "
              f"{results['test_images_per_domain']} test images per domain\n\n"
              "| metric | ours | paper |\n|---|---:|---:|\n"
@@ -410,7 +400,7 @@ def write_results(config: DANNConfig, workdir: Path, state, predict, test: dict,
              f"{PAPER_TARGET_ACCURACY[method]:.4f} |\n"
              f"| source (MNIST) accuracy | {metrics['accuracy/source']:.4f} | |\n"
              f"| domain accuracy of G_d | {metrics['accuracy/domain']:.4f} | |\n")
-    (workdir / "results.md").write_text(table)
+    write_text(workdir / "results.md", table)
     title = f"{'DANN' if config.adapt else 'source only'}, step {results['step']}"
     plot_accuracy(history.rows(), workdir / "accuracy.png", title=title)
     plot_predictions(test["target_image"], outputs["target"][0].argmax(-1), test["target_label"],
@@ -419,7 +409,8 @@ def write_results(config: DANNConfig, workdir: Path, state, predict, test: dict,
                                        outputs["target"][2][:PCA_IMAGES]]))
     domains = np.repeat([0, 1], [min(PCA_IMAGES, len(outputs[name][2]))
                                  for name in ("source", "target")])
-    np.savez(workdir / "features_pca.npz", points=projected, domain=domains)
+    with atomic_write(workdir / "features_pca.npz") as file:
+        np.savez(file, points=projected, domain=domains)
     plot_features([(title, projected, domains)], workdir / "features_pca.png")
     log(table)
     log(f"wrote {workdir / 'results.md'}, accuracy.png, predictions.png, features_pca.png")

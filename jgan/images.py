@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import functools
 import math
 from pathlib import Path
 
 import numpy as np
 import PIL.Image
+
+from jgan.files import atomic_write
 
 
 def to_uint8(images) -> np.ndarray:
@@ -33,17 +36,29 @@ def save_png(image: np.ndarray, path) -> None:
     """Write a uint8 `[H, W, C]` image (C = 1 or 3), atomically."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    PIL.Image.fromarray(image[..., 0] if image.shape[-1] == 1 else image).save(tmp, format="PNG")
-    tmp.replace(path)
+    with atomic_write(path) as file:
+        PIL.Image.fromarray(image[..., 0] if image.shape[-1] == 1 else image).save(
+            file, format="PNG")
 
 
-def write_gif(frames: list[Path], path, *, frame_ms: int = 250) -> None:
-    """One GIF of the PNG frames, in order, looping; the last frame is held longer."""
-    if not frames:
+def write_gif(frames: list[Path], path, *, frame_ms: int = 250, log=print) -> None:
+    """One GIF of the PNG frames, in order, looping; the last frame is held longer. A frame
+    that cannot be read (cut short, say) is left out with a warning."""
+    images = [image for image in map(functools.partial(_read_frame, log=log), frames)
+              if image is not None]
+    if not images:
         return
-    images = [PIL.Image.open(frame).convert("RGB") for frame in frames]
     durations = [frame_ms] * (len(images) - 1) + [frame_ms * 8]
-    tmp = Path(path).with_suffix(".tmp.gif")
-    images[0].save(tmp, save_all=True, append_images=images[1:], duration=durations, loop=0)
-    tmp.replace(path)
+    with atomic_write(path) as file:
+        images[0].save(file, format="GIF", save_all=True, append_images=images[1:],
+                       duration=durations, loop=0)
+
+
+def _read_frame(frame: Path, *, log) -> PIL.Image.Image | None:
+    try:
+        with PIL.Image.open(frame) as image:
+            return image.convert("RGB")
+    except (OSError, SyntaxError, ValueError) as error:  # PIL's errors for a damaged file
+        log(f"warning: {frame} cannot be read ({type(error).__name__}: {error}); left it out "
+            "of the GIF")
+        return None

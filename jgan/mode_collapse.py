@@ -32,6 +32,7 @@ from jgan import config as config_lib
 from jgan.data.spec import DataSpec
 from jgan.data.toy import batch_at, toy_dataset
 from jgan.errors import Interrupted, NonFiniteLossError, UserError
+from jgan.files import write_text
 from jgan.images import write_gif
 from jgan.metrics.modes import NUM_SAMPLES, mode_statistics
 from jgan.toy_figures import plot_mode_curves, plot_samples
@@ -131,8 +132,8 @@ def _train_toy(config, workdir: Path, mixture, setup, stop, log) -> dict:
     run_chunk = chunk_runner(setup, mixture, tc.batch_size * tc.n_critic, sharding)
     measure = measurer(setup, mixture)
     inputs = jax.vmap(lambda key: setup.sample_inputs(key, NUM_SAMPLES))(keys["grid"])
-    history = History(workdir / "history.csv", resume_step=start)
-    per_seed = History(workdir / "seeds.csv", resume_step=start)
+    history = History(workdir / "history.csv", resume_step=start, log=log)
+    per_seed = History(workdir / "seeds.csv", resume_step=start, log=log)
     log(f"{len(seeds)} seeds ({seeds[0]}..{seeds[-1]}) of {config.name} on {mixture.name} "
         f"({mixture.num_modes} modes), {mesh.devices.size} device(s)")
 
@@ -208,12 +209,13 @@ def write_results(config, workdir: Path, mixture, seeds, step: int, *, history: 
                "mean": {name: mean for name, (mean, _) in summary.items()},
                "std": {name: std for name, (_, std) in summary.items()},
                "per_seed": final}
-    (workdir / "results.json").write_text(json.dumps(results, indent=2) + "\n")
+    write_text(workdir / "results.json", json.dumps(results, indent=2) + "\n")
     table = summary_table(summary, config=config, step=step)
-    (workdir / "results.md").write_text(table)
+    write_text(workdir / "results.md", table)
     plot_mode_curves(steps, summaries, workdir / "modes.png", num_modes=mixture.num_modes,
                      title=f"{config.name} on {mixture.name}, {len(seeds)} seeds")
-    write_gif(sorted((workdir / "samples").glob("step_*.png")), workdir / "training.gif")
+    write_gif(sorted((workdir / "samples").glob("step_*.png")), workdir / "training.gif",
+              log=log)
     log(table)
     log(f"wrote {workdir / 'results.md'}, {workdir / 'modes.png'} and "
         f"{workdir / 'training.gif'}")

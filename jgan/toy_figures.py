@@ -8,6 +8,8 @@ from pathlib import Path
 
 import numpy as np
 
+from jgan.files import atomic_write
+
 
 def pyplot():
     """matplotlib.pyplot on the Agg backend: figures are files, never windows."""
@@ -23,10 +25,9 @@ def save_figure(figure, path) -> None:
     """Write atomically, so an interrupted run never leaves half a PNG."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.tmp.png")  # hidden, so no glob of frames picks it up
-    figure.savefig(tmp, dpi=80)
+    with atomic_write(path) as file:
+        figure.savefig(file, format="png", dpi=80)
     pyplot().close(figure)
-    tmp.replace(path)
 
 
 def plot_samples(samples: np.ndarray, centres: np.ndarray, path, *, title: str,

@@ -31,6 +31,7 @@ from tqdm.auto import tqdm
 from jgan.data.folders import DECODE_ERRORS, decode_image, scan_images
 from jgan.data.resize import resize_image
 from jgan.errors import UserError, reports_errors
+from jgan.files import atomic_write
 from jgan.images import to_uint8
 from jgan.tools.sample import load_run
 from jgan.train.setup import refuse_first
@@ -124,10 +125,9 @@ def save_image(image: np.ndarray, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     image_format = PIL.Image.registered_extensions()[path.suffix.lower()]
     options = {"quality": JPEG_QUALITY} if image_format == "JPEG" else {}
-    tmp = path.with_name(f".{path.name}.tmp")
-    PIL.Image.fromarray(image[..., 0] if image.shape[-1] == 1 else image).save(
-        tmp, format=image_format, **options)
-    tmp.replace(path)
+    with atomic_write(path) as file:
+        PIL.Image.fromarray(image[..., 0] if image.shape[-1] == 1 else image).save(
+            file, format=image_format, **options)
 
 
 @dataclasses.dataclass(frozen=True)

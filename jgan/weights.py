@@ -15,6 +15,7 @@ import numpy as np
 from flax import traverse_util
 
 from jgan.errors import UserError
+from jgan.files import atomic_write
 
 META_KEY = "__meta__"
 
@@ -42,9 +43,8 @@ def save_weights(path, tree: dict, meta: dict) -> None:
         arrays["/".join(keys)] = value if np.issubdtype(value.dtype, np.integer) else (
             value.astype(np.float32))
     arrays[META_KEY] = np.array(json.dumps(meta, sort_keys=True))
-    tmp = path.with_name(path.name + ".tmp.npz")
-    np.savez(tmp, **arrays)
-    tmp.replace(path)
+    with atomic_write(path) as file:
+        np.savez(file, **arrays)
 
 
 def load_weights(path, *, missing_hint: str = "") -> tuple[dict, dict]:

@@ -37,6 +37,7 @@ from jgan.data import Preprocessing, open_data
 from jgan.data.spec import DataSpec
 from jgan.errors import UserError
 from jgan.families.stylegan import brain_config
+from jgan.files import atomic_write, write_text
 from jgan.generate import check_truncation
 from jgan.images import save_png
 from jgan.tools.sample import check_save_folder, open_checkpoint, run_data_spec, save_images
@@ -139,7 +140,7 @@ def train(model=None, image_source=None, epochs: int = 1, *, run_dir=None, confi
             config.train, steps=start + epochs * epoch_steps, log_every=epoch_steps,
             sample_every=every, checkpoint_every=every))
         train_loop(config, run_dir.absolute(), log=log)
-    (run_dir / WORKFLOW_FILE).write_text(json.dumps(
+    write_text(run_dir / WORKFLOW_FILE, json.dumps(
         {"steps_per_epoch": epoch_steps, "image_folder": _image_folder(config, base)}))
     _write_epoch_column(run_dir, epoch_steps)
     return run_dir
@@ -300,7 +301,8 @@ def plot_history(run_dir, epochs: tuple[float, float] | None = None, path=None) 
     figure.suptitle(f"epochs {low:g}-{last}")
     figure.tight_layout()
     path = Path(path or run_dir / f"history_epochs_{low:g}-{last}.png")
-    figure.savefig(path, dpi=100)
+    with atomic_write(path) as file:
+        figure.savefig(file, format="png", dpi=100)
     plt.close(figure)
     return path
 

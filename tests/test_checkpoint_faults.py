@@ -1,5 +1,6 @@
 """Damaged run directories: a kill while pruning, corrupt or half-deleted checkpoints, a missing
-or garbled config.json. Each ends in a resume from the newest intact checkpoint or in one line.
+or garbled config.json, a torn or garbage history.csv, an unreadable sample, and links planted to
+make a run write outside its directory. Each ends in a resume from what is intact or in one line.
 
 One tiny run is trained once, in a subprocess killed while it deletes its oldest checkpoint;
 each test damages a copy of it.
@@ -13,6 +14,7 @@ import sys
 
 import jax
 import numpy as np
+import PIL.Image
 import pytest
 
 import experiments.gan
@@ -25,6 +27,8 @@ from jgan.errors import UserError
 from jgan.mode_collapse import train_toy
 from jgan.tools import components, sample
 from jgan.train import loop
+from jgan.train.history import History
+from jgan.train.lock import hold_run_directory
 from jgan.train.resume import open_run_directory, restore_latest, write_config
 
 # Checkpoints at steps 2, 4 and 6, of which 2 are kept: the run deletes step 2 as it ends.
@@ -68,7 +72,7 @@ def resume(workdir, config):
     checkpointer = open_run_directory(workdir, config)
     try:
         restored = restore_latest(checkpointer, workdir, config, abstract_state(config),
-                                  log=messages.append)
+                                  meta_keys=loop.META_KEYS, log=messages.append)
     finally:
         checkpointer.close()
     return restored, messages
@@ -87,6 +91,15 @@ def truncated_g(step_dir):
 
 def garbled_meta(step_dir):
     (step_dir / "meta" / "metadata").write_text('{"data": {"epoch": 0, "batch_')
+
+
+def edited_meta(edit):
+    def damage(step_dir):
+        path = step_dir / "meta" / "metadata"
+        meta = json.loads(path.read_text())
+        edit(meta)
+        path.write_text(json.dumps(meta))
+    return damage
 
 
 def removed(relative):
@@ -110,6 +123,10 @@ DAMAGES = {
     "garbled meta": (garbled_meta, "its meta item cannot be read: JSONDecodeError: "),
     "half-deleted, no meta": (removed("meta"), "its meta item is missing"),
     "half-deleted, no state": (removed("state"), "its state item is missing"),
+    "meta without a key": (edited_meta(lambda meta: meta.pop("data")),
+                           "its meta item lacks 'data'"),
+    "meta of another run": (edited_meta(lambda meta: meta["config"]["train"].update(seed=1)),
+                            "it holds another run's settings (train.seed=1, not 0"),
 }
 
 
@@ -264,3 +281,104 @@ def test_a_workdir_that_is_a_file_is_one_line(killed_run, tmp_path):
 def test_no_setting_deletes_the_only_checkpoint(tmp_path):
     with pytest.raises(ValueError, match="keeps at least the newest checkpoint"):
         Checkpointer(tmp_path, keep=0)
+
+
+def history_with_rows(path, count=3):
+    """A history.csv of `count` rows as the loop writes them, and its text."""
+    history = History(path, resume_step=0)
+    for step in range(1, count + 1):
+        history.append({"step": step, "kimg": step * 0.008, "loss/d": 1.0 / step})
+    return path.read_text()
+
+
+# How history.csv gets damaged: (damage of its text or bytes, rows kept, set aside whole).
+HISTORY_DAMAGES = {
+    "last line cut short": (lambda text: text[:text.rindex(",")], 2, False),
+    "cut in a value": (lambda text: text.rstrip()[:-1], 2, False),
+    "binary garbage": (lambda text: bytes(range(256)) * 4, 0, True),
+    "text garbage": (lambda text: "lorem ipsum\ndolor sit amet\n", 0, True),
+    "empty": (lambda text: "", 0, False),
+}
+
+
+def test_a_damaged_history_keeps_what_is_certain_and_moves_the_rest_aside(tmp_path, capsys):
+    for name, (damage, kept, moved) in HISTORY_DAMAGES.items():
+        path = tmp_path / name / "history.csv"
+        path.parent.mkdir()
+        damaged = damage(history_with_rows(path))
+        path.write_bytes(damaged if isinstance(damaged, bytes) else damaged.encode())
+        capsys.readouterr()
+        history = History(path, resume_step=3)
+        assert [int(row["step"]) for row in history.rows()] == list(range(1, kept + 1)), name
+        history.append({"step": 4, "kimg": 0.032, "loss/d": 0.25})
+        assert int(history.rows()[-1]["step"]) == 4, name
+        aside = path.with_name("history.csv.damaged-1")
+        assert aside.exists() == moved, name
+        if moved:
+            assert aside.read_bytes() == (damaged if isinstance(damaged, bytes)
+                                          else damaged.encode()), name
+        lines = capsys.readouterr().out.splitlines()
+        assert len(lines) == (1 if kept or moved else 0), (name, lines)
+        assert all(line.startswith(f"warning: {path} ") for line in lines), (name, lines)
+
+
+@pytest.mark.slow
+def test_a_resume_past_a_torn_history_and_a_truncated_frame_saves_its_last_checkpoint(run):
+    """Links planted at the temporary names of the old writers point outside the run: nothing
+    is written through them. A cut history row and a cut PNG stop nothing."""
+    workdir, config = run
+    outside = workdir.parent / "precious.txt"
+    outside.write_text("precious")
+    for planted in ("config.json.tmp", "history.csv.tmp", "samples/step_000008.png.tmp",
+                    "loss_curve.png.tmp.png", "training.tmp.gif"):
+        (workdir / planted).symlink_to(outside)
+    history = workdir / "history.csv"
+    history.write_text(history.read_text().rstrip()[:-3])
+    frame = workdir / "samples" / "step_000006.png"
+    os.truncate(frame, frame.stat().st_size // 2)
+    messages = []
+    loop.train(with_train(config, steps=8), workdir, log=messages.append)
+    assert outside.read_text() == "precious"
+    assert listing(workdir) == ["6", "8"]
+    assert [int(row["step"]) for row in History(history, resume_step=8).rows()] == [
+        1, 2, 3, 4, 5, 7, 8]
+    warnings = [line for line in messages if line.startswith("warning: ")]
+    assert len(warnings) == 2 and "history.csv" in warnings[0] and str(frame) in warnings[1]
+    with PIL.Image.open(workdir / "training.gif") as gif:
+        assert gif.n_frames == 1
+
+
+# Entries of a run directory that jgan writes, planted as links outside it (to a file or a
+# folder) or as a file where a folder belongs.
+PLANTED = [(".lock", "link"), ("history.csv", "link"), ("config.json", "link"),
+           ("samples", "folder link"), ("checkpoints", "folder link"),
+           ("checkpoints/6", "folder link"), ("samples/step_000006.png", "link"),
+           ("checkpoints", "file")]
+
+
+@pytest.mark.slow
+def test_a_run_directory_with_links_or_a_checkpoints_file_is_refused_in_one_line(run):
+    workdir, config = run
+    outside = workdir.parent / "outside"
+    outside.mkdir()
+    (outside / "precious.txt").write_text("precious")
+    for name, planted in PLANTED:
+        entry = workdir / name
+        original = entry.with_name(entry.name + ".original")
+        if entry.exists():
+            entry.rename(original)
+        if planted == "file":
+            entry.write_text("not a folder")
+        else:
+            entry.symlink_to(outside if planted == "folder link" else outside / "precious.txt")
+        with pytest.raises(UserError) as refusal:
+            with hold_run_directory(workdir):
+                open_run_directory(workdir, config).close()
+        message = str(refusal.value)
+        assert "\n" not in message and str(entry) in message, (name, message)
+        assert ("is a symbolic link" if entry.is_symlink() else "is a file") in message, message
+        assert sorted(os.listdir(outside)) == ["precious.txt"], name
+        assert (outside / "precious.txt").read_text() == "precious", name
+        entry.unlink()
+        if original.exists():
+            original.rename(entry)

@@ -84,3 +84,24 @@ def test_a_cache_directory_set_outside_jgan_is_kept_and_off_means_off(monkeypatc
         assert not jax.config.jax_enable_compilation_cache
     finally:
         jax.config.update("jax_enable_compilation_cache", True)
+
+
+def test_a_cache_that_others_can_write_is_not_used(tmp_path, monkeypatch, capsys):
+    """JAX runs what it finds in the cache: one that others may write is turned off, in a
+    line."""
+    monkeypatch.setenv("JGAN_CACHE_DIR", str(tmp_path))
+    monkeypatch.delenv(compile_cache.SWITCH_ENV, raising=False)
+    (tmp_path / "xla").mkdir()
+    os.chmod(tmp_path / "xla", 0o777)
+    saved = {name: getattr(jax.config, name) for name in ("jax_compilation_cache_dir",
+                                                           "jax_enable_compilation_cache")}
+    jax.config.update("jax_compilation_cache_dir", None)
+    try:
+        assert compile_cache.enable() is None
+        assert not jax.config.jax_enable_compilation_cache
+    finally:
+        for name, value in saved.items():
+            jax.config.update(name, value)
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"warning: {tmp_path / 'xla'} can be "
+                                                   "written by its group and others"), lines

@@ -111,10 +111,14 @@ def tiny_config(data_dir, **changes) -> DANNConfig:
 
 def test_a_resumed_run_equals_the_uninterrupted_one(data_dir, tmp_path):
     config = tiny_config(data_dir)
+    """Resumed from checkpoint 2, as the newest, 4, is damaged: it is moved aside."""
     whole = train_dann(config, tmp_path / "whole", **SILENT)
     shutil.copytree(tmp_path / "whole", tmp_path / "resumed")
-    shutil.rmtree(tmp_path / "resumed" / "checkpoints" / "4")
-    resumed = train_dann(config, tmp_path / "resumed", **SILENT)
+    (tmp_path / "resumed" / "checkpoints" / "4" / "meta" / "metadata").write_text('{"con')
+    messages = []
+    resumed = train_dann(config, tmp_path / "resumed", log=messages.append)
+    assert messages[0].startswith(f"warning: checkpoint 4 in {tmp_path / 'resumed'}")
+    assert (tmp_path / "resumed" / "damaged_checkpoints" / "4").is_dir()
     assert whole["step"] == resumed["step"] == 4
     for name in ("accuracy/source", "accuracy/target", "accuracy/domain"):
         assert whole[name] == resumed[name]

@@ -71,6 +71,8 @@ def unread_data(monkeypatch):
     (["--set", "optim.d_clip=-0.01"], "optim.d_clip=-0.01: use 0 or more"),
     (["--set", "optim.optimizer=sgd"], "optim.optimizer='sgd' is unknown"),
     (["--set", "data.image_size=-1"], "data.image_size -1 is negative"),
+    (["--set", "data.split=../../../x"], "data.split='../../../x' is not a plain name"),
+    (["--set", "data.dataset=../x"], "data.dataset='../x' is not a plain name"),
 ])
 def test_shared_settings_are_refused_before_the_data_is_read(args, message, tmp_path, capsys,
                                                              unread_data):

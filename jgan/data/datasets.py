@@ -19,6 +19,7 @@ from jgan.data.preprocess import Preprocessing, channel_mean, parse_crop
 from jgan.data.sources import cache_dir, find_dataset, folder_dataset
 from jgan.data.spec import DataSpec
 from jgan.errors import UserError
+from jgan.files import check_file_name
 
 
 class ArraySource:
@@ -96,6 +97,10 @@ class Data:
 def check_data_config(data_cfg) -> None:
     """One-line errors for data settings that cannot work, before anything is read."""
     check_pairing(data_cfg.pairing)
+    # Both become parts of paths: of an image folder's split and of its cache in
+    # $JGAN_CACHE_DIR, which they must not leave.
+    check_file_name(data_cfg.dataset, field="data.dataset", example="mnist")
+    check_file_name(data_cfg.split, field="data.split", example="train")
     if data_cfg.channels not in (0, 1, 3):
         raise UserError(f"data.channels {data_cfg.channels} is not 0 (1 if every image is grey,"
                         " else 3), 1 or 3: use --set data.channels=3, say")

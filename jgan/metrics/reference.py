@@ -17,6 +17,7 @@ import numpy as np
 from jgan.data import find_dataset
 from jgan.data.sources import cache_dir
 from jgan.errors import UserError
+from jgan.files import atomic_write
 from jgan.metrics.distances import feature_statistics
 from jgan.metrics.features import FeatureNetwork
 
@@ -69,8 +70,7 @@ def reference(network: FeatureNetwork, dataset: str, *, split: str = "test",
     features, logits = network(images)
     mean, cov = feature_statistics(features)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp.npz")
     extra = {} if labels is None else {"labels": labels}
-    np.savez(tmp, features=features, logits=logits, mean=mean, cov=cov, **extra)
-    tmp.replace(path)
+    with atomic_write(path) as file:
+        np.savez(file, features=features, logits=logits, mean=mean, cov=cov, **extra)
     return Reference(features, logits, labels, description)

@@ -20,6 +20,7 @@ from pathlib import Path
 
 from jgan.compile_cache import enable as enable_compile_cache
 from jgan.errors import UserError, reports_errors
+from jgan.files import write_text
 from jgan.metrics.evaluation import (CLASS_SHARE_FEATURES, DEFAULT_METRICS, METRICS,
                                      check_image_counts, default_metrics, make_evaluator,
                                      parse_metrics)
@@ -110,9 +111,7 @@ def main(argv=None) -> int:
                           split=args.split, ref_num=args.ref_num, data_dir=args.data_dir,
                           step=args.step, best=args.best, seed=args.seed)
     out = Path(args.out) if args.out else Path(args.run_dir) / "metrics.json"
-    tmp = out.with_name(out.name + ".tmp")
-    tmp.write_text(json.dumps(result, indent=2) + "\n")
-    tmp.replace(out)
+    write_text(out, json.dumps(result, indent=2) + "\n")
     print(format_table(result))
     print(f"wrote {out}")
     return 0

@@ -28,6 +28,7 @@ from jgan.encoding import (encode_images, interpolation_grid, reconstruction_gri
                            reconstruction_mse)
 from jgan.compile_cache import enable as enable_compile_cache
 from jgan.errors import UserError, reports_errors
+from jgan.files import write_text
 from jgan.images import save_png
 from jgan.metrics.probes import linear_probe_accuracy, nearest_neighbour_accuracy
 from jgan.metrics.reference import split_images
@@ -96,9 +97,7 @@ def evaluate_bigan(run_dir, *, data_dir=None, num_train: int | None = None,
         "trained_encoder": probe_encoder(setup, state, train, test),
         "initial_encoder": probe_encoder(setup, initial, train, test)}
     result["seconds"] = round(time.perf_counter() - start, 1)
-    with open(out_dir / "representation.json", "w") as f:
-        json.dump(result, f, indent=2)
-        f.write("\n")
+    write_text(out_dir / "representation.json", json.dumps(result, indent=2) + "\n")
     return result
 
 

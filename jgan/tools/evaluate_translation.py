@@ -35,6 +35,7 @@ import numpy as np
 from jgan.data import open_data
 from jgan.compile_cache import enable as enable_compile_cache
 from jgan.errors import UserError, reports_errors
+from jgan.files import write_text
 from jgan.images import make_grid, save_png, to_uint8
 from jgan.metrics.domain_classifier import domain_accuracy, train_domain_classifier
 from jgan.metrics.translation import image_metrics, l1_distance, mean_image_baseline
@@ -258,9 +259,7 @@ def main(argv=None) -> int:
                                   step=args.step, seed=args.seed, batch=args.batch,
                                   grid=args.grid)
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(out.name + ".tmp")
-    tmp.write_text(json.dumps(result, indent=2) + "\n")
-    tmp.replace(out)
+    write_text(out, json.dumps(result, indent=2) + "\n")
     print(format_table(result))
     print(f"wrote {out}" + (f" and {args.grid}" if args.grid else ""))
     return 0

@@ -3,12 +3,17 @@
 The lock is `fcntl.flock` on `RUN_DIR/.lock`, which the kernel releases when its holder dies, so a
 killed run never leaves a lock behind; the file only records who held it last (PID, host, start).
 In a multi-process job, process 0 holds it for the job.
+
+A run directory may come from someone else, so before anything is written in it,
+`check_run_directory` refuses one whose entries that jgan writes are symbolic links (which would
+make a run write outside its directory) or files where folders belong.
 """
 
 from __future__ import annotations
 
 import contextlib
 import fcntl
+import fnmatch
 import json
 import os
 import socket
@@ -18,15 +23,45 @@ from pathlib import Path
 import numpy as np
 
 from jgan.errors import UserError
+from jgan.files import no_follow
 from jgan.train.distributed import broadcast, is_primary
 
 LOCK_FILE = ".lock"
+# What the trainers write in a run directory: files, and folders with the entries of each that
+# jgan writes or reads (orbax's steps; the sample grids that make training.gif).
+RUN_FILES = (LOCK_FILE, "config.json", "history.csv", "seeds.csv", "loss_curve.png",
+             "training.gif", "results.json", "results.md", "modes.png", "accuracy.png",
+             "predictions.png", "features_pca.png", "features_pca.npz")
+RUN_FOLDERS = {"checkpoints": "*", "best": "*", "damaged_checkpoints": "*", "samples": "*.png"}
 
 
 def check_run_directory(workdir: Path) -> None:
+    """A one-line `UserError` for a `workdir` that is a file, or that holds a link or a file
+    where jgan writes (see the module docstring)."""
     if workdir.exists() and not workdir.is_dir():
         raise UserError(f"--workdir {workdir} is a file, not a directory: pass a new or existing "
                         "run directory")
+    if not workdir.is_dir():
+        return
+    for name in (*RUN_FILES, *RUN_FOLDERS):
+        _refuse_link(workdir, workdir / name)
+    for name, pattern in RUN_FOLDERS.items():
+        folder = workdir / name
+        if folder.exists() and not folder.is_dir():
+            raise UserError(f"{folder} is a file, not a folder: jgan keeps the run's {name} "
+                            f"there, so move the file out of {workdir}, or use another --workdir")
+        if folder.is_dir():
+            with os.scandir(folder) as entries:
+                for entry in entries:
+                    if fnmatch.fnmatch(entry.name, pattern):
+                        _refuse_link(workdir, Path(entry.path))
+
+
+def _refuse_link(workdir: Path, path: Path) -> None:
+    if path.is_symlink():
+        raise UserError(f"{path} is a symbolic link (to {os.readlink(path)}): a run writes only "
+                        f"inside its directory, never through links, so replace the link with a "
+                        f"copy of what it points to, or use another --workdir than {workdir}")
 
 
 @contextlib.contextmanager
@@ -55,7 +90,9 @@ def hold_run_directory(workdir: Path):
 
 def _lock(path: Path):
     """`(open handle, None)` once locked, or `(None, holder)` when another process holds it."""
-    handle = open(path, "a+")
+    # Not through a link planted since the check (O_NOFOLLOW), and without truncating a file
+    # that another run holds.
+    handle = open(path, "a+", opener=no_follow)
     try:
         fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:

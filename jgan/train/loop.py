@@ -36,6 +36,9 @@ from jgan.train.stopping import stop_requests
 LOSS_CURVE = "loss_curve.png"
 TRAINING_GIF = "training.gif"  # the preview grids over training, written when the run ends
 BEST_DIR = "best"  # the best checkpoint by FID, kept beside checkpoints/ when evaluating
+# What a resume reads from a checkpoint's metadata besides its config: a checkpoint without
+# them is damaged.
+META_KEYS = ("data", "wall_s")
 
 
 def run_keys(seed: int) -> dict[str, jax.Array]:
@@ -102,7 +105,8 @@ def _train(config, workdir, data, setup, evaluator, mesh, keys, stop, log):
         return global_batch(batch, rows_sharding, images_per_step)
 
     restored = restore_latest(checkpointer, workdir, config,
-                              abstract_train_state(setup, keys["init"], mesh), log=log)
+                              abstract_train_state(setup, keys["init"], mesh),
+                              meta_keys=META_KEYS, log=log)
     write_config(config, workdir)
     if restored is None:
         init = jax.jit(setup.init_state, out_shardings=replicated(mesh))
@@ -123,7 +127,7 @@ def _train(config, workdir, data, setup, evaluator, mesh, keys, stop, log):
         checkpointer.close()
         return state
 
-    history = History(workdir / "history.csv", resume_step=start) if primary else None
+    history = History(workdir / "history.csv", resume_step=start, log=log) if primary else None
     best_checkpointer, best_fid = None, math.inf
     if tc.eval_every > 0:
         best_checkpointer = Checkpointer(workdir / BEST_DIR, keep=1)
@@ -152,9 +156,6 @@ def _train(config, workdir, data, setup, evaluator, mesh, keys, stop, log):
             for name, grid in setup.preview(local_copy(state), preview_inputs).items():
                 save_png(grid, workdir / "samples" / f"{name}step_{step:06d}.png")
             plot_history(history.rows(), workdir / LOSS_CURVE)
-            if step == tc.steps:
-                write_gif(sorted((workdir / "samples").glob("step_*.png")),
-                          workdir / TRAINING_GIF)
 
     def save_checkpoint(state, step, wall_s, *, to=checkpointer, **meta):
         to.save(step, state, run_key,
@@ -244,6 +245,10 @@ def _train(config, workdir, data, setup, evaluator, mesh, keys, stop, log):
             if manager is not None:
                 manager.wait()
                 manager.close()
+    # Only now, after the last checkpoint: a picture never stops a run from finishing.
+    if primary:
+        write_gif(sorted((workdir / "samples").glob("step_*.png")), workdir / TRAINING_GIF,
+                  log=log)
     log(f"done: step {int(to_host(state.step))}, samples in {workdir / 'samples'} and "
         f"{workdir / TRAINING_GIF}, curves in {workdir / LOSS_CURVE}")
     return state

@@ -1,14 +1,13 @@
 """A run directory's checkpoints and config: open it, resume from it, record the settings.
 
-Shared by the image loop (`jgan.train.loop`) and the 2-D benchmark (`jgan.mode_collapse`).
-A run resumes from its newest intact checkpoint: damaged newer ones are moved aside (see
-`Checkpointer.set_aside`), and the settings are compared with those stored in the checkpoint,
-so `config.json` is only a record for people and tools.
+Shared by the image loop (`jgan.train.loop`), the 2-D benchmark (`jgan.mode_collapse`) and
+DANN (`jgan.domain_adaptation`). A run resumes from its newest intact checkpoint: damaged newer
+ones are moved aside (see `Checkpointer.set_aside`), and the settings are compared with those
+stored in the checkpoint, so `config.json` is only a record for people and tools.
 """
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 from jgan import config as config_lib
@@ -44,41 +43,58 @@ def checkpoint_config(checkpointer: Checkpointer, step: int):
         raise checkpointer.damaged(step, f"its config cannot be read: {one_line(error)}") from None
 
 
-def check_resumable(workdir: Path, config, saved) -> None:
-    """A run directory may be resumed only with the settings (`saved`) that made its
-    checkpoints."""
-    changed = [d for d in config_lib.differences(config_lib.to_dict(saved),
-                                                 config_lib.to_dict(config))
-               if d[0] not in config_lib.RESUMABLE_FIELDS]
-    if changed:
-        field, was, now = changed[0]
-        raise UserError(f"{workdir} holds a run with {field}={was!r}, not {now!r} (and "
-                        f"{len(changed) - 1} more differences): use a new --workdir, or the "
-                        "run's own settings to resume it")
+def config_changes(config, saved: dict) -> list[tuple]:
+    """`[(field, saved value, value now)]` of the settings, other than `RESUMABLE_FIELDS`, in
+    which `config` differs from the `saved` one (a dict, as a checkpoint holds it)."""
+    return [d for d in config_lib.differences(config_lib.to_dict(config_lib.from_dict(saved)),
+                                              config_lib.to_dict(config))
+            if d[0] not in config_lib.RESUMABLE_FIELDS]
+
+
+def changed_settings_error(workdir: Path, changed: list[tuple]) -> UserError:
+    field, was, now = changed[0]
+    return UserError(f"{workdir} holds a run with {field}={was!r}, not {now!r} (and "
+                     f"{len(changed) - 1} more differences): use a new --workdir, or the run's "
+                     "own settings to resume it")
 
 
 def restore_latest(checkpointer: Checkpointer, workdir: Path, config, abstract_state, *,
-                   num_keys: int | None = None, log=print):
+                   num_keys: int | None = None, meta_keys=(), changes=config_changes,
+                   read_config=config_lib.load, log=print):
     """`(state, run_key, meta)` of the run's newest intact checkpoint, or None for a new run.
 
-    The checkpoint must have been written with `config` (up to `RESUMABLE_FIELDS`). Damaged
-    newer checkpoints are moved aside with a warning; if none is intact, a `UserError`.
+    The checkpoint must have been written with `config`: `changes(config, saved config dict)`
+    lists the settings that differ (default: a `jgan.config.Config`'s, up to
+    `RESUMABLE_FIELDS`), and its metadata must hold `meta_keys`. A newer checkpoint that is
+    damaged, lacks a key, or holds other settings than an older one that matches `config` (not
+    this run's) is moved aside with a warning. If none is intact, a `UserError`; if every one
+    holds other settings, the `UserError` of a changed setting, and nothing is moved.
+    `read_config(path)` reads `config.json`, to say when it is missing or unreadable.
     """
-    damaged = []
+    damaged, foreign = [], []
     for step in reversed(checkpointer.all_steps()):
         try:
-            check_resumable(workdir, config, checkpoint_config(checkpointer, step)[1])
+            changed = _changes(checkpointer, step, config, changes, meta_keys)
+            if changed:
+                foreign.append((step, changed))
+                continue
             restored = checkpointer.restore(step, abstract_state, num_keys=num_keys)
         except DamagedCheckpointError as error:
             damaged.append(error)
             continue
-        for error in damaged:
+        # The run's own settings are in this checkpoint, so a newer one with others is damage.
+        damaged += [checkpointer.damaged(newer, "it holds another run's settings "
+                                                f"({field}={was!r}, not {now!r})")
+                    for newer, ((field, was, now), *_) in foreign]
+        for error in sorted(damaged, key=lambda error: error.step, reverse=True):
             log(f"warning: checkpoint {error.step} in {checkpointer.directory} is damaged "
                 f"({error.problem}); moved it to {checkpointer.set_aside(error.step)}")
-        note_config_file(workdir, log)
+        note_config_file(workdir, log, read_config)
         note_environment(restored[2], step, log)
         log(f"resuming {workdir} from step {step}")
         return restored
+    if foreign:
+        raise changed_settings_error(workdir, foreign[0][1])
     if damaged:
         steps = sorted(error.step for error in damaged)
         raise UserError(f"every checkpoint in {checkpointer.directory} is damaged (steps "
@@ -88,12 +104,26 @@ def restore_latest(checkpointer: Checkpointer, workdir: Path, config, abstract_s
     return None
 
 
-def note_config_file(workdir: Path, log) -> None:
+def _changes(checkpointer: Checkpointer, step: int, config, changes, meta_keys) -> list[tuple]:
+    """The settings in which checkpoint `step` differs from `config`, read before its arrays;
+    a `DamagedCheckpointError` when its metadata lacks one of `meta_keys` or its config cannot
+    be read."""
+    meta = checkpointer.restore_meta(step)
+    missing = [key for key in meta_keys if key not in meta]
+    if missing:
+        raise checkpointer.damaged(step, f"its meta item lacks {missing[0]!r}")
+    try:
+        return changes(config, meta["config"])
+    except Exception as error:  # a JSON object that is no config: any of from_dict's errors
+        raise checkpointer.damaged(step, f"its config cannot be read: {one_line(error)}") from None
+
+
+def note_config_file(workdir: Path, log, read_config=config_lib.load) -> None:
     """Say when a resumed run's `config.json` is missing or unreadable (`write_config` rewrites
     it from the settings, which the checkpoint has just vouched for)."""
     path = workdir / CONFIG_FILE
     try:
-        config_lib.load(path)
+        read_config(path)
     except FileNotFoundError:
         log(f"note: {path} was missing; writing it again")
     except Exception as error:  # JSON or config errors: the checkpoint's config decides
@@ -103,11 +133,9 @@ def note_config_file(workdir: Path, log) -> None:
 def write_config(config, workdir: Path) -> None:
     """`config.json`: the settings of the run in `workdir`, for people and for `jgan.tools`.
 
-    Written to a temporary file renamed over the old one, so a crash leaves one or the other.
+    Written to a temporary file renamed over the old one (`jgan.config.save`), so a crash
+    leaves one or the other.
     """
     if is_primary():
-        path = workdir / CONFIG_FILE
-        partial = path.with_name(f"{CONFIG_FILE}.tmp")
-        config_lib.save(config, partial)
-        os.replace(partial, path)
+        config_lib.save(config, workdir / CONFIG_FILE)
     barrier("jgan-config-json")
