@@ -110,8 +110,8 @@ def tiny_config(data_dir, **changes) -> DANNConfig:
 
 
 def test_a_resumed_run_equals_the_uninterrupted_one(data_dir, tmp_path):
-    config = tiny_config(data_dir)
     """Resumed from checkpoint 2, as the newest, 4, is damaged: it is moved aside."""
+    config = tiny_config(data_dir)
     whole = train_dann(config, tmp_path / "whole", **SILENT)
     shutil.copytree(tmp_path / "whole", tmp_path / "resumed")
     (tmp_path / "resumed" / "checkpoints" / "4" / "meta" / "metadata").write_text('{"con')
