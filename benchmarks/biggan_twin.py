@@ -23,7 +23,7 @@ from gan_twins import adam, frozen, to_float  # noqa: E402  (benchmarks/ is the 
 
 
 def ema_decay(batch_size: int, ema_kimg: float) -> float:
-    """`jgan.train.gan_step.ema_decay`: the per-step decay of a half-life of ema_kimg kimg."""
+    """`jgan.train.step_parts.ema_decay`: the per-step decay of a half-life of ema_kimg kimg."""
     return 0.5 ** (batch_size / (ema_kimg * 1000.0))
 
 

@@ -8,7 +8,7 @@ D's updated verdict of the same fakes. Around it, what jgan's config asks for:
 - Adam per network with its own rate (`optim.g_lr`, `optim.d_lr`: TTUR, Heusel et al. 2017), b1, b2;
 - the rate held for `optim.decay_start` steps, then linear to 0 over `optim.decay_steps`
   (`jgan.optim.learning_rate_schedule`, optax's `linear_schedule`);
-- G's EMA with a half-life of `train.ema_kimg` thousand images (`jgan.train.gan_step.ema_decay`),
+- G's EMA with a half-life of `train.ema_kimg` thousand images (`jgan.train.step_parts.ema_decay`),
   sampled with the live G's BatchNorm statistics, as `jgan.families.latent.LatentSetup.sample`;
 - the same batches in the same order: jgan's own loader, keyed by the run's data key.
 
@@ -26,7 +26,7 @@ import numpy as np
 from jgan import config as config_lib
 from jgan.errors import NonFiniteLossError, UserError
 from jgan.images import to_uint8
-from jgan.train.gan_step import ema_decay
+from jgan.train.step_parts import ema_decay
 
 # benchmarks/ is the script's folder, so its modules import by name
 from train_step import FEATURES, Z_DIM, torch_dcgan  # noqa: E402

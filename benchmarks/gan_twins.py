@@ -108,7 +108,7 @@ def torch_networks(torch, family: str, config) -> dict:
 
 
 def to_float(images):
-    """uint8 [0, 255] -> float32 [-1, 1], as `jgan.train.gan_step.images_to_float`."""
+    """uint8 [0, 255] -> float32 [-1, 1], as `jgan.train.step_parts.images_to_float`."""
     return images.float() / 127.5 - 1.0
 
 

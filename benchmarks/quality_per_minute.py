@@ -200,7 +200,7 @@ def run_twin_side(args, experiment_args: list[str]) -> int:
     from dcgan_twin import TwinTrainer, check_finite, twin_settings
     from jgan.data import open_data
     from jgan.metrics.evaluation import make_evaluator
-    from jgan.train.gan_step import prior
+    from jgan.train.step_parts import prior
     from jgan.train.loop import run_keys
 
     torch.set_num_threads(args.threads)

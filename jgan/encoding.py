@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from jgan.images import make_grid, to_uint8
-from jgan.train.gan_step import images_to_float
+from jgan.train.step_parts import images_to_float
 
 CHUNK = 500  # images per encoder call
 

@@ -38,6 +38,7 @@ def test_twin_has_jgans_parameter_counts(family):
             for name, net in nets.items()} == jgan_counts
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("family", ("wgan_gp", "bigan"))
 def test_twin_step_updates_every_network(family):
     nets, make_step, inputs = twin(family)

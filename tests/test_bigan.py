@@ -88,6 +88,7 @@ def test_joint_discriminator_uses_both_pathways_and_unary_scores_use_one(arch):
     assert float(jnp.sum(z_z ** 2)) > 0 and float(jnp.sum(jnp.abs(z_x))) == 0
 
 
+@pytest.mark.slow
 def test_mixed_pooling_at_its_extremes_is_max_and_average_pooling():
     x = jax.random.normal(jax.random.key(0), (2, 8, 8, 3))
     layer = MixedPooling()
@@ -163,6 +164,7 @@ def test_the_step_reads_the_regularizer_form_by_name():
         build(override(tiny_bigan_config(), ["loss.e_regularizer=sample"]))
 
 
+@pytest.mark.slow
 def test_step_logs_every_score_term_and_the_regularizer():
     config = tiny_bigan_config(steps=1)
     setup = build(config)
@@ -225,6 +227,7 @@ def _assert_same(a, b):
         np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
 
 
+@pytest.mark.slow
 def test_networks_load_alone_mix_across_runs_and_export(tmp_path):
     config_a = tiny_bigan_config("mlp", steps=2)
     config_b = with_train(config_a, seed=1)
@@ -313,6 +316,7 @@ def learning_run(request, tmp_path_factory):
     worker.stop()
 
 
+@pytest.mark.slow
 def test_short_mnist_run_learns_an_encoder_better_than_its_initialisation(learning_run):
     run_dir, worker = learning_run
     result = json.loads(worker.result().strip().splitlines()[-1])

@@ -125,6 +125,7 @@ for a, b in zip(jax.tree.leaves(one), jax.tree.leaves(eight)):
 """
 
 
+@pytest.mark.slow
 def test_batchnorm_statistics_are_those_of_the_global_batch_on_eight_devices():
     env = {**os.environ, "JAX_PLATFORMS": "cpu",
            "XLA_FLAGS": f"--xla_force_host_platform_device_count=8 {QUICK_COMPILE_FLAGS}"}
@@ -213,6 +214,7 @@ def worker(request, tmp_path_factory):
     process.stop()
 
 
+@pytest.mark.slow
 def test_gradient_accumulation_equals_the_large_batch(worker):
     root, process = worker
     process.result()
@@ -225,6 +227,7 @@ def test_gradient_accumulation_equals_the_large_batch(worker):
     assert (np.load(root / "moved.npy") > 1e-4).all()  # the step moved D in both
 
 
+@pytest.mark.slow
 def test_a_short_run_resumes_bit_identical_and_samples_by_label(worker):
     from jgan.tools.sample import load_run
 
@@ -252,6 +255,7 @@ def test_a_short_run_resumes_bit_identical_and_samples_by_label(worker):
     assert images.shape == (4, 16, 16, 1) and images.dtype == np.uint8
 
 
+@pytest.mark.slow
 def test_labels_pick_rows_and_class_weights_mix_embeddings():
     setup = build_setup(dataclasses.replace(tiny_biggan_config(), train=TrainConfig(
         batch_size=8)), mnist_spec((16, 16, 1)))

@@ -130,6 +130,7 @@ DAMAGES = {
 }
 
 
+@pytest.mark.slow
 def test_a_kill_while_deleting_leaves_only_whole_steps(killed_run, run, tmp_path, capsys):
     assert killed_run[2] == -9  # JGAN_KILL_AT=checkpoint_prune: between rename and rmtree
     workdir, config = run
@@ -141,6 +142,7 @@ def test_a_kill_while_deleting_leaves_only_whole_steps(killed_run, run, tmp_path
     assert listing(workdir) == ["4", "6"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("damage", DAMAGES.values(), ids=DAMAGES.keys())
 def test_resume_moves_a_damaged_checkpoint_aside_and_falls_back(run, damage):
     workdir, config = run
@@ -156,6 +158,7 @@ def test_resume_moves_a_damaged_checkpoint_aside_and_falls_back(run, damage):
     assert listing(workdir) == ["4"] and set_aside.is_dir()
 
 
+@pytest.mark.slow
 def test_the_resumed_run_replays_the_lost_steps_bit_for_bit(run):
     workdir, config = run
     checkpointer = Checkpointer(workdir / "checkpoints")
@@ -169,6 +172,7 @@ def test_the_resumed_run_replays_the_lost_steps_bit_for_bit(run):
     assert listing(workdir) == ["4", "6"] and listing(workdir, "damaged_checkpoints") == ["6"]
 
 
+@pytest.mark.slow
 def test_every_checkpoint_damaged_is_one_line_and_moves_nothing(run):
     workdir, config = run
     for step in ("4", "6"):
@@ -181,6 +185,7 @@ def test_every_checkpoint_damaged_is_one_line_and_moves_nothing(run):
     assert listing(workdir) == ["4", "6"] and not (workdir / "damaged_checkpoints").exists()
 
 
+@pytest.mark.slow
 def test_a_changed_setting_is_refused_without_config_json_and_moves_nothing(run):
     """The checkpoint's own config is compared, before its arrays are read: a changed setting
     is not damage, even beside a damaged array."""
@@ -193,6 +198,7 @@ def test_a_changed_setting_is_refused_without_config_json_and_moves_nothing(run)
     assert listing(workdir) == ["4", "6"] and not (workdir / "damaged_checkpoints").exists()
 
 
+@pytest.mark.slow
 def test_a_garbled_config_json_is_rewritten_from_the_checkpoint(run):
     workdir, config = run
     path = workdir / "config.json"
@@ -205,6 +211,7 @@ def test_a_garbled_config_json_is_rewritten_from_the_checkpoint(run):
     assert config_lib.load(path) == config and not path.with_name("config.json.tmp").exists()
 
 
+@pytest.mark.slow
 def test_each_checkpoint_records_its_software_and_a_resume_on_others_says_so(run):
     workdir, config = run
     meta_file = workdir / "checkpoints" / "6" / "meta" / "metadata"
@@ -225,6 +232,7 @@ def test_each_checkpoint_records_its_software_and_a_resume_on_others_says_so(run
     assert resume(workdir, config)[1] == [f"resuming {workdir} from step 6"]
 
 
+@pytest.mark.slow
 def test_the_2d_benchmark_compares_the_checkpoints_config(tmp_path):
     config = tiny_toy_config(steps=10)
     train_toy(config, tmp_path, log=lambda _: None)
@@ -233,6 +241,7 @@ def test_the_2d_benchmark_compares_the_checkpoints_config(tmp_path):
         train_toy(with_train(config, seed=3), tmp_path, log=lambda _: None)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("args,damaged,harm,problem,intact", [
     ([], 6, truncated_g, "its g item cannot be read: ValueError: ", [4]),
     (["--step", "4"], 4, removed("meta"), "its meta item is missing", [6]),
@@ -252,6 +261,7 @@ def test_sampling_a_damaged_checkpoint_names_the_intact_ones(run, tmp_path, caps
     assert sample.main([str(workdir), "--step", str(intact[0]), "--out", out]) == 0
 
 
+@pytest.mark.slow
 def test_exporting_a_damaged_network_is_one_line(run, tmp_path, capsys):
     workdir, _ = run
     truncated_g(workdir / "checkpoints" / "6")
@@ -271,6 +281,7 @@ def test_an_out_that_is_a_directory_is_refused_before_any_work(tmp_path, capsys)
         f"{tmp_path / name}" for name in ("samples.png", "g.npz")]
 
 
+@pytest.mark.slow
 def test_a_workdir_that_is_a_file_is_one_line(killed_run, tmp_path):
     path = tmp_path / "notes.txt"
     path.write_text("not a run")

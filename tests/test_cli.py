@@ -74,6 +74,7 @@ def commands(dcgan_run, tmp_path_factory):
     return out, results
 
 
+@pytest.mark.slow
 def test_dcgan_cli_writes_every_output(dcgan_run):
     workdir, stdout = dcgan_run
     assert "data: the MNIST subset bundled with jgan" in stdout
@@ -88,6 +89,7 @@ def test_dcgan_cli_writes_every_output(dcgan_run):
     assert '"gan_loss": "minimax"' in (workdir / "config.json").read_text()  # from --loss
 
 
+@pytest.mark.slow
 def test_sample_cli_is_deterministic(commands):
     out, results = commands
     for name in ("a.png", "b.png"):
@@ -95,6 +97,7 @@ def test_sample_cli_is_deterministic(commands):
     assert (out / "a.png").read_bytes() == (out / "b.png").read_bytes()
 
 
+@pytest.mark.slow
 def test_generate_images_returns_uint8_and_saves(dcgan_run, tmp_path):
     workdir, _ = dcgan_run
     images = generate_images(workdir, 5, save_folder=tmp_path / "out", seed=3)
@@ -104,6 +107,7 @@ def test_generate_images_returns_uint8_and_saves(dcgan_run, tmp_path):
     assert not np.array_equal(images, generate_images(workdir, 5, seed=4))
 
 
+@pytest.mark.slow
 def test_help_lists_the_flags(commands):
     out = _succeeded(commands[1]["help"]).stdout
     for flag in ("--workdir", "--steps", "--batch-size", "--seed", "--dataset", "--data-dir",
@@ -111,6 +115,7 @@ def test_help_lists_the_flags(commands):
         assert flag in out
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", BAD_INPUT)
 def test_bad_input_is_one_line_on_stderr(commands, name):
     result, message = commands[1][name], BAD_INPUT[name][1]
@@ -119,11 +124,13 @@ def test_bad_input_is_one_line_on_stderr(commands, name):
     assert len(lines) == 1 and lines[0].startswith("error:") and message in lines[0]
 
 
+@pytest.mark.slow
 def test_sampling_a_folder_that_is_no_run_fails_clearly(commands):
     result = commands[1]["no_run"]
     assert result.returncode == 2 and "not a run directory" in result.stderr
 
 
+@pytest.mark.slow
 def test_sampling_a_missing_step_lists_the_saved_ones(commands):
     result = commands[1]["missing_step"]
     assert result.returncode == 2 and "no checkpoint at step 3: choose one of [2, 4]" in result.stderr

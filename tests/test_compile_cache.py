@@ -51,6 +51,7 @@ def runs(tmp_path_factory):
     return root, logs, entries
 
 
+@pytest.mark.slow
 def test_the_default_cache_fills_and_a_second_run_reads_it(runs):
     root, logs, entries = runs
     assert any(name.startswith("jit_train_step-") for name in entries), entries
@@ -58,6 +59,7 @@ def test_the_default_cache_fills_and_a_second_run_reads_it(runs):
     assert not (root / "cache_off" / "xla").exists() and CACHE_HIT not in logs["off"]
 
 
+@pytest.mark.slow
 def test_cached_executables_give_bit_identical_runs(runs):
     root, _, _ = runs
     histories = {name: history_without_timing(root / name) for name in ("cold", "warm", "off")}

@@ -14,7 +14,7 @@ from jgan import augment as A
 from jgan.config import Config, check, override
 from jgan.errors import UserError
 from jgan.train import loop
-from jgan.train.gan_step import GANPlayers
+from jgan.train.step_parts import GANPlayers
 
 
 def images(batch=3, size=8, channels=3, seed=0):
@@ -94,6 +94,7 @@ def test_geometric_ops_match_numpy():
     np.testing.assert_allclose(zoomed, 3.5 + (np.arange(8) - 3.5) / 2, atol=1e-5)
 
 
+@pytest.mark.slow
 def test_with_probability_zero_ada_is_the_identity_and_with_one_it_changes_every_image():
     x = images(batch=8)
     keys = jax.random.split(jax.random.key(3), 8)
@@ -103,6 +104,7 @@ def test_with_probability_zero_ada_is_the_identity_and_with_one_it_changes_every
     np.testing.assert_array_equal(A.Augment()(jax.random.key(0), x), x)
 
 
+@pytest.mark.slow
 def test_each_image_draws_from_its_own_key_whatever_the_batch():
     x = images(batch=6)
     augment = A.Augment(kind="ada", ops=A.OPS["ada"], p=0.7)
@@ -112,6 +114,7 @@ def test_each_image_draws_from_its_own_key_whatever_the_batch():
     np.testing.assert_allclose(whole, halves, atol=1e-6)
 
 
+@pytest.mark.slow
 def test_gradients_reach_g_through_the_augmentation():
     config = override(tiny_config(), ["train.augment=diffaugment"])
     setup = build(config)
@@ -171,6 +174,7 @@ def _rows(workdir):
         return list(csv.DictReader(f))
 
 
+@pytest.mark.slow
 def test_resume_in_the_middle_of_an_adaptation_is_bit_identical(tmp_path):
     # p moves every 3 steps, by 3 x 16 / 20 = 2.4: to a clip at 0 or 1. The run stops at step 2,
     # with one step's signs summed and not yet spent.
@@ -189,6 +193,7 @@ def test_resume_in_the_middle_of_an_adaptation_is_bit_identical(tmp_path):
     assert float(straight.extra["ada"]["count"]) == 16.0  # step 4's signs, summed
 
 
+@pytest.mark.slow
 def test_bigan_trains_with_augmented_x_and_keeps_p(tmp_path):
     # One kind: both reach D through the same call; ADA adds the state and the r_t metric.
     config = override(tiny_bigan_config(steps=1), ["train.augment=ada"])
@@ -199,6 +204,7 @@ def test_bigan_trains_with_augmented_x_and_keeps_p(tmp_path):
     assert "augment/r_t" in row
 
 
+@pytest.mark.slow
 def test_a_stylegan_step_augments_reals_fakes_and_r1_and_moves_p():
     from jgan.data import DataSpec
     from jgan.train.setup import build_setup

@@ -109,6 +109,7 @@ def tiny_config(data_dir, **changes) -> DANNConfig:
                          "eval_every": 2, "checkpoint_every": 2, **changes})
 
 
+@pytest.mark.slow
 def test_a_resumed_run_equals_the_uninterrupted_one(data_dir, tmp_path):
     """Resumed from checkpoint 2, as the newest, 4, is damaged: it is moved aside."""
     config = tiny_config(data_dir)
@@ -173,6 +174,7 @@ def _start_learning_worker(learning_worker):
     """Starts the worker with the module's first test."""
 
 
+@pytest.mark.slow
 def test_dann_beats_source_only_on_the_target_domain(learning_worker, data_dir):
     results = json.loads(learning_worker.result().strip().splitlines()[-1])
     dann, source_only = results["True"], results["False"]

@@ -35,6 +35,7 @@ def test_bundled_mnist_is_used_without_a_data_folder():
     assert image_shape(train) == (28, 28, 1)
 
 
+@pytest.mark.slow
 def test_idx_preparation_equals_the_stock_tfds_mnist(shared_datasets, tmp_path):
     # Prepare from raw IDX only (a data folder without tfds/), then compare with the stock build.
     (tmp_path / "mnist").symlink_to(shared_datasets / "mnist")
@@ -51,6 +52,7 @@ def test_idx_preparation_equals_the_stock_tfds_mnist(shared_datasets, tmp_path):
             np.testing.assert_array_equal(x["image"], y["image"])
 
 
+@pytest.mark.slow
 def test_fashion_mnist_from_raw_files(shared_datasets):
     source = find_dataset("fashion_mnist", str(shared_datasets))
     train = source.open("train")

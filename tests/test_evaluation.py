@@ -33,6 +33,7 @@ def bundled_test_images():
     return split_images(find_dataset("mnist").open("test"), None)
 
 
+@pytest.mark.slow
 def test_classifier_training_is_deterministic_and_learns(tmp_path):
     # The second run leaves out the untrained measurement: it must not disturb training either.
     (params, meta), (again, _) = [
@@ -51,6 +52,7 @@ def test_classifier_training_is_deterministic_and_learns(tmp_path):
         np.testing.assert_array_equal(a, b)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("dataset, target", [("mnist", 0.99), ("fashion_mnist", 0.90)])
 def test_shipped_classifier_reaches_its_target_on_the_full_test_split(shared_datasets, dataset,
                                                                       target):
@@ -98,6 +100,7 @@ def _random_fid_state_dict(seed=0):
     return state
 
 
+@pytest.mark.slow
 def test_inception_loads_fid_weights_and_names_what_is_wrong(tmp_path):
     state = _random_fid_state_dict()
     assert len(state) == 284 + 188  # 94 conv-BN blocks and the fc layer
@@ -135,6 +138,7 @@ def test_reference_statistics_are_cached_by_network_and_n(mnist_network, tmp_pat
         reference.reference(counted, "mnist", num=5000)
 
 
+@pytest.mark.slow
 def test_metrics_tell_real_digits_from_noise_and_from_one_class(mnist_network,
                                                                  bundled_test_images):
     images, labels = bundled_test_images
@@ -275,6 +279,7 @@ def evaluated_run(tmp_path_factory):
     return workdir, config
 
 
+@pytest.mark.slow
 def test_eval_every_logs_metrics_and_keeps_the_best_checkpoint(evaluated_run):
     workdir, _ = evaluated_run
     rows = _eval_rows(workdir)
@@ -288,6 +293,7 @@ def test_eval_every_logs_metrics_and_keeps_the_best_checkpoint(evaluated_run):
     assert best_fid == pytest.approx(min(float(row["eval/fid"]) for row in rows), rel=1e-5)
 
 
+@pytest.mark.slow
 def test_resumed_evaluated_run_equals_the_uninterrupted_one(evaluated_run, tmp_path):
     workdir, config = evaluated_run
     loop.train(with_train(config, steps=2), tmp_path, log=lambda _: None)
@@ -297,6 +303,7 @@ def test_resumed_evaluated_run_equals_the_uninterrupted_one(evaluated_run, tmp_p
                   for row in _eval_rows(workdir)]
 
 
+@pytest.mark.slow
 def test_eval_every_logs_the_extreme_class_shares_that_evaluate_reports(evaluated_run):
     workdir, _ = evaluated_run
     final = _eval_rows(workdir)[-1]
@@ -340,6 +347,7 @@ def evaluations(evaluated_run, tmp_path_factory):
     return out, results
 
 
+@pytest.mark.slow
 def test_evaluate_cli_matches_the_training_evaluation(evaluated_run, evaluations):
     workdir, _ = evaluated_run
     out, results = evaluations
@@ -360,6 +368,7 @@ def test_evaluate_cli_matches_the_training_evaluation(evaluated_run, evaluations
         float(best_row["eval/fid"]), rel=1e-5)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ERRORS)
 def test_evaluate_cli_errors_are_one_line(evaluations, name):
     result, fragment = evaluations[1][name], ERRORS[name][1]

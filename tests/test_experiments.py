@@ -95,6 +95,7 @@ def experiment_runs(tmp_path_factory):
     return root, "\n".join(Path(log.name).read_text()[-3000:] for log in logs)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(DEFAULTS))
 def test_experiment_runs_saves_resumes_and_samples(name, experiment_runs, tmp_path):
     module = importlib.import_module(f"experiments.{name}")
@@ -129,6 +130,7 @@ def test_experiment_runs_saves_resumes_and_samples(name, experiment_runs, tmp_pa
             generate_images(workdir, 3, labels=[1])
 
 
+@pytest.mark.slow
 def test_labels_are_checked_against_the_run(experiment_runs, tmp_path, capsys):
     run = experiment_runs[0] / "acgan"  # the ACGAN experiment's run, trained by the fixture
     for labels, message in [("3,12", "label 12: this run has classes 0 to 9"),
@@ -142,6 +144,7 @@ def test_labels_are_checked_against_the_run(experiment_runs, tmp_path, capsys):
     assert not (tmp_path / "x.png").exists()
 
 
+@pytest.mark.slow
 def test_conditional_gan_trains_on_fashion_mnist(shared_datasets, experiment_runs):
     root, output = experiment_runs  # the fixture ran `experiments.acgan --dataset fashion_mnist`
     codes = root / "acgan_fashion_mnist.codes"

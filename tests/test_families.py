@@ -13,7 +13,7 @@ from jgan.config import override
 from jgan.data import BatchLoader, find_dataset
 from jgan.errors import UserError
 from jgan.train import make_gan_train_step
-from jgan.train.gan_step import ema_decay
+from jgan.train.step_parts import ema_decay
 
 
 def _tiny(*assignments, arch="dcgan"):
@@ -42,6 +42,7 @@ def _update_count(network_state) -> int:
     return int(optax.tree_utils.tree_get(network_state.opt_state, "count"))
 
 
+@pytest.mark.slow
 def test_n_critic_updates_run_in_one_scan_of_one_traced_step():
     config = _tiny("train.n_critic=3", "model.d_norm=none", "loss.gan_loss=wasserstein",
                    "loss.gp_weight=10")
@@ -62,6 +63,7 @@ def test_n_critic_updates_run_in_one_scan_of_one_traced_step():
     assert _update_count(state.nets["d"]) == 6 and _update_count(state.nets["g"]) == 2
 
 
+@pytest.mark.slow
 def test_weight_clipping_keeps_every_critic_weight_in_range():
     config = _tiny("optim.optimizer=rmsprop", "optim.d_clip=0.01", "optim.d_lr=5e-5",
                    "optim.g_lr=5e-5", "loss.gan_loss=wasserstein", "train.n_critic=2")
@@ -76,6 +78,7 @@ def test_weight_clipping_keeps_every_critic_weight_in_range():
     assert np.abs(g_weights).max() > 0.02  # G is not clipped
 
 
+@pytest.mark.slow
 def test_spectral_norm_vectors_are_state_and_move_with_training():
     config = _tiny("model.spectral_norm=true", "model.d_norm=none", "loss.gan_loss=hinge")
     setup, state, _ = _start(config)
@@ -90,6 +93,7 @@ def test_spectral_norm_vectors_are_state_and_move_with_training():
     assert len(sigmas) == 3 and all(s > 0 for s in sigmas)
 
 
+@pytest.mark.slow
 def test_ema_moves_by_its_half_life_and_is_used_for_sampling():
     config = _tiny("train.ema_kimg=0.1")
     setup, state, loader = _start(config)
@@ -109,6 +113,7 @@ def test_ema_moves_by_its_half_life_and_is_used_for_sampling():
     assert not np.allclose(with_ema, with_params) and not np.allclose(with_ema, old_weights)
 
 
+@pytest.mark.slow
 def test_lazy_r1_is_an_extra_d_update_every_interval_steps():
     config = _tiny("model.d_norm=none", "loss.r1_gamma=10", "loss.reg_interval=2")
     _, state, history = _run(config, 3)
@@ -122,6 +127,7 @@ def test_gradient_penalties_refuse_batchnorm_in_d():
         build(_tiny("loss.gp_weight=10"))
 
 
+@pytest.mark.slow
 def test_acgan_step_teaches_d_the_classes():
     config = _tiny("model.conditioning=auxiliary", "model.num_classes=10")
     setup, state, loader = _start(config)
@@ -178,6 +184,7 @@ def _kernels(params) -> dict:
             if "kernel" in jax.tree_util.keystr(path)}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", losses.LOSS_NAMES)
 def test_every_loss_trains_the_2014_gan(name):
     config = _tiny(f"loss.gan_loss={name}", arch="mlp")
@@ -206,6 +213,7 @@ def test_every_loss_trains_the_2014_gan(name):
             assert np.all(np.isfinite(new)) and not np.array_equal(old, new), f"{player}{path}"
 
 
+@pytest.mark.slow
 def test_everything_at_once_steps_and_keeps_its_state():
     config = tiny_everything_config()
     setup, state, history = _run(config, 2)
@@ -227,6 +235,7 @@ def test_conditional_gan_needs_labels_enough_classes_and_a_known_loss():
         build(_tiny("loss.gan_loss=hinge", "loss.real_label=0.9"))
 
 
+@pytest.mark.slow
 def test_feature_matching_and_minibatch_discrimination_train_the_dcgan():
     config = _tiny("loss.g_objective=feature_matching", "model.minibatch_kernels=3",
                    "model.minibatch_kernel_dim=2")

@@ -26,7 +26,7 @@ from jgan.images import make_grid, to_uint8
 from jgan.tools.components import read_network
 from jgan.tools.sample import generate_images, load_run
 from jgan.train import loop
-from jgan.train.gan_step import images_to_float
+from jgan.train.step_parts import images_to_float
 from jgan.train.setup import Family, Setup, build_setup
 from jgan.train.state import Network, apply_gradients
 
@@ -154,6 +154,7 @@ def _same_bits(a, b):
         np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
 
 
+@pytest.mark.slow
 def test_a_family_from_outside_jgan_trains_resumes_and_samples(tmp_path, noisy_family):
     config = _noisy_config()
     assert get_family("noisy_test") is noisy_family
@@ -191,6 +192,7 @@ def test_a_family_from_outside_jgan_trains_resumes_and_samples(tmp_path, noisy_f
     assert meta["data_spec"]["arrays"]["image"]["shape"] == [28, 28, 1]
 
 
+@pytest.mark.slow
 def test_the_generators_noise_stream_reaches_its_samples(tmp_path, noisy_family):
     config = _noisy_config(steps=2)
     loop.train(config, tmp_path, log=lambda _: None)
@@ -217,6 +219,7 @@ def test_an_image_depends_only_on_its_own_latent():
     assert float(jnp.max(jnp.abs(changed[0] - images[0]))) > 1e-3
 
 
+@pytest.mark.slow
 def test_a_non_finite_loss_exits_with_code_3_and_keeps_the_last_checkpoint(
         tmp_path, monkeypatch, capsys):
     from experiments import dcgan

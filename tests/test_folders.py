@@ -272,6 +272,7 @@ def test_real_summer2winter_is_unpaired_test_only(shared_datasets):
                                                       "image_B": (16, 32, 32, 3)}
 
 
+@pytest.mark.slow
 def test_dcgan_trains_on_a_folder_and_names_the_skipped_files(tmp_path, capsys):
     from experiments import dcgan
 

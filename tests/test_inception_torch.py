@@ -188,6 +188,7 @@ def _randomised_twin():
     return twin
 
 
+@pytest.mark.slow
 def test_flax_inception_equals_pytorch_twin():
     twin = _randomised_twin()
     state = {name: tensor.numpy() for name, tensor in twin.state_dict().items()}

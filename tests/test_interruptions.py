@@ -12,6 +12,7 @@ import time
 
 import jax
 import numpy as np
+import pytest
 
 from conftest import QUICK_COMPILE_FLAGS, REPO, free_port
 from jgan.tools.sample import load_run
@@ -52,6 +53,7 @@ def history_without_timing(workdir):
     return [[line.split(",")[i] for i in keep] for line in lines]
 
 
+@pytest.mark.slow
 def test_kill_9_at_every_kind_of_moment_then_resume_equals_the_uninterrupted_run(tmp_path):
     whole, killed = tmp_path / "whole", tmp_path / "killed"
     # The uninterrupted run goes alongside the killed ones: CI has two cores.
@@ -94,6 +96,7 @@ def stopped_at(stderr: str, signum) -> int:
     return int(last.split("after step ")[1].split()[0])
 
 
+@pytest.mark.slow
 def test_ctrl_c_finishes_the_step_saves_it_and_says_how_to_resume(tmp_path):
     workdir = tmp_path / "run"
     process = subprocess.Popen(command(workdir, 100000), cwd=REPO, env=environment(), text=True,
@@ -109,6 +112,7 @@ def test_ctrl_c_finishes_the_step_saves_it_and_says_how_to_resume(tmp_path):
     assert f"from step {step}" in resumed.stdout + resumed.stderr
 
 
+@pytest.mark.slow
 def test_sigterm_to_one_process_of_a_job_stops_every_process_after_the_same_step(tmp_path):
     # Preemption as SLURM or a Cloud TPU delivers it, to one process of a 2-process job: JAX's
     # preemption sync names the step, every process saves its part there and exits with 143.

@@ -116,6 +116,7 @@ def test_bad_shapes_are_refused():
         metrics.fid(np.zeros(5), np.zeros(5))
 
 
+@pytest.mark.slow
 def test_nearest_neighbour_and_linear_probe_on_hand_made_features():
     train = np.array([[0.0, 0.0], [10.0, 0.0], [0.0, 10.0]])
     train_labels = np.array([0, 1, 2])

@@ -62,6 +62,7 @@ def _inputs(x_shape, k_shape):
     return x, 0.3 * jax.random.normal(jax.random.key(1), k_shape)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("op,x_shape,k_shape", [STRIDED, TRANSPOSED], ids=["strided", "transposed"])
 def test_micro_batched_convolution_equals_one_call_in_value_and_vjp(op, x_shape, k_shape,
                                                                     monkeypatch):
@@ -79,6 +80,7 @@ def test_micro_batched_convolution_equals_one_call_in_value_and_vjp(op, x_shape,
         np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.slow
 def test_micro_batched_gradient_penalty_equals_one_call_to_second_order(monkeypatch):
     """WGAN-GP differentiates the input gradient by the weights: that passes through the
     micro-batched transposed convolution inside the strided convolution's VJP."""
@@ -97,6 +99,7 @@ def test_micro_batched_gradient_penalty_equals_one_call_to_second_order(monkeypa
     np.testing.assert_allclose(split[1], whole[1], rtol=1e-4, atol=1e-6 * scale)
 
 
+@pytest.mark.slow
 def test_micro_batches_over_8_devices_equal_one_device():
     """A batch split over devices in blocks: the interleaved micro-batches take an equal share
     from every device, and the jitted, sharded gradient equals the one-device one."""

@@ -27,6 +27,7 @@ from jgan.train.setup import build_setup
 from jgan.train.state import Network
 
 
+@pytest.mark.slow
 def test_mixtures_have_the_papers_modes_and_sample_from_a_key():
     centres = ring().centres
     assert centres.shape == (8, 2)
@@ -49,6 +50,7 @@ def test_mixtures_have_the_papers_modes_and_sample_from_a_key():
         toy_dataset("mnist")
 
 
+@pytest.mark.slow
 def test_mode_statistics_on_hand_made_samples():
     mixture = ring()
     c, std = mixture.centres, mixture.std
@@ -111,6 +113,7 @@ def _toy_setup_step(config, steps: int = 3):
     return state, metrics
 
 
+@pytest.mark.slow
 def test_unrolling_zero_steps_is_the_plain_step_and_one_step_is_not():
     config = tiny_toy_config()
     plain, _ = _toy_setup_step(config)
@@ -136,6 +139,7 @@ def _sgd_step(config, d_lr):
     return make_gan_train_step(config, generator=g, discriminator=d, update_d=False)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("gradient", ["full", "stop"])
 def test_unrolled_gradient_agrees_with_finite_differences(gradient):
     # A tiny smooth problem: tanh networks of 6 units, 3 unrolled SGD steps of D at a large rate,
@@ -218,11 +222,13 @@ def vmapped_against_separate(request):
     worker.stop()
 
 
+@pytest.mark.slow
 def test_vmapped_seeds_equal_separate_runs_bitwise_on_cpu(vmapped_against_separate):
     same, total = map(int, vmapped_against_separate.result().split())
     assert total > 30 and same == total
 
 
+@pytest.mark.slow
 def test_a_seeds_run_does_not_depend_on_the_other_seeds():
     # With XLA's default rewrites: seed 0 alone and seed 0 among others give the same bits, and
     # a separate, unbatched run agrees to float rounding.
@@ -252,6 +258,7 @@ def test_a_seeds_run_does_not_depend_on_the_other_seeds():
         np.testing.assert_allclose(x, y, rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.slow
 def test_short_unrolled_run_covers_more_ring_modes_than_the_plain_gan(tmp_path):
     # Fixed seeds, 3000 steps (measured: 0 and 0 modes plain, 4 and 4 unrolled): the plain GAN
     # collapses and wanders between the modes; unrolling D 5 steps spreads G over the ring.
@@ -266,6 +273,7 @@ def test_short_unrolled_run_covers_more_ring_modes_than_the_plain_gan(tmp_path):
     assert covered[1] >= covered[0] + 2, covered
 
 
+@pytest.mark.slow
 def test_experiment_writes_table_figures_and_gif_and_resumes_exactly(tmp_path, capsys):
     args = ["--method", "minibatch", "--seeds", "2", "--steps", "20", "--set",
             "train.log_every=10", "--set", "train.checkpoint_every=10", "--set",
@@ -309,6 +317,7 @@ def test_experiment_bad_input_is_one_line(args, message, tmp_path, capsys):
     assert message in err and len(err.splitlines()) == 1
 
 
+@pytest.mark.slow
 def test_toy_options_are_refused_outside_the_toy_arch(tmp_path):
     from conftest import tiny_config
     from jgan.train.loop import train

@@ -55,6 +55,7 @@ def test_conditional_generator_output_changes_with_the_label(arch):
         models["g"].apply(variables, z, train=False, mutable=["batch_stats"])
 
 
+@pytest.mark.slow
 def test_conditional_discriminators_see_or_predict_the_label():
     images = jax.random.normal(jax.random.key(0), (2, 28, 28, 1))
     same_image = jnp.concatenate([images[:1], images[:1]])

@@ -73,6 +73,7 @@ def history(workdir):
     return [[float(line.split(",")[i]) for i in keep] for line in lines[1:]]
 
 
+@pytest.mark.slow
 def test_two_processes_train_as_one_and_their_save_resumes_in_one(tmp_path):
     cache = tmp_path / "xla_cache"
     single, pair = tmp_path / "one_process", tmp_path / "two_processes"

@@ -83,6 +83,7 @@ def test_spectral_norm_sigma_is_about_one_after_power_iterations(layer, shape):
     np.testing.assert_allclose(out, plain, rtol=1e-4, atol=1e-5)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("shape,kernel,stride,padding", [
     ((2, 28, 28, 3), 4, 2, ((1, 1), (1, 1))),  # DCGAN's D
     ((2, 7, 7, 4), 3, 2, ((0, 0), (0, 0))),  # a row no window reaches

@@ -6,6 +6,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 
 from conftest import QUICK_COMPILE_FLAGS, REPO
 
@@ -52,6 +53,7 @@ def _result(process: subprocess.Popen) -> dict:
     return json.loads(stdout.strip().splitlines()[-1])
 
 
+@pytest.mark.slow
 def test_eight_devices_train_like_one(tmp_path):
     # Both at once: compilation is mostly single-threaded, and CI has two cores. Starting together
     # on the session's empty data cache, they also check that concurrent preparation is safe.

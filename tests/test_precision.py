@@ -83,6 +83,7 @@ def test_bf16_activations_with_float32_image_logits_and_statistics(bf16):
         assert stats and all(leaf.dtype == jnp.float32 for leaf in stats)
 
 
+@pytest.mark.slow
 def test_bf16_steps_learn_keep_float32_state_and_repeat_bit_for_bit(bf16):
     setup, state, batch = bf16
     step = jax.jit(setup.train_step)

@@ -11,7 +11,7 @@ from jgan.data import DataError, DataSpec, Preprocessing, check_data_config, fin
 from jgan.data import folders, open_data
 from jgan.errors import UserError
 from jgan.images import to_uint8
-from jgan.train.gan_step import images_to_float
+from jgan.train.step_parts import images_to_float
 
 
 @pytest.fixture(autouse=True)

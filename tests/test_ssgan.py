@@ -209,6 +209,7 @@ def test_unlabelled_data_is_refused():
         build(Config(family="ssgan"), num_classes=0)
 
 
+@pytest.mark.slow
 def test_semi_supervised_d_beats_its_supervised_baseline(worker):
     if worker is None:
         pytest.skip("real MNIST not found in ../shared/datasets")

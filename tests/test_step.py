@@ -28,6 +28,7 @@ def _same(a, b) -> bool:
     return all(np.array_equal(x, y) for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("arch", ["dcgan", "mlp"])
 def test_one_step_lowers_both_losses_on_its_batch(arch):
     config, setup, state, batch = _setup_and_batch(arch)
@@ -44,6 +45,7 @@ def test_one_step_lowers_both_losses_on_its_batch(arch):
     assert float(g_after["loss/g"]) < float(metrics["loss/g"])
 
 
+@pytest.mark.slow
 def test_g_step_leaves_d_unchanged_and_d_step_leaves_g_unchanged():
     config, setup, state, batch = _setup_and_batch()
     key = jax.random.key(2)

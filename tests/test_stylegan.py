@@ -85,6 +85,7 @@ def test_mapping_network_maps_z_to_w_of_its_width():
                                rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.slow
 def test_noise_changes_an_image_a_little_and_w_changes_it_a_lot(tiny_setup):
     setup, state = tiny_setup
     ws = lambda z: jnp.repeat(setup.styles_fn(state, z)[:, None], setup.num_layers, 1)  # noqa
@@ -110,6 +111,7 @@ def test_mixing_takes_the_second_w_from_the_crossover_on():
     assert 0.85 < np.mean(crossover < 10) < 0.95  # mixes with probability 0.9
 
 
+@pytest.mark.slow
 def test_truncation_at_psi_0_gives_the_mean_w_image_for_every_z(tiny_setup):
     setup, state = tiny_setup
     inputs = setup.sample_inputs(jax.random.key(0), 4, psi=0.0)
@@ -189,6 +191,7 @@ def r1_by_hand(setup, d_params, real):
     return 0.5 * R1_GAMMA * jnp.mean(jnp.sum(grads ** 2, axis=(1, 2, 3)))
 
 
+@pytest.mark.slow
 def test_lazy_r1_takes_every_interval_th_real_image_of_every_step(lazy_r1_run):
     # The step regularizes every step, on real[::reg_interval] (jgan.train.stylegan_step): at
     # steps 0 and 1 alike the logged R1 is that of those images under the step's D, not of the
@@ -205,6 +208,7 @@ def test_lazy_r1_takes_every_interval_th_real_image_of_every_step(lazy_r1_run):
                                    rtol=1e-6)
 
 
+@pytest.mark.slow
 def test_lazy_r1_steers_d_s_update(lazy_r1_run):
     # Adam's first update (b1 = 0) moves each parameter by -lr sign(its gradient): with R1's
     # gradient the larger, D moves down R1's gradient in (nearly) every parameter. Without R1
@@ -220,6 +224,7 @@ def test_lazy_r1_steers_d_s_update(lazy_r1_run):
     assert agree.mean() > 0.95, agree.mean()
 
 
+@pytest.mark.slow
 def test_w_avg_moves_towards_each_step_s_mean_w_by_beta(lazy_r1_run):
     # w_avg <- beta w_avg + (1 - beta) mean_B w, w the mapped first latent z (not the mixing z2)
     # of the step's own draw (the run key folded with the step), under G before its update.
@@ -244,6 +249,7 @@ def test_truncation_by_hand_stops_at_the_cutoff():
     np.testing.assert_array_equal(got, [[10 - 4.5, 10 - 4, 3, 4], [10, 10, 10, 10], [1, 2, 3, 4]])
 
 
+@pytest.mark.slow
 def test_sampling_truncates_only_the_layers_before_the_cutoff(tiny_setup):
     setup, state = tiny_setup
     inputs = setup.sample_inputs(jax.random.key(0), 4, psi=0.5, cutoff=3)  # 4: psi = 0's shapes
@@ -286,6 +292,7 @@ def test_bad_folders_and_settings_get_one_line_errors(tmp_path):
     assert not (tmp_path / "r").exists() and not (tmp_path / "r2").exists()
 
 
+@pytest.mark.slow
 def test_the_shipped_generator_draws_slices_and_refuses_a_changed_file(tmp_path):
     images = workflow.generate_images(workflow.PRETRAINED, 2, tmp_path / "out", seed=3)
     assert images.shape == (2, 256, 256, 1) and images.dtype == np.uint8
@@ -348,6 +355,7 @@ def workflow_calls(request, tmp_path_factory):
     worker.stop()
 
 
+@pytest.mark.slow
 def test_workflow_trains_resumes_bit_identical_grows_and_generates_like_the_source(
         workflow_calls):
     if not BRAIN.is_dir():

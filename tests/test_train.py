@@ -28,6 +28,7 @@ def _assert_same_bits(a, b):
         np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("make_config", [tiny_config, tiny_everything_config,
                                          tiny_bigan_config], ids=["dcgan", "everything", "bigan"])
 def test_resumed_run_equals_uninterrupted_run(tmp_path, make_config):
@@ -80,6 +81,7 @@ def build_setup_that_diverges(config, spec):
     return dataclasses.replace(setup, train_step=train_step)
 
 
+@pytest.mark.slow
 def test_nan_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch):
     monkeypatch.setattr(loop, "build_setup", build_setup_that_diverges)
     with pytest.raises(NonFiniteLossError, match=r"loss/g = nan at step 3: .*checkpoint is step 2"):
@@ -90,6 +92,7 @@ def test_nan_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_path, monkeypa
     assert int(state.step) == 3
 
 
+@pytest.mark.slow
 def test_nan_before_the_first_checkpoint_says_there_is_none(tmp_path, monkeypatch):
     monkeypatch.setattr(loop, "build_setup", build_setup_that_diverges)
     with pytest.raises(NonFiniteLossError, match=r"at step 3: run stopped; no checkpoint was "

@@ -84,6 +84,7 @@ def _assert_states_equal(a, b):
         np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("family, falling", [
     ("pix2pix", "loss/g_l1"),
     ("cyclegan", "loss/cycle_A"),
@@ -202,6 +203,7 @@ print(json.dumps({"devices": jax.device_count(), "outputs": [x.tolist() for x in
 """
 
 
+@pytest.mark.slow
 def test_eight_devices_train_cyclegan_like_one(tmp_path):
     """The translations of the held-out images and the pools' fakes after two steps. Not the
     parameters: a conv bias before instance norm has a gradient of rounding noise alone (the

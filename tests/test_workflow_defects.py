@@ -51,6 +51,7 @@ def run(tmp_path_factory):
                           config=tiny_stylegan_config(slices), log=QUIET)
 
 
+@pytest.mark.slow
 def test_a_relative_image_source_is_stored_resolved_and_goes_on_from_elsewhere(
         tmp_path, monkeypatch):
     slices = write_slices(tmp_path / "project" / "slices")
@@ -67,6 +68,7 @@ def test_a_relative_image_source_is_stored_resolved_and_goes_on_from_elsewhere(
     assert history_steps(tmp_path / "project" / run_dir) == [EPOCH_STEPS, 2 * EPOCH_STEPS]
 
 
+@pytest.mark.slow
 def test_an_old_run_with_a_relative_folder_goes_on_from_elsewhere(tmp_path, monkeypatch):
     """A run whose data.images was stored as given (`python -m experiments.stylegan --images
     slices`, or the workflow before it resolved paths) reads it from where it resolves."""
@@ -110,6 +112,7 @@ def test_biggan_truncation_that_is_not_finite_is_refused(tmp_path, capsys):
     assert "error: --truncation nan: use a finite number of 0 or more" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_a_save_folder_with_earlier_images_is_refused_unless_overwrite(tmp_path, capsys):
     out = tmp_path / "out"
     workflow.generate_images(workflow.PRETRAINED, 3, out, seed=1)
@@ -132,6 +135,7 @@ def test_a_save_folder_with_earlier_images_is_refused_unless_overwrite(tmp_path,
         assert "add --overwrite" in error and "overwrite=" not in error
 
 
+@pytest.mark.slow
 def test_history_counts_epochs_from_one(run):
     with open(run / "history.csv", newline="") as f:
         reader = csv.DictReader(f)
@@ -143,6 +147,7 @@ def test_history_counts_epochs_from_one(run):
     assert (run / "history_epochs_1-2.png").is_file()
 
 
+@pytest.mark.slow
 def test_python_errors_name_arguments_not_flags(run, tmp_path):
     slices = run.parent / "slices"
     config = tiny_stylegan_config(slices)
@@ -179,6 +184,7 @@ def test_python_errors_name_arguments_not_flags(run, tmp_path):
                            config.data, image_size=48)))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("partitionable", [True, False])
 def test_the_first_k_of_n_images_are_the_k_image_call(run, partitionable):
     """Image i comes from the seed and i alone, whatever JAX's threefry mode (without

@@ -134,7 +134,7 @@ class Preprocessing:
     """What a folder's images went through on the way to the model, to be undone on the way out.
 
     Without `crop_box` the box is the whole source image; without `mean` the model sees
-    pixels in [-1, 1], as `jgan.train.gan_step.images_to_float` makes them.
+    pixels in [-1, 1], as `jgan.train.step_parts.images_to_float` makes them.
     """
 
     source_shape: tuple[int, int, int]  # (H, W, C) of the source files, after data.channels

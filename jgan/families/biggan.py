@@ -29,7 +29,7 @@ from jgan.models.biggan import (INITS, BigGANGenerator, ProjectionDiscriminator,
 from jgan.nn.conditional_norm import BATCH_MOMENTS, standing_statistics
 from jgan.optim import check_optim_config, make_optimizer
 from jgan.train.biggan_step import make_biggan_train_step
-from jgan.train.gan_step import prior
+from jgan.train.step_parts import prior
 from jgan.train.setup import Family, check_choices, refuse_first
 from jgan.train.state import Network, TrainState, apply_network
 

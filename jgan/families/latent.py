@@ -16,7 +16,7 @@ import jax.numpy as jnp
 from jgan.config import Bounds, check_bounds
 from jgan.errors import UserError
 from jgan.models.dcgan import halves_down
-from jgan.train.gan_step import prior
+from jgan.train.step_parts import prior
 from jgan.train.setup import Setup
 from jgan.train.state import TrainState, apply_network
 

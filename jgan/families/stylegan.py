@@ -27,7 +27,7 @@ from jgan.images import make_grid, to_uint8
 from jgan.models.stylegan import (StyleDiscriminator, StyleGenerator, level_channels,
                                   num_style_layers)
 from jgan.optim import check_optim_config, make_optimizer
-from jgan.train.gan_step import prior
+from jgan.train.step_parts import prior
 from jgan.train.setup import Family, Setup, check_choices, refuse_first
 from jgan.train.state import Network, TrainState
 from jgan.train.stylegan_step import level_of_detail, make_stylegan_train_step, truncate

@@ -25,7 +25,7 @@ from jgan.images import make_grid, to_uint8
 from jgan.models import (ImageDiscriminator, PatchDiscriminator, PixelDiscriminator,
                          ResNetGenerator, UNetGenerator)
 from jgan.optim import check_optim_config
-from jgan.train.gan_step import images_to_float
+from jgan.train.step_parts import images_to_float
 from jgan.train.setup import Setup, check_choices, refuse_first
 from jgan.train.state import Network, NetworkState, TrainState, apply_gradients, apply_network
 

@@ -1,10 +1,11 @@
 """Train states, the family protocol, the host loop and data parallelism."""
 
-from jgan.train.gan_step import images_to_float, make_gan_train_step
+from jgan.train.gan_step import make_gan_train_step
 from jgan.train.loop import train
 from jgan.train.parallel import jit_data_parallel, make_mesh
 from jgan.train.setup import Family, Setup, build_setup
 from jgan.train.state import Network, NetworkState, TrainState, init_train_state
+from jgan.train.step_parts import images_to_float
 
 __all__ = ["Family", "Network", "NetworkState", "Setup", "TrainState", "build_setup",
            "images_to_float", "init_train_state", "jit_data_parallel", "make_gan_train_step",

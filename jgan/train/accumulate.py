@@ -17,7 +17,7 @@ import jax.numpy as jnp
 def to_micro_batches(tree, micro_batches: int):
     """Leaves [B, ...] -> [micro_batches, B / micro_batches, ...]; row i * n + j goes to
     micro-batch j, so each micro-batch keeps its share of every device's rows when the batch
-    axis is sharded (as `jgan.train.gan_step.split_critic_batches`)."""
+    axis is sharded (as `jgan.train.step_parts.split_critic_batches`)."""
     def split(x):
         return jnp.moveaxis(x.reshape(x.shape[0] // micro_batches, micro_batches,
                                       *x.shape[1:]), 1, 0)

@@ -23,7 +23,7 @@ import jax.numpy as jnp
 
 from jgan import losses
 from jgan.augment import Augment
-from jgan.train.gan_step import PROBABILITY_LOSSES, images_to_float, prior
+from jgan.train.step_parts import PROBABILITY_LOSSES, images_to_float, prior
 from jgan.train.state import Network, TrainState, apply_gradients, apply_network
 
 # Losses whose E/G objective is the D objective with labels flipped by negating logits.

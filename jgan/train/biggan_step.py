@@ -25,9 +25,9 @@ import jax.numpy as jnp
 from jgan import losses
 from jgan.augment import Augment
 from jgan.train.accumulate import accumulated_value_and_grad
-from jgan.train.gan_step import (GANPlayers, ema_decay, images_to_float,
-                                 split_critic_batches)
 from jgan.train.state import Network, NetworkState, TrainState, apply_gradients
+from jgan.train.step_parts import (GANPlayers, ema_decay, ema_update, images_to_float,
+                                   split_critic_batches)
 
 # Parameters that orthogonal regularization leaves alone: G's shared class embedding, as in
 # BigGAN-PyTorch (`utils.ortho(G, ..., blacklist=G.shared.parameters())`).
@@ -123,8 +123,7 @@ def make_biggan_train_step(*, generator: Network, discriminator: Network, z_dim:
             step=state.step + 1)
         metrics.update(augment_metrics)
         if ema_beta is not None:
-            extra["g_ema"] = jax.tree.map(lambda average, p: p + ema_beta * (average - p),
-                                          state.extra["g_ema"], g.params)
+            extra["g_ema"] = ema_update(state.extra["g_ema"], g.params, ema_beta)
         return state.replace(step=state.step + 1, nets={**state.nets, "g": g, "d": d},
                              extra=extra), {**metrics, **g_metrics}
 

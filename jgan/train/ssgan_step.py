@@ -25,7 +25,7 @@ import jax
 import jax.numpy as jnp
 
 from jgan import losses
-from jgan.train.gan_step import split_critic_batches
+from jgan.train.step_parts import split_critic_batches
 from jgan.train.state import Network, NetworkState, TrainState, apply_gradients, apply_network
 
 

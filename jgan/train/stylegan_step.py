@@ -23,7 +23,7 @@ import jax.numpy as jnp
 from jgan import losses
 from jgan.augment import AUGMENT_STREAM, Augment
 from jgan.models.stylegan import fade_reals
-from jgan.train.gan_step import ema_decay, prior
+from jgan.train.step_parts import ema_decay, ema_update, prior
 from jgan.train.state import Network, TrainState, apply_gradients, apply_network
 
 
@@ -154,8 +154,7 @@ def make_stylegan_train_step(*, generator: Network, discriminator: Network, to_m
         extra["lod"] = level_of_detail(state.step + 1, max_lod=max_lod, phase_steps=phase_steps)
         if ema_kimg:
             beta = ema_decay(real.shape[0], ema_kimg)
-            extra["g_ema"] = jax.tree.map(lambda average, p: p + beta * (average - p),
-                                          state.extra["g_ema"], g.params)
+            extra["g_ema"] = ema_update(state.extra["g_ema"], g.params, beta)
         nets = {**state.nets, "g": g, "d": d}
         return state.replace(step=state.step + 1, nets=nets, extra=extra), metrics
 
