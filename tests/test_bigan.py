@@ -67,6 +67,7 @@ def test_pad_then_crop_cuts_the_centre_of_a_larger_canvas():
     cropped = BiGANGenerator((28, 28, 1), base_features=8, crop=2)
     full = BiGANGenerator((32, 32, 1), base_features=8)
     variables = drawn_variables(full, z, train=False)
+    # Bits: both run the same ops at the same shapes (32x32), one then slices its centre.
     np.testing.assert_array_equal(cropped.apply(variables, z, train=False),
                                   full.apply(variables, z, train=False)[:, 2:30, 2:30])
 

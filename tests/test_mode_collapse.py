@@ -120,15 +120,18 @@ def test_unrolling_zero_steps_is_the_plain_step_and_one_step_is_not():
     for gradient in ("full", "stop"):
         zero, _ = _toy_setup_step(override(config, [f"loss.unroll_gradient={gradient}",
                                                     "loss.unroll_steps=0"]))
+        # Bits: with k = 0 the step traces to the plain step's very program.
         for a, b in zip(jax.tree.leaves(plain), jax.tree.leaves(zero)):
             np.testing.assert_array_equal(a, b)
-    # One step with k = 1: D's kept update is the plain one; only G's gradient changes.
+    # One step with k = 1: D's kept update is the plain one; only G's gradient changes. The
+    # unrolled step is another program, which XLA may fuse (and so round) otherwise: to 1e-6.
     plain, _ = _toy_setup_step(config, steps=1)
     unrolled, metrics = _toy_setup_step(override(config, ["loss.unroll_steps=1"]), steps=1)
-    np.testing.assert_array_equal(ravel_pytree(plain.nets["d"].params)[0],
-                                  ravel_pytree(unrolled.nets["d"].params)[0])
-    assert not np.array_equal(ravel_pytree(plain.nets["g"].params)[0],
-                              ravel_pytree(unrolled.nets["g"].params)[0])
+    d_plain, d_unrolled = (ravel_pytree(s.nets["d"].params)[0] for s in (plain, unrolled))
+    np.testing.assert_allclose(d_unrolled, d_plain, rtol=1e-6, atol=1e-6 * np.abs(d_plain).max())
+    # G moves otherwise by more than that (measured: 1e-5 of its largest weight).
+    g_plain, g_unrolled = (ravel_pytree(s.nets["g"].params)[0] for s in (plain, unrolled))
+    assert np.abs(g_unrolled - g_plain).max() > 2e-6 * np.abs(g_plain).max()
     assert np.isfinite(float(metrics["loss/g"]))
 
 
@@ -175,10 +178,11 @@ def test_unrolled_gradient_agrees_with_finite_differences(gradient):
 
 
 # XLA:CPU simplifies a batched program differently from the unbatched one (a reduction's order;
-# (a / b) / c -> a / (b * c) only where b is a scalar), so bit equality needs those rewrites off.
-# The program that checks it runs in its own process with these flags, and without LLVM's
-# optimizations, which cost seconds of compiling (with algsimp on, it still finds 86 of the 108
-# arrays differ). The module's first test starts it, so that it runs beside the other tests.
+# (a / b) / c -> a / (b * c) only where b is a scalar); with those rewrites off the two gave the
+# same bits on the machines measured (with algsimp on, 86 of the 108 arrays differ). The program
+# that compares them runs in its own process with these flags, and without LLVM's optimizations,
+# which cost seconds of compiling. The module's first test starts it, so that it runs beside the
+# other tests.
 VMAPPED_AGAINST_SEPARATE = """
 import sys, jax, numpy as np
 sys.path.insert(0, "tests")
@@ -200,9 +204,11 @@ for step in range(4):
     states, _ = many(states, batches, keys["run"])
     singles = [one(s, sample(keys["data"][i], step), keys["run"][i])[0]
                for i, s in enumerate(singles)]
-same = [bool(np.array_equal(a, b)) for i, s in enumerate(singles)
-        for a, b in zip(jax.tree.leaves(unstack(states, i)), jax.tree.leaves(s))]
-print(sum(same), len(same))
+pairs = [(np.asarray(a), np.asarray(b)) for i, s in enumerate(singles)
+         for a, b in zip(jax.tree.leaves(unstack(states, i)), jax.tree.leaves(s))]
+same = sum(bool(np.array_equal(a, b)) for a, b in pairs)
+close = sum(bool(np.allclose(a, b, rtol=1e-5, atol=1e-5 * np.abs(b).max())) for a, b in pairs)
+print(same, close, len(pairs))
 """
 
 
@@ -210,7 +216,7 @@ print(sum(same), len(same))
 def vmapped_against_separate(request):
     """The worker running VMAPPED_AGAINST_SEPARATE, started with the module (None where its
     test is not to run)."""
-    if not selected(request, "test_vmapped_seeds_equal_separate_runs_bitwise_on_cpu"):
+    if not selected(request, "test_vmapped_seeds_equal_separate_runs_to_rounding_on_cpu"):
         yield None
         return
     worker = BackgroundWorker(
@@ -223,9 +229,12 @@ def vmapped_against_separate(request):
 
 
 @pytest.mark.slow
-def test_vmapped_seeds_equal_separate_runs_bitwise_on_cpu(vmapped_against_separate):
-    same, total = map(int, vmapped_against_separate.result().split())
-    assert total > 30 and same == total
+def test_vmapped_seeds_equal_separate_runs_to_rounding_on_cpu(vmapped_against_separate):
+    same, close, total = map(int, vmapped_against_separate.result().split())
+    # Two programs at two shapes: another processor's kernels may round them apart, so they are
+    # held to float rounding, 1e-5 of each array's scale (with the rewrites on, 2e-6 is seen in
+    # Adam's second moments), not to the bits (`same` counts the arrays that agree bit for bit).
+    assert total > 30 and close == total, (same, close, total)
 
 
 @pytest.mark.slow

@@ -17,6 +17,7 @@ from experiments import stylegan as stylegan_experiment
 from jgan import workflow
 from jgan.errors import UserError
 from jgan.families.biggan import truncated_prior
+from jgan.generate import per_image_inputs
 from jgan.tools import sample
 from jgan.train.loop import train as train_loop
 from test_stylegan import tiny_stylegan_config
@@ -189,11 +190,21 @@ def test_python_errors_name_arguments_not_flags(run, tmp_path):
 def test_the_first_k_of_n_images_are_the_k_image_call(run, partitionable):
     """Image i comes from the seed and i alone, whatever JAX's threefry mode (without
     partitionable threefry, a draw of [n, z] differs in its first rows from one of [k, z])."""
-    # uint8 pixels within 1: XLA:CPU may round a pixel otherwise at another batch size.
     with jax.threefry_partitionable(partitionable):
-        for first, whole in (
-                (workflow.generate_images(workflow.PRETRAINED, 2, seed=5, psi=0.7),
+        for model, seed, conditions, first, whole in (
+                (workflow.PRETRAINED, 5, {"psi": 0.7},
+                 workflow.generate_images(workflow.PRETRAINED, 2, seed=5, psi=0.7),
                  workflow.generate_images(workflow.PRETRAINED, 4, seed=5, psi=0.7)),
-                (sample.generate_images(run, 3, seed=1), sample.generate_images(run, 5, seed=1))):
+                (run, 1, {}, sample.generate_images(run, 3, seed=1),
+                 sample.generate_images(run, 5, seed=1))):
+            # The inputs bit for bit: integer keys folded per index, then elementwise draws.
+            setup = workflow.load_generator(model)[0]
+            inputs = [per_image_inputs(setup, jax.random.key(seed), len(images), **conditions)
+                      for images in (first, whole)]
+            for a, b in zip(*map(jax.tree.leaves, inputs), strict=True):
+                if jax.dtypes.issubdtype(a.dtype, jax.dtypes.prng_key):
+                    a, b = jax.random.key_data(a), jax.random.key_data(b)
+                np.testing.assert_array_equal(a, b[:len(first)])
+            # The images within 1 of 255: XLA:CPU may round a batch of 3 and one of 5 apart.
             np.testing.assert_allclose(first, whole[:len(first)], atol=1)
             assert not np.array_equal(whole[0], whole[1])
