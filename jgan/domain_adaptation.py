@@ -59,6 +59,7 @@ PAPER_TARGET_ACCURACY = {"source_only": 0.5225, "dann": 0.7666}
 IMAGE_SHAPE = (28, 28, 3)
 EVAL_CHUNK = 500  # test images per evaluation call; the last call is padded to this size
 PCA_IMAGES = 500  # of each domain, for features_pca.png
+MNIST_DIGITS = {"train": 60000, "test": 10000}  # MNIST-M has the same, one per digit
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -117,6 +118,16 @@ def check_config(config: DANNConfig) -> None:
         if not allowed.allows(value):
             default = getattr(DANNConfig(), name)
             raise UserError(f"{name}={value}: {allowed.advice()}, e.g. --set {name}={default}")
+    for split, available in MNIST_DIGITS.items():
+        digits = getattr(config, f"{split}_digits")
+        if digits > available:  # load_mnist would quietly take the whole split
+            raise UserError(f"{split}_digits={digits}: MNIST's {split} split holds {available} "
+                            f"digits, so use at most {available} (0: all of them), e.g. --set "
+                            f"{split}_digits=0")
+    if config.checkpoint_every % config.log_every:
+        raise UserError(f"checkpoint_every={config.checkpoint_every} must be a multiple of "
+                        f"log_every={config.log_every}: DANN saves only at log steps, e.g. "
+                        f"--set checkpoint_every={config.log_every}")
     if 0 < config.train_digits < config.batch_size:
         raise UserError(f"train_digits={config.train_digits} is fewer than one batch of "
                         f"{config.batch_size}: raise it or lower --batch-size")
@@ -319,7 +330,7 @@ def _train(config: DANNConfig, workdir: Path, train: dict, test: dict, mesh, sto
     init = jax.jit(lambda key: init_train_state(networks, key, example_inputs(config)))
     restored = restore_latest(checkpointer, workdir, config, jax.eval_shape(init, init_key),
                               changes=setting_changes, read_config=read_config, log=log)
-    state, run_key = (init(init_key), run_key) if restored is None else restored[:2]
+    state, run_key, meta = (init(init_key), run_key, {}) if restored is None else restored
     write_text(workdir / CONFIG_FILE, json.dumps(dataclasses.asdict(config), indent=2) + "\n")
     start = int(state.step)
     step_fn = jit_data_parallel(make_train_step(config, networks, mean), mesh)
@@ -336,7 +347,8 @@ def _train(config: DANNConfig, workdir: Path, train: dict, test: dict, mesh, sto
     progress = tqdm(total=config.steps, initial=start, desc=config.name, unit="step",
                     dynamic_ncols=True, file=sys.stdout,
                     mininterval=0.5 if sys.stdout.isatty() else 30.0)
-    pending, tick, wall = [], time.perf_counter(), 0.0
+    # Checkpoints carry the wall time, so a run resumed only to write its results keeps it.
+    pending, tick, wall = [], time.perf_counter(), meta.get("train_wall_s", 0.0)
     try:
         for step in range(start, config.steps):
             source, target = (samplers[name].indices(step) for name in ("source", "target"))
@@ -368,25 +380,34 @@ def _train(config: DANNConfig, workdir: Path, train: dict, test: dict, mesh, sto
             pending, tick = [], time.perf_counter()
             stopping = stop.requested(done) and done < config.steps
             if stopping or done % config.checkpoint_every == 0 or done == config.steps:
-                checkpointer.save(done, state, run_key, {"config": dataclasses.asdict(config)})
+                checkpointer.save(done, state, run_key, {"config": dataclasses.asdict(config),
+                                                         "train_wall_s": wall})
             if stopping:
                 checkpointer.wait()
-                raise Interrupted(stop.signal, f"stopped by {stop.name} after step {done} of "
-                                  f"{config.steps}; checkpoint {done} is in "
-                                  f"{workdir / CHECKPOINTS}")
+                raise stopped(stop, done, config, workdir)
     finally:
         progress.close()
         checkpointer.wait()
         checkpointer.close()
     if start >= config.steps:
         log(f"{workdir} is at step {start} of {config.steps}: nothing to train")
-    return write_results(config, workdir, state, predict, test, history, wall, log=log)
+    evaluated = evaluate(predict, state, test)
+    if stop.signal is not None:  # during the final evaluation: the last checkpoint is saved
+        raise stopped(stop, int(state.step), config, workdir)
+    return write_results(config, workdir, state, evaluated, test, history, wall, log=log)
 
 
-def write_results(config: DANNConfig, workdir: Path, state, predict, test: dict,
-                  history: History, wall: float, *, log=print) -> dict:
-    """results.json and .md (the final accuracies on the whole test sets), and the pictures."""
-    metrics, outputs = evaluate(predict, state, test)
+def stopped(stop, step: int, config: DANNConfig, workdir: Path) -> Interrupted:
+    return Interrupted(stop.signal, f"stopped by {stop.name} after step {step} of "
+                                    f"{config.steps}; checkpoint {step} is in "
+                                    f"{workdir / CHECKPOINTS}")
+
+
+def write_results(config: DANNConfig, workdir: Path, state, evaluated: tuple[dict, dict],
+                  test: dict, history: History, wall: float, *, log=print) -> dict:
+    """results.json and .md (the final accuracies on the whole test sets, `evaluate`'s
+    `evaluated`), and the pictures."""
+    metrics, outputs = evaluated
     method = "dann" if config.adapt else "source_only"
     results = {"name": config.name, "method": method, "step": int(state.step),
                "test_images_per_domain": len(test["source_label"]), **metrics,

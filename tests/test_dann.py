@@ -2,7 +2,9 @@
 one-line errors, resuming, and a short run whose target accuracy beats its source-only twin."""
 
 import json
+import os
 import shutil
+import signal
 
 import jax
 import jax.numpy as jnp
@@ -10,10 +12,11 @@ import numpy as np
 import pytest
 
 from conftest import BackgroundWorker, selected
+from jgan.checkpoint import Checkpointer
 from jgan.data import mnist_m
-from jgan.domain_adaptation import (DANNConfig, adaptation_weight, learning_rate_schedule,
-                                    train_dann)
-from jgan.errors import DataError, UserError
+from jgan.domain_adaptation import (DANNConfig, adaptation_weight, check_config,
+                                    learning_rate_schedule, train_dann)
+from jgan.errors import DataError, Interrupted, UserError
 from jgan.nn import reverse_gradient
 
 SILENT = {"log": lambda _: None}
@@ -103,6 +106,21 @@ def test_missing_data_and_bad_settings_get_one_line_errors(tmp_path, shared_data
         train_dann(DANNConfig(momentum=1.5), tmp_path / "run")
 
 
+@pytest.mark.parametrize("changes, message", [
+    # MNIST's test split holds 10,000 digits: more used to be cut to 10,000 without a word
+    ({"test_digits": 100000}, r"test_digits=100000: MNIST's test split holds 10000 digits, so "
+                              r"use at most 10000 \(0: all of them\), e.g. --set test_digits=0"),
+    ({"train_digits": 60001}, r"train_digits=60001: MNIST's train split holds 60000 digits"),
+    # checkpoints are saved at log steps only: 3 with 10 saved none before step 30
+    ({"checkpoint_every": 3, "log_every": 10},
+     r"checkpoint_every=3 must be a multiple of log_every=10: DANN saves only at log steps, "
+     r"e.g. --set checkpoint_every=10"),
+])
+def test_settings_it_cannot_honour_are_refused_before_any_data_is_read(changes, message):
+    with pytest.raises(UserError, match=f"^{message}"):
+        check_config(DANNConfig(**changes))
+
+
 def tiny_config(data_dir, **changes) -> DANNConfig:
     return DANNConfig(**{"data_dir": str(data_dir), "train_digits": 64, "test_digits": 50,
                          "backgrounds": 20, "steps": 4, "batch_size": 8, "log_every": 1,
@@ -131,6 +149,34 @@ def test_a_resumed_run_equals_the_uninterrupted_one(data_dir, tmp_path):
         line.split(",")[:6] for line in rows[1].splitlines()]  # all but the speed columns
     with pytest.raises(UserError, match="lr=0.01, not 0.02"):
         train_dann(tiny_config(data_dir, lr=0.02), tmp_path / "whole", **SILENT)
+
+
+@pytest.mark.slow
+def test_a_signal_during_the_final_evaluation_stops_the_run_and_keeps_its_wall_time(
+        data_dir, tmp_path, monkeypatch):
+    """SIGTERM while the last step's results are computed: the run stops as a signal stops
+    any step (it used to finish and exit 0), and the run resumed to write them keeps the
+    training wall time of the checkpoint (it used to write 0.0)."""
+    from jgan import domain_adaptation
+
+    evaluate, calls = domain_adaptation.evaluate, []
+
+    def evaluate_then_signal(*args):
+        calls.append(1)
+        if len(calls) == 2:  # the first is step 4's row, the second the final evaluation
+            os.kill(os.getpid(), signal.SIGTERM)
+        return evaluate(*args)
+
+    monkeypatch.setattr(domain_adaptation, "evaluate", evaluate_then_signal)
+    config = tiny_config(data_dir, eval_every=4, checkpoint_every=4)
+    with pytest.raises(Interrupted, match="^stopped by SIGTERM after step 4 of 4; checkpoint 4 "
+                                          "is in .*checkpoints") as stop:
+        train_dann(config, tmp_path, **SILENT)
+    assert stop.value.signum == signal.SIGTERM
+    assert not (tmp_path / "results.json").exists()
+    results = train_dann(config, tmp_path, **SILENT)
+    wall = Checkpointer(tmp_path / "checkpoints").restore_meta(4)["train_wall_s"]
+    assert results["step"] == 4 and wall > 0 and results["train_wall_s"] == round(wall, 1)
 
 
 # DANN and its source-only twin on a small MNIST-M with narrow networks, in a process of its own
