@@ -1,6 +1,7 @@
 """DANN: the gradient-reversal layer, the paper's schedules, the MNIST-M builder and its cache,
 one-line errors, resuming, and a short run whose target accuracy beats its source-only twin."""
 
+import dataclasses
 import json
 import os
 import shutil
@@ -15,7 +16,7 @@ from conftest import BackgroundWorker, selected
 from jgan.checkpoint import Checkpointer
 from jgan.data import mnist_m
 from jgan.domain_adaptation import (DANNConfig, adaptation_weight, check_config,
-                                    learning_rate_schedule, train_dann)
+                                    learning_rate_schedule, setting_changes, train_dann)
 from jgan.errors import DataError, Interrupted, UserError
 from jgan.nn import reverse_gradient
 
@@ -119,6 +120,32 @@ def test_missing_data_and_bad_settings_get_one_line_errors(tmp_path, shared_data
 def test_settings_it_cannot_honour_are_refused_before_any_data_is_read(changes, message):
     with pytest.raises(UserError, match=f"^{message}"):
         check_config(DANNConfig(**changes))
+
+
+@pytest.mark.parametrize("saved, now, message", [
+    ("gan", "dann", r"holds a run of another experiment, 'tiny_dcgan' of the gan family, not "
+                    r"'dann': use a new --workdir, or the experiment that wrote it"),
+    ("dann", "gan", r"holds a run of another experiment, 'dann', not 'tiny_dcgan' of the gan "
+                    r"family: use a new --workdir"),
+])
+def test_a_dann_run_and_a_gan_run_in_one_directory_are_named(tmp_path, saved, now, message):
+    """It used to blame a field the other trainer lacks: "adapt=None", "minibatch_kernels=0"."""
+    from conftest import tiny_config as tiny_gan_config
+    from jgan import config as config_lib
+    from jgan.train.resume import restore_latest
+    from jgan.train.state import TrainState
+
+    configs = {"gan": tiny_gan_config(), "dann": DANNConfig()}
+    written = {"gan": config_lib.to_dict(configs["gan"]),
+               "dann": dataclasses.asdict(configs["dann"])}
+    checkpointer = Checkpointer(tmp_path / "checkpoints")
+    state = TrainState(step=jnp.zeros((), jnp.int32), nets={"w": {"kernel": jnp.zeros(2)}})
+    checkpointer.save(2, state, jax.random.key(0), {"config": written[saved]})
+    checkpointer.wait()
+    with pytest.raises(UserError, match=f"^{tmp_path} {message}"):
+        restore_latest(checkpointer, tmp_path, configs[now], None, **SILENT,
+                       **({"changes": setting_changes} if now == "dann" else {}))
+    checkpointer.close()
 
 
 def tiny_config(data_dir, **changes) -> DANNConfig:

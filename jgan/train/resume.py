@@ -51,8 +51,32 @@ def config_changes(config, saved: dict) -> list[tuple]:
             if d[0] not in config_lib.RESUMABLE_FIELDS]
 
 
+# The first "difference" of two runs of other trainers: their fields differ wholesale, so naming
+# any one of them ("adapt=None") would mislead.
+TRAINER = "trainer"
+
+
+def family(settings) -> str | None:
+    """The GAN family of a run's settings (a `jgan.config.Config` or its dict); None for other
+    trainers' (DANN's). A config.json older than plug-in families kept it in `model.family`, and
+    one older still had only the gan family (as `jgan.config.from_dict` reads them)."""
+    if not isinstance(settings, dict):
+        return getattr(settings, "family", None)
+    model = settings.get("model")
+    return settings.get("family", model.get("family", "gan") if isinstance(model, dict) else None)
+
+
+def trainer(settings) -> str:
+    """What wrote a run's settings: its name, and its GAN family where it has one."""
+    name = settings.get("name") if isinstance(settings, dict) else settings.name
+    return f"{name!r} of the {family(settings)} family" if family(settings) else repr(name)
+
+
 def changed_settings_error(workdir: Path, changed: list[tuple]) -> UserError:
     field, was, now = changed[0]
+    if field == TRAINER:
+        return UserError(f"{workdir} holds a run of another experiment, {was}, not {now}: use a "
+                         "new --workdir, or the experiment that wrote it to resume it")
     return UserError(f"{workdir} holds a run with {field}={was!r}, not {now!r} (and "
                      f"{len(changed) - 1} more differences): use a new --workdir, or the run's "
                      "own settings to resume it")
@@ -112,8 +136,11 @@ def _changes(checkpointer: Checkpointer, step: int, config, changes, meta_keys) 
     missing = [key for key in meta_keys if key not in meta]
     if missing:
         raise checkpointer.damaged(step, f"its meta item lacks {missing[0]!r}")
+    saved = meta["config"]
+    if isinstance(saved, dict) and family(saved) != family(config):
+        return [(TRAINER, trainer(saved), trainer(config))]
     try:
-        return changes(config, meta["config"])
+        return changes(config, saved)
     except Exception as error:  # a JSON object that is no config: any of from_dict's errors
         raise checkpointer.damaged(step, f"its config cannot be read: {one_line(error)}") from None
 
