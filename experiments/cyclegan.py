@@ -37,7 +37,7 @@ def get_config() -> Config:
                         holdout=40),
         model=CycleGANModelConfig(generator="resnet_6blocks", g_features=16, d_features=32),
         loss=CycleGANLossConfig(),
-        optim=OptimConfig(decay_start=STEPS // 2, decay_steps=STEPS // 2),
+        optim=OptimConfig(decay_fraction=0.5),
         train=TrainConfig(steps=STEPS, batch_size=1, grid_size=8, log_every=50,
                           sample_every=250, checkpoint_every=500))
 
@@ -50,7 +50,7 @@ def paper_config() -> Config:
         base, name="cyclegan_paper",
         data=dataclasses.replace(base.data, split="train", image_size=256, holdout=0),
         model=CycleGANModelConfig(generator="resnet_9blocks"),
-        optim=OptimConfig(decay_start=steps // 2, decay_steps=steps // 2),
+        optim=OptimConfig(decay_fraction=0.5),
         train=TrainConfig(steps=steps, batch_size=1, grid_size=8, sample_every=5000,
                           checkpoint_every=5000))
 

@@ -33,7 +33,7 @@ def get_config() -> Config:
         model=Pix2PixModelConfig(generator="unet_128", g_features=32, d_features=32,
                                  norm="instance", direction="BtoA"),
         loss=Pix2PixLossConfig(),
-        optim=OptimConfig(decay_start=STEPS // 2, decay_steps=STEPS // 2),
+        optim=OptimConfig(decay_fraction=0.5),
         train=TrainConfig(steps=STEPS, batch_size=4, grid_size=8, log_every=50,
                           sample_every=250, checkpoint_every=500))
 
@@ -47,7 +47,7 @@ def paper_config() -> Config:
         base, name="pix2pix_paper",
         data=dataclasses.replace(base.data, image_size=256, holdout=0),
         model=Pix2PixModelConfig(generator="unet_256", norm="batch", direction="BtoA"),
-        optim=OptimConfig(decay_start=steps // 2, decay_steps=steps // 2),
+        optim=OptimConfig(decay_fraction=0.5),
         train=TrainConfig(steps=steps, batch_size=1, grid_size=8, sample_every=4000,
                           checkpoint_every=4000))
 

@@ -71,14 +71,14 @@ def with_schedule(config: Config, args) -> Config:
     if args.test_every < 1:
         raise UserError(f"--test-every {args.test_every}: use 1 or more")
     steps = config.train.steps
-    decay = round(steps * args.decay_fraction)
     # A checkpoint every --test-every steps, all kept: each is evaluated after training.
     train = dataclasses.replace(config.train, checkpoint_every=args.test_every,
                                 keep_checkpoints=steps // args.test_every + 1)
     loss = config.loss
     if args.num_labels is not None:
         loss = dataclasses.replace(loss, num_labels=args.num_labels)
-    optim = dataclasses.replace(config.optim, decay_steps=decay, decay_start=steps - decay)
+    # A fraction, not a decay_start: a larger --steps continues the run (docs/running.md)
+    optim = dataclasses.replace(config.optim, decay_fraction=args.decay_fraction)
     return dataclasses.replace(config, loss=loss, optim=optim, train=train)
 
 

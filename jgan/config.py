@@ -53,6 +53,9 @@ class OptimConfig:
     b2: float = 0.999
     decay_steps: int = 0  # > 0: both rates fall linearly to 0 over this many steps
     decay_start: int = 0  # the rates hold for this many steps before decay_steps begin
+    # > 0: instead of the two above, the rates fall linearly to 0 over this last part of
+    # train.steps, so a run resumed with a larger --steps stretches its decay to the new end
+    decay_fraction: float = 0.0
     # Adam's epsilon inside the square root; > 0 keeps gradients through Adam's update finite
     # where a parameter's gradients were all 0 (unrolled GAN's full gradient)
     eps_root: float = 0.0

@@ -4,6 +4,7 @@ averaging (Salimans et al. 2016)."""
 
 from __future__ import annotations
 
+import dataclasses
 from typing import NamedTuple
 
 import jax
@@ -77,6 +78,27 @@ def check_optim_config(optim_cfg) -> None:
         raise UserError(f"optim.decay_start needs optim.decay_steps > 0: set how many steps the "
                         f"rates fall to 0 over after the first {optim_cfg.decay_start}, e.g. "
                         f"--set optim.decay_steps={optim_cfg.decay_start}, or drop decay_start")
+    fraction = optim_cfg.decay_fraction
+    if not 0 <= fraction <= 1:  # False for NaN
+        raise UserError(f"optim.decay_fraction={fraction}: use a value in [0, 1] (the last part "
+                        "of the run over which the rates fall to 0; 0: constant rates), e.g. "
+                        "--set optim.decay_fraction=0.5")
+    if fraction and (optim_cfg.decay_steps or optim_cfg.decay_start):
+        raise UserError(f"optim.decay_fraction={fraction} and optim.decay_steps="
+                        f"{optim_cfg.decay_steps}, decay_start={optim_cfg.decay_start} both say "
+                        "when the rates fall: keep one (decay_fraction follows --steps)")
+
+
+def decay_over_steps(optim_cfg, steps: int):
+    """`optim_cfg` with its `decay_fraction` of a run of `steps` steps as `decay_start` and
+    `decay_steps`, which `learning_rate_schedule` reads. Resolved when a run's networks are built,
+    never stored: the run keeps the fraction, so a larger --steps continues it (the rates rise
+    again and fall to 0 at the new end) instead of being refused as a changed decay_start."""
+    if not optim_cfg.decay_fraction:
+        return optim_cfg
+    decay = round(steps * optim_cfg.decay_fraction)
+    return dataclasses.replace(optim_cfg, decay_fraction=0.0, decay_steps=decay,
+                               decay_start=steps - decay if decay else 0)
 
 
 def learning_rate_schedule(optim_cfg, learning_rate: float,

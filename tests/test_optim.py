@@ -124,3 +124,45 @@ def test_decay_start_without_decay_steps_is_refused():
         check_optim_config(OptimConfig(decay_start=100))
     check_optim_config(OptimConfig(decay_start=100, decay_steps=100))
     check_optim_config(OptimConfig(decay_steps=100))
+
+
+def _experiment_config(name: str, steps: int):
+    """The config `python -m experiments.NAME --steps STEPS` trains, its schedule resolved as
+    `build_setup` resolves it."""
+    import importlib
+
+    from jgan import cli
+
+    module = importlib.import_module(f"experiments.{name}")
+    argv = ["--steps", str(steps)]
+    config, _ = cli.parse_config(module.get_config(), argv, description="")
+    if name == "ssgan":
+        config = module.with_schedule(config, module.own_flags().parse_known_args(argv)[0])
+    return config
+
+
+@pytest.mark.parametrize("name", ["pix2pix", "cyclegan", "ssgan"])
+def test_the_rate_decay_follows_steps_and_a_larger_steps_continues_the_run(name):
+    """The decay over the last half of the run (docs/translation.md): --steps 200 used to keep
+    Pix2Pix's and CycleGAN's at steps 1000-2000 and 750-1500, and the K+1 GAN's decay_start,
+    derived from --steps, refused a finished 20-step run resumed with --steps 30."""
+    from jgan.config import to_dict
+    from jgan.optim import decay_over_steps
+    from jgan.train.resume import config_changes
+
+    config = _experiment_config(name, 200)
+    schedule = learning_rate_schedule(decay_over_steps(config.optim, config.train.steps), 1.0)
+    np.testing.assert_allclose([schedule(step) for step in (0, 100, 150, 200)],
+                               [1.0, 1.0, 0.5, 0.0])
+    assert config_changes(_experiment_config(name, 300), to_dict(config)) == []
+
+
+@pytest.mark.parametrize("changes, message", [
+    ({"decay_fraction": 1.5}, r"optim.decay_fraction=1.5: use a value in \[0, 1\]"),
+    ({"decay_fraction": 0.5, "decay_steps": 100},
+     r"optim.decay_fraction=0.5 and optim.decay_steps=100, decay_start=0 both say when the rates "
+     r"fall: keep one"),
+])
+def test_a_decay_fraction_that_cannot_work_is_refused(changes, message):
+    with pytest.raises(UserError, match=f"^{message}"):
+        check_optim_config(OptimConfig(**changes))

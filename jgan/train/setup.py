@@ -21,6 +21,7 @@ from jgan.augment import Augment
 from jgan.errors import UserError
 from jgan.generate import per_image_inputs
 from jgan.images import make_grid, to_uint8
+from jgan.optim import decay_over_steps
 from jgan.train.state import Network, TrainState, init_train_state
 
 CHUNK = 256  # examples per sampling call, to bound memory
@@ -161,6 +162,7 @@ def build_setup(config, spec) -> Setup:
     from jgan.families import get_family
 
     check_run_settings(config)
+    config = dataclasses.replace(config, optim=decay_over_steps(config.optim, config.train.steps))
     setup = get_family(config.family).build(config, spec)
     if config.data.center and not setup.takes_centred_data:
         raise UserError(f"data.center feeds centred pixels, which the {config.family} family "
