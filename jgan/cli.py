@@ -89,6 +89,11 @@ def _resolve(default, args) -> tuple[Any, str]:
              "train.eval_every": args.eval_every, "train.augment": args.augment}
     assignments = [f"{k}={v}" for k, v in flags.items() if v is not None] + args.set
     config = config_lib.override(default, assignments)
+    named = args.dataset is not None or any(a.startswith("data.dataset=") for a in args.set)
+    if config.data.images is not None and not named:
+        # config.json would otherwise name the experiment's default dataset, not what it trains on
+        config = dataclasses.replace(config, data=dataclasses.replace(
+            config.data, dataset=data_name(config.data) or "images"))
     check_data_config(config.data)
     return config, args.workdir or f"runs/{config.name}_{data_name(config.data)}"
 

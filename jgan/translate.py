@@ -194,6 +194,7 @@ def translate_images(setup, state, input_dir, out_dir, *, direction: str | None 
                     names.append(folder.relative(path))
                 except DECODE_ERRORS:
                     skipped.append(folder.relative(path))
+                    progress.total -= 1  # the bar counts images translated, as the summary does
             if names:
                 inputs = np.stack([resize(to_channels(image, channels), height, width)
                                    for image in originals])
@@ -203,7 +204,7 @@ def translate_images(setup, state, input_dir, out_dir, *, direction: str | None 
                     path = folder.out / name
                     save_image(resize(output, *original.shape[:2]), path)
                     written.append(path)
-            progress.update(min(batch, len(folder.images) - start))
+            progress.update(len(names))
     if skipped:
         warnings.warn(f"skipped {len(skipped)} unreadable or non-image file(s) in "
                       f"{folder.root}: {', '.join(sorted(skipped))}", SkippedFilesWarning,

@@ -292,13 +292,50 @@ def test_evaluate_paired_scores_against_targets_and_the_baseline():
         assert entry["count"] == 5 and entry["l1"] == 0.0 and math.isinf(entry["psnr"])
         assert entry["ssim"] == pytest.approx(1.0, abs=1e-5)
         assert 0.2 < entry["baseline"]["l1"] < 0.4 and entry["baseline"]["ssim"] < 0.1
+        # the input as the output: |A - B| = |2A - 1| in [0, 1] units
+        assert entry["identity"]["l1"] == pytest.approx(
+            float(np.mean(l1_distance(images_A, 255 - images_A))))
     assert len(rows) == 8 and all(len(row) == 3 for row in rows)
     assert grid_image(rows).shape == (8 * 18 + 2, 3 * 18 + 2, 3)
     table = format_table({"run_dir": "run", "step": 1, "data": "x", "kind": "paired",
                           "examples": "held_out", "seed": 0, "directions": scores})
-    assert "AtoB" in table and "mean-target baseline" in table
+    assert "AtoB" in table and "mean-target baseline" in table and "identity baseline" in table
     with pytest.raises(UserError, match="are 16x16 but the generator takes 8x8"):
         model_inputs(images_A, (8, 8, 3), "the image_A images evaluated")
+
+
+def _paired_result(l1: float) -> dict:
+    scores = {"l1": l1, "psnr": 20.0, "ssim": 0.5}
+    return {"run_dir": "run", "step": 260, "data": "x", "kind": "paired", "examples": "held_out",
+            "seed": 0, "directions": {"AtoB": {"count": 8, **scores, "baseline": scores,
+                                               "identity": {**scores, "l1": 0.053}}}}
+
+
+def _unpaired_result(accuracy_B: float) -> dict:
+    return {"run_dir": "run", "step": 100, "data": "x", "kind": "unpaired",
+            "examples": "held_out", "seed": 0,
+            "directions": {"AtoB": {"count": 8, "success_rate": 1.0}},
+            "classifier": {"accuracy_A": 1.0, "accuracy_B": accuracy_B, "count_A": 8,
+                           "count_B": 20, "train_A": 50, "train_B": 50}}
+
+
+@pytest.mark.parametrize("result, warned", [
+    # A grey -> colour Pix2Pix scored L1 0.081 beside the identity's 0.053, and nothing said so
+    (_paired_result(0.081), "AtoB's L1 0.0810 is worse than the identity baseline's 0.0530 (the "
+                            "input as the output): the run has not learnt to translate yet"),
+    (_paired_result(0.030), None),
+    # 45% of real B images (dogs) called B, and AtoB's 100% success was printed as it was
+    (_unpaired_result(0.45), "the domain classifier is near chance on the real images (A 1.000, "
+                             "B 0.450; under 0.75 a side): the success rates say little"),
+    (_unpaired_result(0.95), None),
+])
+def test_the_table_says_when_a_score_says_little(result, warned):
+    table = format_table(result)
+    warnings = [line for line in table.splitlines() if line.startswith("note: ")]
+    assert warnings == ([f"note: {warned}"] if warned else [])
+    if result["kind"] == "unpaired":
+        success = next(line for line in table.splitlines() if line.startswith("AtoB"))
+        assert success.split()[2] == ("1.000?" if warned else "1.000")
 
 
 def fake_run(monkeypatch, module, setup, **data):
@@ -310,6 +347,14 @@ def fake_run(monkeypatch, module, setup, **data):
 def test_translate_main_prints_one_warning_and_a_summary(tmp_path, monkeypatch, capsys):
     fake_run(monkeypatch, translate, NegatingSetup())
     mixed_folder(tmp_path / "in")
+    bars = []
+
+    class RecordedBar(translate.tqdm):
+        def close(self):
+            bars.append((self.n, self.total))
+            super().close()
+
+    monkeypatch.setattr(translate, "tqdm", RecordedBar)
     assert main(["run", "--input", str(tmp_path / "in"), "--out", str(tmp_path / "out"),
                  "--batch", "4"]) == 0
     out, err = capsys.readouterr()
@@ -317,6 +362,7 @@ def test_translate_main_prints_one_warning_and_a_summary(tmp_path, monkeypatch, 
                    "broken.png, notes.txt\n")
     assert out == (f"translated 6 image(s) AtoB from {tmp_path / 'in'} into {tmp_path / 'out'}"
                    ", skipped 2\n")
+    assert set(bars) == {(6, 6)}  # the broken PNG is no image translated (it used to count as one)
 
 
 def ab_folder(root, split, names_A, names_B, size=16):
@@ -362,6 +408,7 @@ def test_evaluate_unpaired_run_end_to_end(tmp_path, monkeypatch, tiny_classifier
     classifier = result["classifier"]
     assert (classifier["train_A"], classifier["train_B"]) == (16, 16)
     assert classifier["accuracy_A"] == classifier["accuracy_B"] == 1.0
+    assert classifier["near_chance"] is False
     # Negation turns dark into bright and back: every fake passes, every cycle closes.
     for direction in ("AtoB", "BtoA"):
         assert result["directions"][direction]["count"] == 1

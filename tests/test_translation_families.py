@@ -135,6 +135,23 @@ def test_pix2pix_refuses_a_folder_whose_a_and_b_names_do_not_match(tmp_path, cap
     assert not (tmp_path / "run").exists()
 
 
+def test_an_images_run_records_its_folder_not_the_default_dataset(tmp_path):
+    """config.json of `--images DIR` used to say "dataset": "facades", the experiment's default."""
+    from experiments import pix2pix
+    from jgan.cli import dry_run
+
+    images = paired_folder(tmp_path / "shoes", count=12)
+    assert dry_run(pix2pix.main, ["--images", str(images)]).config.data.dataset == "shoes"
+    named = dry_run(pix2pix.main, ["--images", str(images), "--dataset", "facades"])
+    assert named.config.data.dataset == "facades"  # what the command names, it keeps
+    from jgan.config import to_dict
+    from jgan.train.resume import config_changes
+
+    # a run recorded as facades before resumes
+    assert config_changes(dry_run(pix2pix.main, ["--images", str(images)]).config,
+                          to_dict(named.config)) == []
+
+
 def test_cyclegan_refuses_an_unpaired_folder_with_an_empty_side(tmp_path, capsys):
     write_image_folder(tmp_path / "trainA", ["a.png", "b.png"])
     (tmp_path / "trainB").mkdir()
@@ -151,6 +168,11 @@ def test_cyclegan_refuses_an_unpaired_folder_with_an_empty_side(tmp_path, capsys
     (["--set", "model.generator=resnet_9blocks", "--set", "model.unet_depth=4"],
      "model.unet_depth applies to U-Net generators"),
     (["--set", "data.image_size=40"], "sides must be multiples of 128"),
+    # a U-Net that fits is named: unet_32 for 32 px (it used to advise 128 or 256 px only), and
+    # a lower depth for one that no size can fit (it used to advise those same sizes)
+    (["--set", "data.image_size=32"], "or --set model.generator=unet_32 (the deepest U-Net"),
+    (["--set", "data.image_size=32", "--set", "model.unet_depth=99"],
+     "must be multiples of 2^99: use --set model.unet_depth=5"),
     (["--set", "model.direction=AtoC"], "model.direction='AtoC' is unknown"),
     (["--set", "loss.lambda_l1=-1"], "loss.lambda_l1=-1.0: use 0 or more"),
     (["--loss", "hinge"], "loss.gan_loss='hinge' is unknown"),

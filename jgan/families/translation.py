@@ -87,6 +87,23 @@ def unet_depth(model) -> int:
     return int(math.log2(int(re.fullmatch(r"unet_(\d+)", model.generator).group(1))))
 
 
+def size_error(height: int, width: int, model) -> str:
+    """Why `height`x`width` images do not suit the generator, and a U-Net that does where one
+    can: the deepest, whose 2^depth divides both sides."""
+    deepest = min((height & -height).bit_length(), (width & -width).bit_length()) - 1
+    resize = "--set data.image_size=128 (or 256)"
+    if model.unet_depth:
+        fix = (f"use --set model.unet_depth={deepest} (the deepest that fits), or {resize}"
+               if deepest >= 2 else f"add {resize}")
+        return (f"{height}x{width} images do not suit a U-Net of model.unet_depth="
+                f"{model.unet_depth}, whose sides must be multiples of 2^{model.unet_depth}: {fix}")
+    multiple = 2 ** unet_depth(model) if model.generator.startswith("unet") else 4
+    unet = (f", or --set model.generator=unet_{2 ** deepest} (the deepest U-Net that fits)"
+            if deepest >= 2 else "")
+    return (f"{height}x{width} images do not suit model.generator={model.generator}, whose "
+            f"sides must be multiples of {multiple}: add {resize}{unet}")
+
+
 def check_translation(config, spec, *, kinds: tuple[str, ...], family: str) -> dict:
     """Refuse what the translation networks cannot take, in one line each; returns the shape of
     one image of each side, `{"A": (H, W, C), "B": ...}`."""
@@ -119,10 +136,7 @@ def check_translation(config, spec, *, kinds: tuple[str, ...], family: str) -> d
          f"A images are {height}x{width} and B images {height_b}x{width_b}: add --set "
          f"data.image_size={min(height, height_b)} to bring both to one size"),
         (height % multiple or width % multiple,
-         f"{height}x{width} images do not suit model.generator={generator}"
-         f"{f' of depth {model.unet_depth}' if model.unet_depth else ''}, whose sides must be "
-         f"multiples of {multiple}: add --set data.image_size=128 (or 256), or choose another "
-         "model.generator"),
+         size_error(height, width, model)),
         (model.discriminator == "patch" and min(height, width) < 2 ** (model.d_layers + 1),
          f"{height}x{width} images are too small for a PatchGAN of model.d_layers="
          f"{model.d_layers}: use fewer layers or larger images"),

@@ -9,11 +9,15 @@ included, with no holdout; --data-dir replaces the run's `data.data_dir`).
 
 Paired data (Pix2Pix; Isola et al. 2017, Sec. 4.2): for each direction the run translates, L1,
 PSNR and SSIM of each translation against its target (`jgan.metrics.translation`), and the same
-for the baseline that answers every input with the per-pixel mean of the training targets.
+for the baseline that answers every input with the per-pixel mean of the training targets, and,
+where A and B images have one size, for the identity (the input as the output): a run whose L1
+is worse than the identity's gets a note.
 Unpaired data (CycleGAN; Zhu et al. 2017): for each direction, the translation success rate, the
 share of fake_B (from real A) that a domain classifier trained on the real training images
 (`jgan.metrics.domain_classifier`) calls B, beside that classifier's accuracy on the real images
-evaluated; and, when the run translates both ways, the cycle L1 |F(G(a)) - a| of Eq. 2.
+evaluated (under 0.75 on either side, the rates are marked with ? and a note: a classifier
+near chance says little); and, when the run translates both ways, the cycle L1 |F(G(a)) - a|
+of Eq. 2.
 
 Scores compare uint8 images, as `python -m jgan.translate` writes them (the fake of a cycle goes
 on unrounded). Example i's dropout key is `fold_in(key(seed), i)`, its cycle's second half
@@ -43,6 +47,9 @@ from jgan.tools.sample import check_output_file, load_run
 from jgan.translate import Translator, resize, resolve_direction, to_channels, uint8_to_float
 
 GRID_EXAMPLES = 4  # rows of the grid per direction
+# Below this share of a side's real images called right, the domain classifier is too near
+# chance (0.5) for the share of fakes it calls the target to mean much.
+RELIABLE_ACCURACY = 0.75
 SIDES = {"AtoB": ("A", "B"), "BtoA": ("B", "A")}  # direction -> (source side, target side)
 
 
@@ -119,6 +126,9 @@ def evaluate_paired(translator: Translator, examples: dict, train_examples: dict
         train_targets = with_channels(train_examples[target], channels)
         results[direction] = {"count": len(inputs), **_means(image_metrics(fakes, targets)),
                               "baseline": _means(mean_image_baseline(train_targets, targets))}
+        if inputs.shape[1:3] == targets.shape[1:3]:  # the input as the output: what to beat
+            results[direction]["identity"] = _means(image_metrics(
+                with_channels(inputs, channels), targets))
         grid += _grid_rows(inputs, fakes, targets)
     return results, grid
 
@@ -141,6 +151,7 @@ def evaluate_unpaired(translator: Translator, examples: dict, train_examples: di
         "count_A": len(examples["image_A"]), "count_B": len(examples["image_B"]),
         "train_A": len(train_examples["image_A"]), "train_B": len(train_examples["image_B"]),
         "cache": str(classifier.cache)}, "directions": {}}
+    results["classifier"]["near_chance"] = near_chance(results["classifier"])
     grid = []
     for direction in setup.directions:
         source, target = SIDES[direction]
@@ -201,27 +212,46 @@ def evaluate_translation(run_dir, *, split: str | None = None, data_dir=None,
             "seconds": round(time.perf_counter() - start, 1)}
 
 
+def near_chance(classifier: dict) -> bool:
+    """Whether the domain classifier calls too few of either side's real images right for its
+    success rates to say much (one that calls every image B gives B's fakes 100%)."""
+    return min(classifier["accuracy_A"], classifier["accuracy_B"]) < RELIABLE_ACCURACY
+
+
 def format_table(result: dict) -> str:
-    """The scores as a few aligned lines."""
+    """The scores as a few aligned lines, and a note under those that say little."""
     examples = "held-out" if result["examples"] == "held_out" else result["examples"]
     lines = [f"{result['run_dir']} step {result['step']}: {examples} {result['kind']} examples "
              f"of {result['data']}, seed {result['seed']}"]
     if result["kind"] == "paired":
         lines.append(f"{'direction':<22}{'count':>7}{'L1':>9}{'PSNR':>9}{'SSIM':>9}")
+        notes = []
         for direction, entry in result["directions"].items():
-            for name, values in ((direction, entry), ("  mean-target baseline",
-                                                      entry["baseline"])):
+            baselines = [("  mean-target baseline", entry["baseline"])]
+            if "identity" in entry:
+                baselines.append(("  identity baseline", entry["identity"]))
+                if entry["l1"] > entry["identity"]["l1"]:
+                    notes.append(f"note: {direction}'s L1 {entry['l1']:.4f} is worse than the "
+                                 f"identity baseline's {entry['identity']['l1']:.4f} (the input "
+                                 "as the output): the run has not learnt to translate yet")
+            for name, values in ((direction, entry), *baselines):
                 lines.append(f"{name:<22}{entry['count']:>7}{values['l1']:>9.4f}"
                              f"{values['psnr']:>9.3f}{values['ssim']:>9.4f}")
-        return "\n".join(lines)
+        return "\n".join(lines + notes)
+    clf = result["classifier"]
+    doubtful = near_chance(clf)
     lines.append(f"{'direction':<12}{'count':>7}{'success':>10}{'cycle L1':>10}")
     for direction, entry in result["directions"].items():
         cycle = f"{entry['cycle_l1']:>10.4f}" if "cycle_l1" in entry else f"{'-':>10}"
-        lines.append(f"{direction:<12}{entry['count']:>7}{entry['success_rate']:>10.3f}{cycle}")
-    clf = result["classifier"]
+        success = f"{entry['success_rate']:.3f}{'?' if doubtful else ''}"
+        lines.append(f"{direction:<12}{entry['count']:>7}{success:>10}{cycle}")
     lines.append(f"domain classifier on the real images: A {clf['accuracy_A']:.3f} "
                  f"({clf['count_A']}), B {clf['accuracy_B']:.3f} ({clf['count_B']}); trained on "
                  f"{clf['train_A']} A and {clf['train_B']} B")
+    if doubtful:
+        lines.append(f"note: the domain classifier is near chance on the real images (A "
+                     f"{clf['accuracy_A']:.3f}, B {clf['accuracy_B']:.3f}; under "
+                     f"{RELIABLE_ACCURACY} a side): the success rates say little")
     return "\n".join(lines)
 
 

@@ -46,9 +46,13 @@ def checkpoint_config(checkpointer: Checkpointer, step: int):
 def config_changes(config, saved: dict) -> list[tuple]:
     """`[(field, saved value, value now)]` of the settings, other than `RESUMABLE_FIELDS`, in
     which `config` differs from the `saved` one (a dict, as a checkpoint holds it)."""
-    return [d for d in config_lib.differences(config_lib.to_dict(config_lib.from_dict(saved)),
-                                              config_lib.to_dict(config))
-            if d[0] not in config_lib.RESUMABLE_FIELDS]
+    saved = config_lib.from_dict(saved)
+    # An image folder's run is named after its folder, as it once was after the experiment's
+    # default dataset: a record for people, not a setting that changes what is trained.
+    same_folder = saved.data.images is not None and saved.data.images == config.data.images
+    ignored = {"data.dataset"} if same_folder else set()
+    differences = config_lib.differences(config_lib.to_dict(saved), config_lib.to_dict(config))
+    return [d for d in differences if d[0] not in config_lib.RESUMABLE_FIELDS | ignored]
 
 
 # The first "difference" of two runs of other trainers: their fields differ wholesale, so naming
