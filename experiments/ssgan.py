@@ -116,7 +116,8 @@ def main(argv=None) -> int:
                                    description=__doc__, parents=[own])
     config, workdir = with_schedule(config, args), Path(workdir)
     source = find_dataset(config.data.dataset, config.data.data_dir, split="test")
-    test_images, test_labels = split_images(source.open("test"), args.test_num)
+    test_images, test_labels = split_images(source.open("test"), args.test_num,
+                                            flag="--test-num", what="test")
     start = time.perf_counter()
     train(config, workdir)
     curve = checkpoint_errors(workdir, int(test_labels.max()) + 1, test_images, test_labels)

@@ -215,3 +215,13 @@ def test_semi_supervised_d_beats_its_supervised_baseline(worker):
         pytest.skip("real MNIST not found in ../shared/datasets")
     errors = json.loads(worker.result().strip().splitlines()[-1])
     assert errors["semi"] < errors["supervised"] - 0.02, errors
+
+
+def test_too_many_test_images_name_the_k_plus_1_gans_own_flag(tmp_path, capsys):
+    """It used to advise --ref-num, which the K+1 GAN's command does not have."""
+    from experiments import ssgan
+
+    assert ssgan.main(["--test-num", "100000", "--workdir", str(tmp_path / "run")]) == 2
+    error = capsys.readouterr().err
+    assert "ask for --test-num" in error and "--ref-num" not in error, error
+    assert not (tmp_path / "run").exists()

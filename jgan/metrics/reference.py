@@ -32,12 +32,13 @@ class Reference:
     description: dict  # dataset, split, data source, feature network, N
 
 
-def split_images(source, num: int | None):
-    """uint8 images `[N, H, W, C]` (and labels) of the first `num` examples of a split."""
+def split_images(source, num: int | None, *, flag: str = "--ref-num", what: str = "reference"):
+    """uint8 images `[N, H, W, C]` (and labels) of the first `num` examples of a split; `flag`
+    is the option of the command that asked for `num`, named in its error."""
     num = len(source) if num is None else num
     if not 0 < num <= len(source):
-        raise UserError(f"the reference split has {len(source)} examples, not {num}: ask for "
-                        f"--ref-num {len(source)} or fewer")
+        raise UserError(f"the {what} split has {len(source)} examples, not {num}: ask for "
+                        f"{flag} {len(source)} or fewer")
     images, labels = [], []
     for start in range(0, num, READ_CHUNK):
         examples = source.__getitems__(list(range(start, min(num, start + READ_CHUNK))))
