@@ -38,7 +38,9 @@ from jgan.tools.sample import open_checkpoint
 RUNS = {"stylegan_brain": "default: R1, mixing 0.9, Adam(0, 0.99)",
         "stylegan_seed": "the seed's: Adam defaults, no R1, no mixing",
         "stylegan_brain_long": "default, trained on (2.8x the steps)",
-        "stylegan_diffaugment": "DiffAugment, G 1e-3, D 8e-4 (stylegan_augment_runs.sh)"}
+        "stylegan_diffaugment": "DiffAugment, G 1e-3, D 8e-4 (OPS=color,translation,cutout)",
+        "stylegan_geometric": "DiffAugment translation and cutout, G 1e-3, D 8e-4 "
+                              "(stylegan_augment_runs.sh)"}
 NUM_GENERATED = 500
 PAIRS = 40_000  # sampled pairs per mean MS-SSIM (all pairs differ by < 0.001 on 500 images)
 RING = 2  # pixels of the 64x64 box's edge ring
@@ -99,6 +101,8 @@ def main(argv=None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("root", type=Path, help="the OUT_DIR of stylegan_runs.sh")
     parser.add_argument("--docs", action="store_true", help="copy the figures to docs/")
+    parser.add_argument("--only", nargs="+", choices=sorted(RUNS), default=sorted(RUNS),
+                        help="measure these runs alone (default: every trained one)")
     args = parser.parse_args(argv)
     figures = args.root / "figures"
     figures.mkdir(parents=True, exist_ok=True)
@@ -107,6 +111,8 @@ def main(argv=None) -> int:
              "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
     real = None
     for name, label in RUNS.items():
+        if name not in args.only:
+            continue
         run = args.root / name
         if not run.is_dir():
             print(f"{run}: not trained, skipped")
