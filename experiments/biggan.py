@@ -96,12 +96,14 @@ def class_pair(text: str) -> tuple[int, int]:
 def sample(args) -> int:
     import jax
 
-    from jgan.generate import check_truncation, image_labels
+    from jgan.generate import check_image_count, check_truncation, image_labels
     from jgan.images import make_grid, save_png
     from jgan.tools.sample import _parse_labels, check_output_file, load_run
 
     check_output_file(args.out, "grid.png")
     check_truncation("truncation", args.truncation, example=0.5, none=0, cli=True)
+    if args.num != 0:  # 0, the default, draws 8 a label
+        check_image_count("num", args.num, example=64, cli=True)
     pair = class_pair(args.interpolate) if args.interpolate else None
     setup, state, _ = load_run(args.generate)
     key = jax.random.key(args.seed)

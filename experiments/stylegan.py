@@ -32,7 +32,7 @@ from jgan.cli import train_or_sample
 from jgan.config import Config, OptimConfig
 from jgan.errors import reports_errors
 from jgan.families.stylegan import StyleGANLossConfig, StyleGANModelConfig, brain_config
-from jgan.generate import check_truncation
+from jgan.generate import check_image_count, check_truncation
 
 def get_config() -> Config:
     """The brain-MRI run's defaults, which `jgan.workflow` starts from too."""
@@ -90,6 +90,7 @@ def sample(args) -> int:
     from jgan.tools.sample import check_save_folder
 
     # The workflow checks these too, in its arguments' words; here they are flags.
+    check_image_count("num", args.num, example=16, cli=True)
     check_truncation("psi", args.psi, high=workflow.PSI_RANGE[1], example=0.7, none=1, cli=True)
     check_save_folder(args.out, overwrite=args.overwrite, name="out", cli=True)
     images = workflow.generate_images(args.generate, args.num, args.out, psi=args.psi,

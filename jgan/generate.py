@@ -82,6 +82,15 @@ def spelled(name: str, value=None, *, cli: bool) -> str:
     return name if value is None else f"{name}={value!r}"
 
 
+def check_image_count(name: str, value, *, example: int, cli: bool = False) -> None:
+    """Refuse a number of images to draw that is not a whole number of 1 or more, before any
+    checkpoint is read."""
+    if isinstance(value, numbers.Integral) and not isinstance(value, bool) and value >= 1:
+        return
+    raise UserError(f"{spelled(name, value, cli=cli)}: draw 1 or more images, e.g. "
+                    f"{spelled(name, example, cli=cli)}")
+
+
 def check_truncation(name: str, value, *, high: float = math.inf, example: float,
                      none: float, cli: bool = False) -> None:
     """Refuse a truncation setting (StyleGAN's psi, BigGAN's threshold) that is not a finite

@@ -38,12 +38,11 @@ from jgan.data.spec import DataSpec
 from jgan.errors import UserError
 from jgan.families.stylegan import brain_config
 from jgan.files import atomic_write, write_text
-from jgan.generate import check_truncation
+from jgan.generate import check_image_count, check_truncation
 from jgan.images import save_png
-from jgan.tools.sample import check_save_folder, open_checkpoint, run_data_spec, save_images
+from jgan.tools.sample import (check_save_folder, load_run_and_spec, open_checkpoint,
+                               save_images)
 from jgan.train.history import read_rows, write_rows
-from jgan.train.loop import abstract_train_state, run_keys
-from jgan.train.parallel import make_mesh
 from jgan.train.resume import CHECKPOINTS
 from jgan.train.setup import build_setup
 from jgan.train.state import NetworkState, TrainState
@@ -319,14 +318,15 @@ def _run_steps_per_epoch(run_dir: Path) -> int:
 
 @_in_python_terms("model_folder")
 def load_generator(model_folder):
-    """`(setup, state, spec)` of a run's latest checkpoint, or of the shipped generator for
-    "pretrained" (or None)."""
+    """`(setup, state, spec)` of a StyleGAN run's latest checkpoint, or of the shipped generator
+    for "pretrained" (or None)."""
     if model_folder is None or str(model_folder) == PRETRAINED:
         return load_pretrained()
-    with open_checkpoint(model_folder) as (checkpointer, step, meta, config, setup):
-        abstract = abstract_train_state(setup, run_keys(config.train.seed)["init"], make_mesh())
-        state, _, _ = checkpointer.restore(step, abstract)
-        return setup, state, run_data_spec(meta, config)
+    setup, state, config, spec = load_run_and_spec(model_folder)
+    if config.family != "stylegan":  # psi, cutoff and the grids are StyleGAN's
+        raise UserError(f"{model_folder} is a {config.family} run, not a StyleGAN one: sample it "
+                        f"with python -m jgan.tools.sample {model_folder}")
+    return setup, state, spec
 
 
 @_in_python_terms("model_folder")
@@ -343,8 +343,7 @@ def generate_images(model_folder, num_images: int, save_folder=None, *, psi: flo
     over the first of them would leave a folder that mixes two sets; `overwrite=True` deletes
     those numbered PNGs (and only those) first.
     """
-    if not isinstance(num_images, int) or num_images < 1:
-        raise UserError(f"num_images={num_images!r}: ask for 1 or more images")
+    check_image_count("num_images", num_images, example=16)
     check_truncation("psi", psi, high=PSI_RANGE[1], example=0.7, none=1)
     check_save_folder(save_folder, overwrite=overwrite)
     setup, state, spec = load_generator(model_folder)

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
+import os
 import sys
 import time
 from pathlib import Path
@@ -25,7 +27,11 @@ from jgan.metrics.evaluation import (CLASS_SHARE_FEATURES, DEFAULT_METRICS, METR
                                      check_image_counts, default_metrics, make_evaluator,
                                      parse_metrics)
 from jgan.metrics.features import FEATURE_NETWORKS
-from jgan.tools.sample import load_run
+from jgan.tools.sample import check_output_file, load_run_and_spec
+
+# Values held per generated image while it is measured, at most: the image as float32, then its
+# features and logits (InceptionV3's 2048 and 1008 are the largest of the feature networks).
+FEATURE_VALUES = 2048 + 1008
 
 
 def evaluate_run(run_dir, *, num: int = 10000, metrics=None, features: str = "classifier",
@@ -35,7 +41,8 @@ def evaluate_run(run_dir, *, num: int = 10000, metrics=None, features: str = "cl
     """The metrics of a run's checkpoint as a JSON-ready dict (see the module docstring)."""
     start = time.perf_counter()
     check_image_counts(num, ref_num, metrics or DEFAULT_METRICS)
-    setup, state, config = load_run(run_dir, step, best=best)
+    setup, state, config, spec = load_run_and_spec(run_dir, step, best=best)
+    check_fits_memory(num, spec.shape("image"))
     if metrics is None:
         metrics = default_metrics(setup.num_classes, intra_class=True,
                                   class_shares=features == CLASS_SHARE_FEATURES)
@@ -50,6 +57,19 @@ def evaluate_run(run_dir, *, num: int = 10000, metrics=None, features: str = "cl
             **({} if shares is None else {"class_shares": shares}),
             "reference_metrics": evaluator.reference_metrics(),
             "seconds": round(time.perf_counter() - start, 1)}
+
+
+def check_fits_memory(num: int, image_shape, *, memory: int | None = None) -> None:
+    """Refuse a `num` whose images and features would take more than half of `memory` (default:
+    this machine's), before any is drawn: all of them are held at once to compute the metrics."""
+    memory = memory or os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    per_image = 4 * (math.prod(image_shape) + FEATURE_VALUES)
+    most = memory // 2 // per_image
+    if num > most:
+        raise UserError(f"--num {num} would hold about {num * per_image / 2**30:,.0f} GiB of "
+                        "images and features, more than half of this machine's "
+                        f"{memory / 2**30:.0f} GiB: use --num {most} at most (10000 is the "
+                        "usual FID protocol)")
 
 
 def format_table(result: dict) -> str:
@@ -106,11 +126,13 @@ def main(argv=None) -> int:
     if args.best and args.step is not None:
         raise UserError("--best and --step both choose a checkpoint: give one of them")
     metrics = parse_metrics(args.metrics) if args.metrics is not None else None
+    out = Path(args.out) if args.out else Path(args.run_dir) / "metrics.json"
+    if args.out:  # the default lies in the run directory, which load_run checks
+        check_output_file(out, "metrics.json")
     result = evaluate_run(args.run_dir, num=args.num, metrics=metrics,
                           features=args.features, inception_weights=args.inception_weights,
                           split=args.split, ref_num=args.ref_num, data_dir=args.data_dir,
                           step=args.step, best=args.best, seed=args.seed)
-    out = Path(args.out) if args.out else Path(args.run_dir) / "metrics.json"
     write_text(out, json.dumps(result, indent=2) + "\n")
     print(format_table(result))
     print(f"wrote {out}")

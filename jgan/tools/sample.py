@@ -33,6 +33,13 @@ from jgan.train.setup import build_setup
 NUMBERED_IMAGE = re.compile(r"\d{6}\.png")  # what save_images writes: 000000.png, ...
 
 
+NOTICED_PRUNES = 3  # reads of the latest checkpoint that a training run may prune in turn
+
+
+class CheckpointPruned(UserError):
+    """The checkpoint being read was deleted meanwhile: a run training on keeps only the newest."""
+
+
 @contextlib.contextmanager
 def open_checkpoint(run_dir, step: int | None = None, *, best: bool = False):
     """`(checkpointer, step, meta, config, setup)` of a run directory's checkpoint: the latest
@@ -40,7 +47,8 @@ def open_checkpoint(run_dir, step: int | None = None, *, best: bool = False):
     `RUN_DIR/best`.
 
     Read-only: a damaged checkpoint, here or in the body, is one `UserError` that lists the
-    intact ones, and stays where it is (only resuming the run moves it aside).
+    intact ones, and stays where it is (only resuming the run moves it aside). One that vanished
+    while it was read raises `CheckpointPruned` (`read_checkpoint` reads the newest instead).
     """
     run_dir = Path(run_dir)
     if not ((run_dir / CONFIG_FILE).is_file() or (run_dir / CHECKPOINTS).is_dir()):
@@ -58,12 +66,58 @@ def open_checkpoint(run_dir, step: int | None = None, *, best: bool = False):
             raise UserError(f"{run_dir} has no checkpoint at step {step}: choose one of "
                             f"{checkpointer.all_steps()}")
         meta, config = checkpoint_config(checkpointer, step)
+        check_image_run(run_dir, meta)
         setup = build_setup(config, run_data_spec(meta, config))
         yield checkpointer, step, meta, config, setup
-    except DamagedCheckpointError as error:
+    except (FileNotFoundError, DamagedCheckpointError) as error:
+        # A training run deletes its oldest checkpoint whole (renamed aside first), so a step
+        # that is gone was pruned, not damaged.
+        if step is not None and not (checkpointer.directory / str(step)).is_dir():
+            raise CheckpointPruned(
+                f"checkpoint {step} in {checkpointer.directory} was deleted while it was read "
+                "(a run training there keeps only its newest checkpoints): choose one of "
+                f"{listed_steps(checkpointer.directory)} with --step, or wait until the run "
+                "ends") from None
+        if isinstance(error, FileNotFoundError):
+            raise
         raise UserError(f"{error.summary}: {intact_choice(checkpointer, error.step)}") from None
     finally:
         checkpointer.close()
+
+
+def read_checkpoint(run_dir, step: int | None, read, *, best: bool = False):
+    """`read(checkpointer, step, meta, config, setup)` inside `open_checkpoint`. For the latest
+    checkpoint (`step` None), one that a run training on prunes between listing and reading is
+    replaced by the then newest, up to `NOTICED_PRUNES` times."""
+    for attempt in range(NOTICED_PRUNES + 1):
+        try:
+            with open_checkpoint(run_dir, step, best=best) as opened:
+                return read(*opened)
+        except CheckpointPruned:
+            if step is not None or attempt == NOTICED_PRUNES:
+                raise
+
+
+def listed_steps(directory: Path) -> list[int]:
+    """The steps in a checkpoint directory now, listed afresh (orbax's list is read once)."""
+    return sorted(int(path.name) for path in directory.iterdir() if path.name.isdigit())
+
+
+def check_image_run(run_dir, meta: dict) -> None:
+    """Refuse the run of a trainer that draws no images, whose checkpoints hold no data spec:
+    its results are tables and figures in the run directory, which no tool here reads."""
+    if "data_spec" in meta or "image_shape" in meta:
+        return
+    if "seeds" in meta:
+        kind, results = "2-D mode-collapse benchmark run", "mode coverage"
+        maker = "experiments.mode_collapse"
+    elif "adapt" in meta["config"]:
+        kind, results, maker = "DANN domain-adaptation run", "accuracies", "experiments.dann"
+    else:
+        kind, results, maker = "run that draws no images", "results", "its experiment"
+    raise UserError(f"{run_dir} is a {kind}, not an image GAN's: no jgan tool samples, "
+                    f"evaluates or translates it; {Path(run_dir) / 'results.md'} and "
+                    f"results.json hold its {results} (python -m {maker} writes them as it ends)")
 
 
 def intact_choice(checkpointer: Checkpointer, damaged: int) -> str:
@@ -95,10 +149,19 @@ def run_data_spec(meta: dict, config) -> DataSpec:
 
 def load_run(run_dir, step: int | None = None, *, best: bool = False):
     """`(setup, state, config)` of a run directory's checkpoint (see `open_checkpoint`)."""
-    with open_checkpoint(run_dir, step, best=best) as (checkpointer, step, _, config, setup):
+    return load_run_and_spec(run_dir, step, best=best)[:3]
+
+
+def load_run_and_spec(run_dir, step: int | None = None, *, best: bool = False):
+    """`(setup, state, config, data spec)` of a run directory's checkpoint (`read_checkpoint`);
+    the spec holds the image shape and the preprocessing."""
+
+    def read(checkpointer, step, meta, config, setup):
         abstract = abstract_train_state(setup, run_keys(config.train.seed)["init"], make_mesh())
         state, _, _ = checkpointer.restore(step, abstract)
-    return setup, state, config
+        return setup, state, config, run_data_spec(meta, config)
+
+    return read_checkpoint(run_dir, step, read, best=best)
 
 
 def generate_images(run_dir, num_images: int, save_folder=None, *, seed: int = 0,
@@ -114,11 +177,7 @@ def generate_images(run_dir, num_images: int, save_folder=None, *, seed: int = 0
     `overwrite` (`check_save_folder`). `best` takes the run's best checkpoint by FID.
     """
     check_save_folder(save_folder, overwrite=overwrite)
-    # load_run's steps, keeping the checkpoint's data spec, which holds the preprocessing
-    with open_checkpoint(run_dir, step, best=best) as (checkpointer, step, meta, config, setup):
-        abstract = abstract_train_state(setup, run_keys(config.train.seed)["init"], make_mesh())
-        state, _, _ = checkpointer.restore(step, abstract)
-        spec = run_data_spec(meta, config)
+    setup, state, _, spec = load_run_and_spec(run_dir, step, best=best)
     images, _ = draw_samples(setup, state, num_images, seed=seed, labels=labels)
     if spec.preprocessing:
         images = Preprocessing.from_spec(spec).to_source(images)
@@ -167,10 +226,18 @@ def check_save_folder(folder, *, overwrite: bool, name: str = "save_folder",
 
 
 def check_output_file(path, example: str) -> None:
-    """Refuse an `--out` that is a directory before any work is done."""
-    if Path(path).is_dir():
-        raise UserError(f"--out {path} is a directory: name a file, e.g. --out "
-                        f"{Path(path) / example}")
+    """Refuse, before any work is done, an `--out` that is a directory or whose folder is not
+    one: the file is written when the work is done, and would be lost with it."""
+    path = Path(path)
+    if path.is_dir():
+        raise UserError(f"--out {path} is a directory: name a file, e.g. --out {path / example}")
+    folder = path.parent
+    if folder.is_file():
+        raise UserError(f"--out {path}: {folder} is a file, not a folder: name a file in a "
+                        f"folder, e.g. --out {folder.parent / example}")
+    if not folder.is_dir():
+        raise UserError(f"--out {path}: its folder {folder} does not exist: create it first "
+                        f"(mkdir -p {folder}), or name a file in an existing folder")
 
 
 def _parse_labels(text: str | None) -> list[int] | None:

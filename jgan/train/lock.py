@@ -42,6 +42,7 @@ def check_run_directory(workdir: Path) -> None:
         raise UserError(f"--workdir {workdir} is a file, not a directory: pass a new or existing "
                         "run directory")
     if not workdir.is_dir():
+        _refuse_file_above(workdir)
         return
     for name in (*RUN_FILES, *RUN_FOLDERS):
         _refuse_link(workdir, workdir / name)
@@ -57,6 +58,14 @@ def check_run_directory(workdir: Path) -> None:
                         _refuse_link(workdir, Path(entry.path))
 
 
+def _refuse_file_above(workdir: Path) -> None:
+    """A new `workdir` is made with its missing parents, which a file among them stops."""
+    existing = next(parent for parent in workdir.absolute().parents if parent.exists())
+    if not existing.is_dir():
+        raise UserError(f"--workdir {workdir}: {existing} is a file, not a folder, so the run "
+                        "directory cannot be made inside it: choose another --workdir")
+
+
 def _refuse_link(workdir: Path, path: Path) -> None:
     if path.is_symlink():
         raise UserError(f"{path} is a symbolic link (to {os.readlink(path)}): a run writes only "
@@ -70,8 +79,13 @@ def hold_run_directory(workdir: Path):
     check_run_directory(workdir)
     handle, holder = None, None
     if is_primary():
-        workdir.mkdir(parents=True, exist_ok=True)
-        handle, holder = _lock(workdir / LOCK_FILE)
+        try:
+            workdir.mkdir(parents=True, exist_ok=True)
+            handle, holder = _lock(workdir / LOCK_FILE)
+        except OSError as error:  # not writable: permissions, a read-only or full disk
+            raise UserError(f"cannot write the run directory {workdir} ({error.strerror}: "
+                            f"{error.filename}): choose another --workdir, or make it "
+                            "writable") from None
     # Every process of a job learns whether process 0 got the lock, and stops with it if not.
     holder_pid = broadcast(np.int64(holder["pid"] if holder else 0))
     if holder_pid:

@@ -26,7 +26,7 @@ from jgan.train.history import History, plot_history
 from jgan.train.distributed import (broadcast, global_batch, is_primary, local_copy, on_primary,
                                     process_rows, to_host)
 from jgan.train.faults import fault_point
-from jgan.train.lock import hold_run_directory
+from jgan.train.lock import check_run_directory, hold_run_directory
 from jgan.train.parallel import (batch_split, check_batch_size, jit_data_parallel, make_mesh,
                                  replicated)
 from jgan.train.resume import open_run_directory, restore_latest, write_config
@@ -65,6 +65,7 @@ def train(config, workdir, *, log=print):
     if not primary:
         log = _silent
     config_lib.check(config)
+    check_run_directory(workdir)
     if tc.seeds != 1:
         raise UserError("train.seeds trains several seeds at once in the 2-D benchmark: run "
                         "python -m experiments.mode_collapse, or drop train.seeds")
@@ -83,23 +84,25 @@ def train(config, workdir, *, log=print):
             dataset=config.data.dataset, num_classes=setup.num_classes, num=tc.eval_num,
             features=tc.eval_features, data_dir=config.data.data_dir, log=log),
             "preparing the evaluation")
+    # The loader refuses a batch larger than the data, so it is made before the run directory.
+    images_per_step = tc.batch_size * setup.batches_per_step
+    loader = data.loader(images_per_step, keys["data"],
+                         rows=process_rows(batch_split(mesh), images_per_step))
     # Only a config that passed every check gets a run directory (and its config.json).
     with hold_run_directory(workdir), stop_requests() as stop:
-        return _train(config, workdir, data, setup, evaluator, mesh, keys, stop, log)
+        return _train(config, workdir, data, loader, setup, evaluator, mesh, keys, stop, log)
 
 
 def _silent(*args, **kwargs):
     """The log of a process other than process 0."""
 
 
-def _train(config, workdir, data, setup, evaluator, mesh, keys, stop, log):
+def _train(config, workdir, data, loader, setup, evaluator, mesh, keys, stop, log):
     tc = config.train
     primary = is_primary()
     checkpointer = open_run_directory(workdir, config)
     images_per_step = tc.batch_size * setup.batches_per_step
     rows_sharding = batch_split(mesh)
-    loader = data.loader(images_per_step, keys["data"],
-                         rows=process_rows(rows_sharding, images_per_step))
 
     def device_batch(batch):
         return global_batch(batch, rows_sharding, images_per_step)

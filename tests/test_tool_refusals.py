@@ -1,0 +1,157 @@
+"""Issue 30, part 3: bad input to the tools and the sampling commands ends in one line, before any
+compute, instead of a traceback after it. The run directories are written directly with
+`Checkpointer` (drawn weights, no training), so nothing here compiles a train step.
+"""
+
+import dataclasses
+import pathlib
+import shutil
+
+import jax
+import numpy as np
+import pytest
+
+import experiments.biggan
+import experiments.gan
+import experiments.stylegan
+from conftest import (build, drawn_state, mnist_spec, tiny_config, tiny_toy_config,
+                      write_image_folder)
+from jgan import config as config_lib
+from jgan import translate
+from jgan.checkpoint import Checkpointer
+from jgan.domain_adaptation import DANNConfig
+from jgan.tools import evaluate, evaluate_bigan, sample
+from jgan.train.state import NetworkState, TrainState
+
+
+def write_checkpoints(run_dir, state, meta: dict, steps=(2,)):
+    checkpointer = Checkpointer(run_dir / "checkpoints", keep=len(steps))
+    for step in steps:
+        checkpointer.save(step, state.replace(step=np.asarray(step, np.int32)),
+                          jax.random.key(0), meta)
+    checkpointer.close()
+
+
+@pytest.fixture(scope="module")
+def image_run(tmp_path_factory):
+    """A tiny DCGAN run with checkpoints 2 and 4 of drawn weights, read-only for the tests."""
+    config = tiny_config("dcgan")
+    setup = build(config, num_classes=0)
+    run_dir = tmp_path_factory.mktemp("image") / "run"
+    meta = {"config": config_lib.to_dict(config),
+            "data_spec": mnist_spec(num_classes=0).to_json(), "data": 0, "wall_s": 0.0}
+    write_checkpoints(run_dir, drawn_state(setup), meta, steps=(2, 4))
+    return run_dir
+
+
+def tiny_state():
+    net = NetworkState(params={"w": np.zeros((2,), np.float32)}, opt_state={}, collections={})
+    return TrainState(step=np.zeros((), np.int32), nets={"c": net})
+
+
+@pytest.fixture(scope="module")
+def other_runs(tmp_path_factory):
+    """`{kind: run directory}` of a DANN run and a 2-D mode-collapse benchmark run, their
+    checkpoints' metadata as those trainers write it."""
+    root = tmp_path_factory.mktemp("other")
+    write_checkpoints(root / "dann", tiny_state(), {"config": dataclasses.asdict(DANNConfig())})
+    write_checkpoints(root / "toy", tiny_state(),
+                      {"config": config_lib.to_dict(tiny_toy_config()), "seeds": [0, 1]})
+    return {"DANN": root / "dann", "mode-collapse": root / "toy"}
+
+
+def one_error_line(capsys) -> str:
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: ") and "\n" not in err, err
+    return err
+
+
+def test_the_tools_name_a_run_that_draws_no_images(other_runs, tmp_path, capsys):
+    images = tmp_path / "in"
+    write_image_folder(images, ["a.png"])
+    for kind, run_dir in other_runs.items():
+        for tool, argv in [(sample, [str(run_dir), "--out", str(tmp_path / "s.png")]),
+                           (evaluate, [str(run_dir), "--num", "10"]),
+                           (evaluate_bigan, [str(run_dir)]),
+                           (translate, [str(run_dir), "--input", str(images),
+                                        "--out", str(tmp_path / "out")])]:
+            assert tool.main(argv) == 2, (kind, tool.__name__)
+            err = one_error_line(capsys)
+            assert kind in err and "results" in err, err
+
+
+def test_sample_reads_the_then_newest_checkpoint_when_the_latest_is_pruned(
+        image_run, tmp_path, monkeypatch, capsys):
+    run_dir = tmp_path / "run"
+    shutil.copytree(image_run, run_dir)
+    restore = Checkpointer.restore
+    pruned = []
+
+    def pruned_while_read(self, step, *args, **kwargs):
+        if not pruned:  # a run keeping one checkpoint deletes it between listing and reading
+            pruned.append(step)
+            shutil.rmtree(self.directory / str(step))
+        return restore(self, step, *args, **kwargs)
+
+    monkeypatch.setattr(Checkpointer, "restore", pruned_while_read)
+    assert sample.main([str(run_dir), "--num", "4", "--out", str(tmp_path / "s.png")]) == 0
+    assert pruned == [4] and (tmp_path / "s.png").is_file()
+
+
+def no_metrics(**_):
+    raise AssertionError("metrics were computed before the refusal")
+
+
+def test_evaluate_checks_its_output_and_count_before_measuring(image_run, tmp_path, monkeypatch,
+                                                               capsys):
+    monkeypatch.setattr(evaluate, "make_evaluator", no_metrics)
+    (tmp_path / "dir").mkdir()
+    for flags, words in [(["--out", str(tmp_path / "missing" / "m.json")], "does not exist"),
+                         (["--out", str(tmp_path / "dir")], "is a directory"),
+                         (["--num", "100000000"], "at most")]:
+        assert evaluate.main([str(image_run), *flags]) == 2, flags
+        assert words in one_error_line(capsys)
+    assert not list(tmp_path.rglob("*.tmp")) and not (image_run / "metrics.json").exists()
+
+
+def test_the_sampling_commands_refuse_bad_flags_in_one_line(image_run, tmp_path, capsys):
+    existing = tmp_path / "file.png"
+    existing.write_bytes(b"x")
+    cases = [(experiments.stylegan, ["--out", str(existing)], "is a file"),
+             (experiments.stylegan, [], "not a StyleGAN"),
+             (experiments.stylegan, ["--psi", "nan"], "--psi nan"),
+             (experiments.stylegan, ["--psi", "1e30"], "--psi 1e+30"),
+             (experiments.stylegan, ["--num", "-1"], "--num -1"),
+             (experiments.biggan, ["--truncation", "nan", "--out", str(tmp_path / "g.png")],
+              "--truncation nan"),
+             (experiments.biggan, ["--num", "-1", "--out", str(tmp_path / "g.png")], "--num -1")]
+    for module, flags, words in cases:
+        assert module.main(["--generate", str(image_run), *flags]) == 2, flags
+        assert words in one_error_line(capsys), flags
+    assert not (tmp_path / "g.png").exists()
+
+
+def training_error(argv, capsys) -> str:
+    assert experiments.gan.main(["--steps", "2", "--set", "model.hidden=8", *argv]) == 2, argv
+    return one_error_line(capsys)
+
+
+@pytest.mark.slow  # opens MNIST and builds the model twice: about 5 s
+def test_a_refused_run_leaves_no_run_directory(tmp_path, monkeypatch, capsys):
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    for workdir, flags, words in [(tmp_path / "big", ["--batch-size", "100000"], "exceeds"),
+                                  (blocker / "run", [], f"{blocker} is a file")]:
+        assert words in training_error(["--workdir", str(workdir), *flags], capsys)
+        assert not workdir.exists()
+    # Permission bits do not stop root, who runs the tests: the kernel's refusal is simulated.
+    workdir = tmp_path / "denied" / "run"
+    make = pathlib.Path.mkdir
+
+    def denied(self, *args, **kwargs):
+        if self == workdir:
+            raise PermissionError(13, "Permission denied", str(self))
+        return make(self, *args, **kwargs)
+
+    monkeypatch.setattr(pathlib.Path, "mkdir", denied)
+    assert "Permission denied" in training_error(["--workdir", str(workdir)], capsys)
