@@ -82,11 +82,11 @@ def with_schedule(config: Config, args) -> Config:
     return dataclasses.replace(config, loss=loss, optim=optim, train=train)
 
 
-def checkpoint_errors(workdir: Path, num_classes: int, test_images, test_labels) -> list[dict]:
+def checkpoint_errors(workdir: Path, test_images, test_labels) -> list[dict]:
     """D's test error at each of the run's checkpoints, with the training time it had taken."""
     from jgan.checkpoint import Checkpointer
     from jgan.families.ssgan import test_error
-    from jgan.tools.sample import load_run
+    from jgan.tools.sample import load_run_and_spec
 
     checkpointer = Checkpointer(workdir / "checkpoints", read_only=True)
     try:
@@ -96,8 +96,9 @@ def checkpoint_errors(workdir: Path, num_classes: int, test_images, test_labels)
         checkpointer.close()
     curve = []
     for step in steps:
-        _, state, config = load_run(workdir, step)
-        error = test_error(config, num_classes, state, test_images, test_labels)
+        # D's classes are the training data's: a few test images need not show them all.
+        _, state, config, spec = load_run_and_spec(workdir, step)
+        error = test_error(config, spec.num_classes, state, test_images, test_labels)
         curve.append({"step": step, "train_wall_s": round(wall[step], 1), "test_error": error})
         print(f"step {step}: D's test error {100 * error:.2f}% on {len(test_labels)} test "
               f"images ({wall[step]:.0f} s of training)", flush=True)
@@ -120,7 +121,7 @@ def main(argv=None) -> int:
                                             flag="--test-num", what="test")
     start = time.perf_counter()
     train(config, workdir)
-    curve = checkpoint_errors(workdir, int(test_labels.max()) + 1, test_images, test_labels)
+    curve = checkpoint_errors(workdir, test_images, test_labels)
     final = curve[-1]
     results = {"dataset": config.data.dataset, "num_labels": config.loss.num_labels,
                "supervised_only": config.loss.supervised_only, "seed": config.train.seed,

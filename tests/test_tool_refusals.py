@@ -4,6 +4,7 @@ compute, instead of a traceback after it. The run directories are written direct
 """
 
 import dataclasses
+import json
 import pathlib
 import shutil
 
@@ -155,3 +156,22 @@ def test_a_refused_run_leaves_no_run_directory(tmp_path, monkeypatch, capsys):
 
     monkeypatch.setattr(pathlib.Path, "mkdir", denied)
     assert "Permission denied" in training_error(["--workdir", str(workdir)], capsys)
+
+
+@pytest.mark.slow  # builds the paper's D and reads its labelled MNIST subset: about 4 s
+def test_the_k_plus_1_gan_classifies_a_single_test_image(tmp_path, monkeypatch, capsys):
+    """D's classes are the run's, not those that the --test-num first test labels show (MNIST's
+    first is a 7, which made a D of 8 classes for 10-class weights, after all the training)."""
+    import experiments.ssgan
+    from jgan.train import loop
+
+    def drawn_run(config, workdir, **_):
+        spec = mnist_spec()
+        meta = {"config": config_lib.to_dict(config), "data_spec": spec.to_json(), "data": 0,
+                "wall_s": 1.0}
+        write_checkpoints(workdir, drawn_state(build(config)), meta)
+
+    monkeypatch.setattr(loop, "train", drawn_run)
+    assert experiments.ssgan.main(["--workdir", str(tmp_path / "run"), "--steps", "2",
+                                   "--test-every", "2", "--test-num", "1"]) == 0
+    assert json.loads((tmp_path / "run" / "results.json").read_text())["test_images"] == 1
