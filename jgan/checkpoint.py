@@ -26,7 +26,7 @@ import jax
 import orbax.checkpoint as ocp
 
 from jgan.environment import ENVIRONMENT_KEY, environment
-from jgan.errors import UserError
+from jgan.errors import UserError, one_line
 
 # Items that are not networks; a network may not take these names.
 STATE_ITEM, META_ITEM = "state", "meta"
@@ -223,16 +223,6 @@ def _on_primary(change, barrier_name: str) -> None:
     if is_primary():
         change()
     barrier(barrier_name)
-
-
-def one_line(error: Exception, limit: int = 120) -> str:
-    """The type and first line of the error's root cause, at most `limit` characters (orbax
-    wraps TensorStore's errors in pages of specification)."""
-    while error.__cause__ is not None:
-        error = error.__cause__
-    lines = str(error).strip().splitlines()
-    text = f"{type(error).__name__}: {lines[0] if lines else ''}"
-    return text if len(text) <= limit else text[:limit - 3] + "..."
 
 
 def _collect_abandoned_reads(wait_s: float = 0.2) -> None:

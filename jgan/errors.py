@@ -25,6 +25,16 @@ class Interrupted(Exception):
         self.signum = signum
 
 
+def one_line(error: Exception, limit: int = 120) -> str:
+    """The type and first line of the error's root cause, at most `limit` characters (orbax
+    wraps TensorStore's errors in pages of specification)."""
+    while error.__cause__ is not None:
+        error = error.__cause__
+    lines = str(error).strip().splitlines()
+    text = f"{type(error).__name__}: {lines[0] if lines else ''}"
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
 def reports_errors(main):
     """Wrap a command-line `main(...) -> int`: a `UserError` becomes `error: ...` on stderr and
     exit code 2, a `NonFiniteLossError` the same with exit code 3, instead of a traceback; an

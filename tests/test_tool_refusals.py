@@ -18,6 +18,7 @@ import experiments.stylegan
 from conftest import (build, drawn_state, mnist_spec, tiny_config, tiny_toy_config,
                       write_image_folder)
 from jgan import config as config_lib
+from jgan.config import DataConfig
 from jgan import translate
 from jgan.checkpoint import Checkpointer
 from jgan.domain_adaptation import DANNConfig
@@ -175,3 +176,33 @@ def test_the_k_plus_1_gan_classifies_a_single_test_image(tmp_path, monkeypatch, 
     assert experiments.ssgan.main(["--workdir", str(tmp_path / "run"), "--steps", "2",
                                    "--test-every", "2", "--test-num", "1"]) == 0
     assert json.loads((tmp_path / "run" / "results.json").read_text())["test_images"] == 1
+
+
+def test_a_damaged_cache_is_named_in_one_warning_and_built_again(tmp_path, shared_datasets,
+                                                                 monkeypatch):
+    from jgan.data import mnist_m, open_data
+    from jgan.data.sources import cache_dir
+
+    monkeypatch.setenv("JGAN_CACHE_DIR", str(tmp_path / "cache"))
+    write_image_folder(tmp_path / "images", ["a.png", "b.png"])
+    lines = []
+
+    def folder():
+        return open_data(DataConfig(images=str(tmp_path / "images")), log=lines.append)
+
+    def m_m():
+        return mnist_m.load_mnist_m(shared_datasets, "test", seed=5, digits=8, backgrounds=2,
+                                    log=lines.append)
+
+    for load, pattern in (folder, "folders/*/image.npy"), (m_m, "mnist_m/*seed5-test*.npz"):
+        built = load()
+        [cache] = cache_dir().glob(pattern)
+        cache.write_bytes(cache.read_bytes()[:200])  # cut short, as by a full disk
+        lines.clear()
+        again = load()
+        warnings = [line for line in lines if line.startswith("warning: ")]
+        assert len(warnings) == 1 and str(cache.parent) in warnings[0], lines
+        arrays = (built.dataset.take([0, 1]), again.dataset.take([0, 1])) if load is folder \
+            else (built, again)
+        for name in arrays[0]:
+            np.testing.assert_array_equal(arrays[0][name], arrays[1][name])

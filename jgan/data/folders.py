@@ -38,7 +38,7 @@ import PIL.Image
 from jgan.data.preprocess import (check_box, crop_and_resize, find_border_box, outside_value,
                                   parse_crop)
 from jgan.data.resize import center_crop_resize
-from jgan.errors import DataError
+from jgan.errors import DataError, one_line
 
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff"})
 PAIRINGS = ("auto", "paired", "unpaired", "side_by_side")
@@ -295,6 +295,19 @@ def _read_cache(cache: Path, layout: FolderLayout) -> FolderArrays:
                         meta.get("sources", {}))
 
 
+def _read_intact_cache(cache: Path, layout: FolderLayout, log) -> FolderArrays | None:
+    """The cache's arrays, or None after one warning line where they cannot be read (a file cut
+    short by a full disk or a kill while it was copied): the folder is removed, to be decoded
+    again from the images, which are the data; the cache only saves decoding them."""
+    try:
+        return _read_cache(cache, layout)
+    except (OSError, ValueError, KeyError) as error:  # np.load's and json's, a missing array
+        log(f"warning: the decoded-images cache {cache} is damaged ({one_line(error)}); "
+            "decoding the images again")
+        shutil.rmtree(cache, ignore_errors=True)
+        return None
+
+
 def _write_cache(cache: Path, arrays: dict[str, np.ndarray], skipped: list[str],
                  sources: dict) -> None:
     """Write into a temporary folder beside `cache`, then rename it: a crash leaves no cache."""
@@ -331,9 +344,8 @@ def load_folder(layout: FolderLayout, *, name: str, split: str, image_size: int,
     if center:
         options["center"] = True
     cache = cache_root / "folders" / f"{name}-{split}-{_content_key(layout, options)[:20]}"
-    if (cache / "meta.json").is_file():
-        result = _read_cache(cache, layout)
-    else:
+    result = _read_intact_cache(cache, layout, log) if (cache / "meta.json").is_file() else None
+    if result is None:
         count = sum(len(examples) for examples in layout.streams.values())
         log(f"decoding {count} examples of {layout.where} into {cache} (once)")
         skipped = [_relative(path, layout.root) for path in layout.other_files]

@@ -18,13 +18,14 @@ import hashlib
 import io
 import os
 import tarfile
+import zipfile
 from pathlib import Path
 
 import numpy as np
 
 from jgan.data.idx import IDX_FILES, read_idx_images, read_idx_labels
 from jgan.data.sources import cache_dir
-from jgan.errors import DataError
+from jgan.errors import DataError, one_line
 
 BUILDER_VERSION = 1  # part of the cache key: raise it when the built bytes change
 CIFAR_FOLDER, MNIST_FOLDER = "cifar10_jpg", "mnist"
@@ -121,9 +122,9 @@ def load_mnist_m(data_dir, split: str, *, seed: int = 0, digits: int = 0,
         raise DataError(f"MNIST-M split {split!r}: choose one of {list(SPLITS)}")
     data_dir = check_data_dir(data_dir)
     path = cache_path(data_dir, split, seed=seed, digits=digits, backgrounds=backgrounds)
-    if path.is_file():
-        with np.load(path) as cached:
-            return {name: cached[name] for name in cached.files}
+    cached = _read_intact_cache(path, log) if path.is_file() else None
+    if cached is not None:
+        return cached
     log(f"building MNIST-M {split} (seed {seed}) from {data_dir} into {path} (once)")
     built = build_mnist_m(data_dir, split, seed=seed, digits=digits, backgrounds=backgrounds)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -132,6 +133,18 @@ def load_mnist_m(data_dir, split: str, *, seed: int = 0, digits: int = 0,
     np.savez(partial, **built)
     os.replace(partial, path)
     return built
+
+
+def _read_intact_cache(path: Path, log) -> dict[str, np.ndarray] | None:
+    """The cached set, or None after one warning line where it cannot be read (cut short by a
+    full disk or a kill while it was copied): it is built again from MNIST and CIFAR-10."""
+    try:
+        with np.load(path) as cached:
+            return {name: cached[name] for name in cached.files}
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as error:
+        log(f"warning: the MNIST-M cache {path} is damaged ({one_line(error)}); building it "
+            "again")
+        return None
 
 
 def load_mnist(data_dir, split: str, *, digits: int = 0) -> dict[str, np.ndarray]:
