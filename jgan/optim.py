@@ -101,6 +101,18 @@ def decay_over_steps(optim_cfg, steps: int):
                                decay_start=steps - decay if decay else 0)
 
 
+def decay_as_fraction(saved_cfg, optim_cfg, steps: int):
+    """A run saved before `decay_fraction` existed stored its decay in steps: `saved_cfg` (its
+    optim settings, `steps` its length) reads as `optim_cfg` where the fraction comes to those
+    steps, so that such a run resumes under today's defaults and a larger --steps continues it;
+    any other `saved_cfg` is returned as it is."""
+    stored = dataclasses.replace(saved_cfg, decay_fraction=0.0)
+    if (optim_cfg.decay_fraction and not saved_cfg.decay_fraction
+            and decay_over_steps(optim_cfg, steps) == stored):
+        return optim_cfg
+    return saved_cfg
+
+
 def learning_rate_schedule(optim_cfg, learning_rate: float,
                            updates_per_step: int = 1) -> float | optax.Schedule:
     """The rate of each optimizer update: constant, or held then decayed linearly to 0.

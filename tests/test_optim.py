@@ -166,3 +166,20 @@ def test_the_rate_decay_follows_steps_and_a_larger_steps_continues_the_run(name)
 def test_a_decay_fraction_that_cannot_work_is_refused(changes, message):
     with pytest.raises(UserError, match=f"^{message}"):
         check_optim_config(OptimConfig(**changes))
+
+
+@pytest.mark.parametrize("name, steps, start", [("pix2pix", 2000, 1000), ("cyclegan", 1500, 750)])
+def test_a_run_saved_before_decay_fraction_resumes_and_goes_on(name, steps, start):
+    """Such a run stored its decay in steps (and no decay_fraction); today's defaults give the
+    same schedule, so it resumes, also with a larger --steps. Another stored decay is a change."""
+    from jgan.config import to_dict
+    from jgan.train.resume import config_changes
+
+    saved = to_dict(_experiment_config(name, steps))
+    del saved["optim"]["decay_fraction"]
+    saved["optim"].update(decay_start=start, decay_steps=steps - start)
+    assert config_changes(_experiment_config(name, steps), saved) == []
+    assert config_changes(_experiment_config(name, 2 * steps), saved) == []
+    saved["optim"]["decay_start"] = start + 1
+    assert [field for field, _, _ in config_changes(_experiment_config(name, steps), saved)] == [
+        "optim.decay_fraction", "optim.decay_start", "optim.decay_steps"]

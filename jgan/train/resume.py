@@ -8,9 +8,11 @@ stored in the checkpoint, so `config.json` is only a record for people and tools
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 from jgan import config as config_lib
+from jgan import optim
 from jgan.checkpoint import Checkpointer, DamagedCheckpointError, one_line
 from jgan.environment import note_environment
 from jgan.errors import UserError
@@ -47,6 +49,8 @@ def config_changes(config, saved: dict) -> list[tuple]:
     """`[(field, saved value, value now)]` of the settings, other than `RESUMABLE_FIELDS`, in
     which `config` differs from the `saved` one (a dict, as a checkpoint holds it)."""
     saved = config_lib.from_dict(saved)
+    saved = dataclasses.replace(saved, optim=optim.decay_as_fraction(saved.optim, config.optim,
+                                                                     saved.train.steps))
     # An image folder's run is named after its folder, as it once was after the experiment's
     # default dataset: a record for people, not a setting that changes what is trained.
     same_folder = saved.data.images is not None and saved.data.images == config.data.images
