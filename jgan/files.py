@@ -65,3 +65,17 @@ def check_file_name(value: str, *, field: str, example: str) -> None:
         raise UserError(f"{field}={value!r} is not a plain name (it becomes part of a file "
                         f"name, so it may hold no '/' and may not be '.' or '..'): use a name "
                         f"such as {example}, e.g. --set {field}={example}")
+
+
+def make_cache_folder(folder: Path) -> Path:
+    """`folder`, under `jgan.data.sources.cache_dir()`, made and writable; else one line that
+    says how to move the cache (a home on a read-only disk, a JGAN_CACHE_DIR under a file)."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        if not os.access(folder, os.W_OK):
+            raise PermissionError(13, "Permission denied", str(folder))
+    except OSError as error:
+        raise UserError(f"the cache folder {folder} cannot be made or written ({error.strerror}"
+                        f": {error.filename}): set JGAN_CACHE_DIR to a folder you can write, "
+                        "e.g. JGAN_CACHE_DIR=/tmp/jgan-cache") from None
+    return folder

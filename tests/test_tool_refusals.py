@@ -5,6 +5,7 @@ compute, instead of a traceback after it. The run directories are written direct
 
 import dataclasses
 import json
+import os
 import pathlib
 import shutil
 
@@ -22,6 +23,7 @@ from jgan.config import DataConfig
 from jgan import translate
 from jgan.checkpoint import Checkpointer
 from jgan.domain_adaptation import DANNConfig
+from jgan.errors import UserError
 from jgan.tools import evaluate, evaluate_bigan, sample
 from jgan.train.state import NetworkState, TrainState
 
@@ -206,3 +208,22 @@ def test_a_damaged_cache_is_named_in_one_warning_and_built_again(tmp_path, share
             else (built, again)
         for name in arrays[0]:
             np.testing.assert_array_equal(arrays[0][name], arrays[1][name])
+
+
+def test_unwritable_outputs_and_caches_are_one_line(image_run, tmp_path, monkeypatch, capsys):
+    from jgan.data import open_data
+
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    write_image_folder(tmp_path / "images", ["a.png"])
+    monkeypatch.setenv("JGAN_CACHE_DIR", str(blocker / "cache"))
+    with pytest.raises(UserError, match=f"the cache folder {blocker}/cache/folders cannot be made"
+                                        ".*set JGAN_CACHE_DIR"):
+        open_data(DataConfig(images=str(tmp_path / "images")), log=lambda _: None)
+    for out, words in [(blocker / "s.png", f"{blocker} is a file"),
+                       (tmp_path / "denied" / "s.png", "cannot be written")]:
+        (tmp_path / "denied").mkdir(exist_ok=True)
+        # Permission bits do not stop root, who runs the tests: the refusal is simulated.
+        monkeypatch.setattr(os, "access", lambda path, mode: "denied" not in str(path))
+        assert sample.main([str(image_run), "--num", "1", "--out", str(out)]) == 2
+        assert words in one_error_line(capsys)

@@ -39,6 +39,7 @@ from jgan.data.preprocess import (check_box, crop_and_resize, find_border_box, o
                                   parse_crop)
 from jgan.data.resize import center_crop_resize
 from jgan.errors import DataError, one_line
+from jgan.files import make_cache_folder
 
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff"})
 PAIRINGS = ("auto", "paired", "unpaired", "side_by_side")
@@ -311,7 +312,7 @@ def _read_intact_cache(cache: Path, layout: FolderLayout, log) -> FolderArrays |
 def _write_cache(cache: Path, arrays: dict[str, np.ndarray], skipped: list[str],
                  sources: dict) -> None:
     """Write into a temporary folder beside `cache`, then rename it: a crash leaves no cache."""
-    cache.parent.mkdir(parents=True, exist_ok=True)
+    make_cache_folder(cache.parent)
     temporary = Path(tempfile.mkdtemp(prefix=f".{cache.name}.", dir=cache.parent))
     try:
         for name, values in arrays.items():

@@ -26,6 +26,7 @@ import numpy as np
 from jgan.data.idx import IDX_FILES, read_idx_images, read_idx_labels
 from jgan.data.sources import cache_dir
 from jgan.errors import DataError, one_line
+from jgan.files import make_cache_folder
 
 BUILDER_VERSION = 1  # part of the cache key: raise it when the built bytes change
 CIFAR_FOLDER, MNIST_FOLDER = "cifar10_jpg", "mnist"
@@ -127,7 +128,7 @@ def load_mnist_m(data_dir, split: str, *, seed: int = 0, digits: int = 0,
         return cached
     log(f"building MNIST-M {split} (seed {seed}) from {data_dir} into {path} (once)")
     built = build_mnist_m(data_dir, split, seed=seed, digits=digits, backgrounds=backgrounds)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    make_cache_folder(path.parent)
     # A temporary file renamed into place: a crash or a concurrent build never leaves half a set.
     partial = path.with_name(f".{path.stem}.{os.getpid()}.tmp.npz")
     np.savez(partial, **built)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import math
+import os
 import re
 import sys
 from pathlib import Path
@@ -238,6 +239,9 @@ def check_output_file(path, example: str) -> None:
     if not folder.is_dir():
         raise UserError(f"--out {path}: its folder {folder} does not exist: create it first "
                         f"(mkdir -p {folder}), or name a file in an existing folder")
+    if not os.access(folder, os.W_OK):
+        raise UserError(f"--out {path}: its folder {folder} cannot be written (permission "
+                        "denied): name a file in a folder you can write")
 
 
 def _parse_labels(text: str | None) -> list[int] | None:
