@@ -227,3 +227,14 @@ def test_unwritable_outputs_and_caches_are_one_line(image_run, tmp_path, monkeyp
         monkeypatch.setattr(os, "access", lambda path, mode: "denied" not in str(path))
         assert sample.main([str(image_run), "--num", "1", "--out", str(out)]) == 2
         assert words in one_error_line(capsys)
+
+
+def test_a_train_state_larger_than_memory_is_refused_with_its_size():
+    from jgan.train.loop import check_state_fits
+
+    setup = build(tiny_config("dcgan"))
+    check_state_fits(setup, jax.random.key(0))  # a few hundred kB
+    with pytest.raises(UserError, match=r"the train state holds [\d,]+ parameters, .* GiB with "
+                                        r"their gradients, more than .* GiB of memory"):
+        check_state_fits(setup, jax.random.key(0), memory=1024)
+

@@ -8,6 +8,7 @@ last checkpoint therefore replays exactly the steps an uninterrupted run would t
 from __future__ import annotations
 
 import math
+import os
 import sys
 import time
 from pathlib import Path
@@ -78,6 +79,7 @@ def train(config, workdir, *, log=print):
     check_batch_size(tc.batch_size, mesh)
     keys = run_keys(tc.seed)
     setup = build_setup(config, data.spec)
+    check_state_fits(setup, keys["init"])
     evaluator = None
     if tc.eval_every > 0:
         evaluator = on_primary(lambda: make_evaluator(
@@ -91,6 +93,29 @@ def train(config, workdir, *, log=print):
     # Only a config that passed every check gets a run directory (and its config.json).
     with hold_run_directory(workdir), stop_requests() as stop:
         return _train(config, workdir, data, loader, setup, evaluator, mesh, keys, stop, log)
+
+
+def check_state_fits(setup, init_key, *, memory: int | None = None) -> None:
+    """Refuse, before anything is compiled, a train state that with its gradients (the same
+    size as the parameters) would not fit in `memory` (default: the device's, or this machine's
+    for a CPU). Activations come on top, so passing is no promise; refusing is one."""
+    state = jax.eval_shape(setup.init_state, init_key)
+    count = sum(leaf.size for net in state.nets.values() for leaf in jax.tree.leaves(net.params))
+    need = sum(leaf.size * leaf.dtype.itemsize for leaf in jax.tree.leaves(state))
+    need += sum(leaf.size * leaf.dtype.itemsize
+                for net in state.nets.values() for leaf in jax.tree.leaves(net.params))
+    memory = memory or device_memory()
+    if need > memory:
+        raise UserError(f"the train state holds {count:,} parameters, {need / 2**30:,.1f} GiB "
+                        f"with their gradients, more than the {memory / 2**30:,.1f} GiB of "
+                        "memory here: lower model.z_dim, model.base_features or "
+                        "data.image_size")
+
+
+def device_memory() -> int:
+    """Bytes the first device can hold: its limit on an accelerator, the RAM on a CPU."""
+    stats = jax.devices()[0].memory_stats() or {}
+    return stats.get("bytes_limit") or os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
 
 
 def _silent(*args, **kwargs):
