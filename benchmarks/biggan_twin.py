@@ -1,4 +1,4 @@
-"""The PyTorch twin of jgan's BigGAN step (`jgan/models/biggan.py`, `jgan/train/biggan_step.py`),
+"""The PyTorch twin of jgan's BigGAN step (`jgan/families/biggan/networks.py`, `jgan/families/biggan/step.py`),
 free of jax, after BigGAN-PyTorch's layouts (Brock et al. 2019).
 
 G: a shared class embedding, z split into one chunk for the input layer and one per block

@@ -1,7 +1,7 @@
 """The PyTorch twin of jgan's DCGAN run, trained from the jgan experiment's own config.
 
-The networks are `train_step.torch_dcgan` (layer for layer `jgan/models/dcgan.py`, DCGAN init);
-the step is `jgan/train/gan_step.py` with n_critic 1: z ~ N(0, I), G runs once in training mode,
+The networks are `train_step.torch_dcgan` (layer for layer `jgan/families/gan/dcgan.py`, DCGAN init);
+the step is `jgan/families/gan/step.py` with n_critic 1: z ~ N(0, I), G runs once in training mode,
 D is updated on real then fake (non-saturating loss, Goodfellow et al. 2014 Sec. 3), then G on
 D's updated verdict of the same fakes. Around it, what jgan's config asks for:
 
@@ -22,14 +22,13 @@ import dataclasses
 import math
 
 import numpy as np
+# benchmarks/ is the script's folder, so its modules import by name
+from train_step import FEATURES, Z_DIM, torch_dcgan  # noqa: E402
 
 from jgan import config as config_lib
 from jgan.errors import NonFiniteLossError, UserError
 from jgan.images import to_uint8
 from jgan.train.step_parts import ema_decay
-
-# benchmarks/ is the script's folder, so its modules import by name
-from train_step import FEATURES, Z_DIM, torch_dcgan  # noqa: E402
 
 # Options the twin implements only at these values.
 REQUIRED = {
@@ -143,7 +142,7 @@ class TwinTrainer:
         self.updates = 0
 
     def step(self, images: np.ndarray) -> dict[str, float]:
-        """One step on uint8 images `[B, H, W, 1]`, as `jgan.train.gan_step` with n_critic 1."""
+        """One step on uint8 images `[B, H, W, 1]`, as `jgan.families.gan.step` with n_critic 1."""
         torch, g, d, bce = self.torch, self.g, self.d, self.bce
         factor = rate_factor(self.settings, self.updates)
         for optimizer, rate in ((self.opt_d, self.settings.d_lr), (self.opt_g, self.settings.g_lr)):

@@ -18,11 +18,10 @@ import json
 
 import flax.linen as nn
 import jax
-
-import jgan.models.dcgan as dcgan
-from jgan.data import BatchLoader, DataSpec, find_dataset
-
 from jgan_timing import time_jgan_step  # noqa: E402  (benchmarks/ is the script's folder)
+
+import jgan.families.gan.dcgan as dcgan
+from jgan.data import BatchLoader, DataSpec, find_dataset
 
 NAMES = ("gan", "dcgan", "cgan", "acgan", "wgan", "wgan_gp", "sngan", "bigan", "bigbigan")
 

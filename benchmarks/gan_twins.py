@@ -1,8 +1,8 @@
 """PyTorch twins of jgan's DCGAN, WGAN-GP and BiGAN training steps, free of jax.
 
-Each twin is layer for layer the jgan networks (`jgan/models/dcgan.py`, `jgan/models/bigan.py`:
+Each twin is layer for layer the jgan networks (`jgan/families/gan/dcgan.py`, `jgan/families/bigan/networks.py`:
 same widths, biases, BatchNorm placement and momentum, N(0, 0.02) init) and does the same work per
-step as the jgan step (`jgan/train/gan_step.py`, `jgan/train/bigan_step.py`), down to which
+step as the jgan step (`jgan/families/gan/step.py`, `jgan/families/bigan/step.py`), down to which
 gradients are taken: where jgan differentiates a loss with respect to D's input only (G's
 update), the twin freezes D's parameters so that autograd skips their gradients too. Images
 arrive as uint8 NCHW and are scaled to [-1, 1] inside the step, as jgan's are.
@@ -43,7 +43,7 @@ def init_dcgan_weights(torch, *nets) -> None:
 
 
 def torch_dcgan(torch, *, z_dim: int = Z_DIM, features: int = FEATURES, d_norm: str = "batch"):
-    """G and D of `jgan/models/dcgan.py` for 28x28x1 (NCHW), with the DCGAN init. d_norm "none"
+    """G and D of `jgan/families/gan/dcgan.py` for 28x28x1 (NCHW), with the DCGAN init. d_norm "none"
     is WGAN-GP's critic: its second convolution then has a bias, as jgan's has."""
     tnn = torch.nn
     start = 7 * 7 * 2 * features
@@ -64,7 +64,7 @@ def torch_dcgan(torch, *, z_dim: int = Z_DIM, features: int = FEATURES, d_norm: 
 
 
 def torch_bigan_mlp(torch, *, z_dim: int, hidden: int, pixels: int):
-    """G, E and the joint D of `jgan/models/bigan.py`'s mlp arch (BatchNorm from the second
+    """G, E and the joint D of `jgan/families/bigan/networks.py`'s mlp arch (BatchNorm from the second
     layer of G, E and D's x pathway; D's z pathway and joint layer without)."""
     tnn = torch.nn
 

@@ -8,7 +8,7 @@
 # 90 min in all, at nice 19). A run of fewer seeds is not the first seeds of an 8-seed run: the
 # seed count changes XLA's rounding, and the runs drift apart.
 # experiments/mode_collapse.py's pacgan needs D initialised on a batch of model.pack points
-# (jgan/families/gan.py's example input); the measured run had that one-line fix.
+# (jgan/families/gan/__init__.py's example input); the measured run had that one-line fix.
 set -euo pipefail
 out="${1:-runs/mode_collapse}"
 all_seeds="${2:-}"

@@ -6,7 +6,7 @@ loss. The model is DCGAN for 28x28x1, z_dim 100, base_features 64, in three form
   jgan            the library's compiled step (`build_setup` + `jit_data_parallel`), as in training
   jgan-xla-convT  the same step with G's up-sampling layers swapped for `flax.linen.ConvTranspose`,
                   whose kernel gradient XLA derives itself: what jgan's custom VJP buys
-  pytorch         a layer-for-layer PyTorch twin of `jgan/models/dcgan.py` with the training step
+  pytorch         a layer-for-layer PyTorch twin of `jgan/families/gan/dcgan.py` with the training step
                   of the reference PyTorch DCGAN example (skipped if torch is not importable)
 
 Inputs are synthetic (random uint8 images; random floats in [-1, 1] for PyTorch): this measures
@@ -32,16 +32,15 @@ from pathlib import Path
 import flax.linen as nn
 import jax
 import numpy as np
+from gan_twins import torch_dcgan  # benchmarks/ is the script's folder
+from timing import median_step_seconds, row_in_subprocess
 
-import jgan.models.dcgan as dcgan
+import jgan.families.gan.dcgan as dcgan
 from jgan.config import Config, TrainConfig
 from jgan.data import DataSpec
 from jgan.families.gan import GANModelConfig
 from jgan.train.parallel import jit_data_parallel, make_mesh, shard_batch
 from jgan.train.setup import build_setup
-
-from gan_twins import torch_dcgan  # benchmarks/ is the script's folder
-from timing import median_step_seconds, row_in_subprocess
 
 IMAGE_SHAPE = (28, 28, 1)
 Z_DIM, FEATURES = 100, 64

@@ -4,7 +4,7 @@
     python -m experiments.ssgan --num-labels 100 --data-dir ../shared/datasets --supervised-only
     python -m experiments.ssgan --num-labels 1000 --seed 1 --set model.minibatch_kernels=100
 
-The paper's MNIST model (`jgan.models.ssgan`): D an MLP of 1000-500-250-250-250 units with weight
+The paper's MNIST model (`jgan.families.ssgan.networks`): D an MLP of 1000-500-250-250-250 units with weight
 norm and Gaussian noise, a 10-class classifier with an implicit "fake" class; G 100 -> 500 -> 500
 -> 784 trained by feature matching on D's last hidden layer. Adam(3e-3, beta1 0.5) for both,
 batch 100 labelled + 100 unlabelled (+ 100 more unlabelled for G's step) + 100 generated,

@@ -12,14 +12,14 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from conftest import (REPO, BackgroundWorker, build, drawn_state, drawn_variables,
-                      selected, tiny_bigan_config, tiny_config, with_train)
+from conftest import (REPO, BackgroundWorker, build, drawn_state, drawn_variables, selected,
+                      tiny_bigan_config, tiny_config, with_train)
 from jgan import losses
 from jgan.config import override
 from jgan.errors import UserError
-from jgan.models.bigan import BiGANEncoder, BiGANGenerator, JointDiscriminator
-from jgan.nn import MixedPooling
+from jgan.families.bigan.networks import BiGANEncoder, BiGANGenerator, JointDiscriminator
 from jgan.families.gan import GANModelConfig
+from jgan.nn import MixedPooling
 from jgan.tools.components import export_network, read_network, with_network
 from jgan.tools.sample import load_run
 from jgan.train import loop
@@ -147,7 +147,7 @@ def test_encoder_regularizer_values_by_hand():
 
 def test_the_step_reads_the_regularizer_form_by_name():
     from jgan.families.bigan import BiGANLossConfig
-    from jgan.train.bigan_step import encoder_regularizer
+    from jgan.families.bigan.step import encoder_regularizer
 
     codes = jnp.array([[0.0, 0.0], [1.0, 2.0], [2.0, 1.0]])
     # Each code's mean MSE to the others: (5/2, 7/4, 7/4); the batch's mean is 2, so the

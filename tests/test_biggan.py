@@ -17,7 +17,7 @@ from jgan import losses
 from jgan.config import Config, OptimConfig, TrainConfig
 from jgan.errors import UserError
 from jgan.families.biggan import BigGANLossConfig, BigGANModelConfig, truncated_prior
-from jgan.models.biggan import ProjectionDiscriminator
+from jgan.families.biggan.networks import ProjectionDiscriminator
 from jgan.nn.conditional_norm import ConditionalBatchNorm
 from jgan.train.setup import build_setup
 
@@ -108,7 +108,7 @@ import sys
 sys.path.insert(0, "tests")
 import jax, numpy as np
 from conftest import drawn_variables
-from jgan.models.biggan import BigGANGenerator
+from jgan.families.biggan.networks import BigGANGenerator
 from jgan.train.parallel import batch_split, make_mesh
 g = BigGANGenerator(image_shape=(16, 16, 1), num_classes=10, features=8, shared_dim=8)
 z = np.random.default_rng(0).normal(size=(16, 12)).astype(np.float32)

@@ -522,7 +522,7 @@ def test_the_quick_start_grid_has_the_hash_the_docs_quote():
 
 
 def test_the_family_sketch_is_the_real_pix2pix_module():
-    """docs/adding_a_family.md's abridged jgan/families/pix2pix.py: its classes, bases, fields
+    """docs/adding_a_family.md's abridged jgan/families/pix2pix/__init__.py: its classes, bases, fields
     and defaults, functions, and the arguments of its `Setup` and `Family` are the module's."""
     from jgan.families import pix2pix
     from jgan.train.setup import Family

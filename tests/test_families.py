@@ -12,7 +12,7 @@ from jgan import losses
 from jgan.config import override
 from jgan.data import BatchLoader, find_dataset
 from jgan.errors import UserError
-from jgan.train import make_gan_train_step
+from jgan.families.gan.step import make_gan_train_step
 from jgan.train.step_parts import ema_decay
 
 

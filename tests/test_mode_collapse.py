@@ -17,11 +17,11 @@ from jgan import losses
 from jgan.config import override
 from jgan.data.toy import batch_at, grid, ring, toy_dataset
 from jgan.errors import UserError
-from jgan.metrics.modes import mode_statistics
 from jgan.families.gan import GANLossConfig, GANModelConfig, build_networks
+from jgan.families.gan.step import make_gan_train_step
+from jgan.metrics.modes import mode_statistics
 from jgan.mode_collapse import POINT_SPEC, train_toy
 from jgan.nn import MinibatchDiscrimination, pack_samples
-from jgan.train.gan_step import make_gan_train_step
 from jgan.train.seeds import init_states, seed_keys, unstack, vmap_train_step
 from jgan.train.setup import build_setup
 from jgan.train.state import Network

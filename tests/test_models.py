@@ -7,7 +7,7 @@ from conftest import build, drawn_variables, tiny_bigan_config, tiny_config
 from jgan import losses
 from jgan.errors import UserError
 from jgan.families.gan import GANModelConfig, build_networks
-from jgan.models.dcgan import num_resolution_stages
+from jgan.families.gan.dcgan import num_resolution_stages
 
 
 @pytest.mark.parametrize("arch", ["dcgan", "mlp"])

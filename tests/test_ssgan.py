@@ -16,7 +16,7 @@ from jgan import losses
 from jgan.config import Config, override
 from jgan.data.labelled import balanced_subset, read_balanced_subset
 from jgan.errors import UserError
-from jgan.models.ssgan import SSGANGenerator
+from jgan.families.ssgan.networks import SSGANGenerator
 from jgan.nn import GaussianNoise, VirtualBatchNorm, WeightNormDense
 from jgan.optim import historical_averaging
 

@@ -7,7 +7,7 @@ import pytest
 
 from conftest import build, tiny_config
 from jgan.data import BatchLoader, find_dataset
-from jgan.train import make_gan_train_step
+from jgan.families.gan.step import make_gan_train_step
 
 
 def _setup_and_batch(arch="dcgan", config=None):

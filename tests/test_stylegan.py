@@ -17,10 +17,10 @@ from jgan.config import Config, DataConfig, OptimConfig, TrainConfig
 from jgan.data import DataSpec
 from jgan.errors import UserError
 from jgan.families.stylegan import StyleGANLossConfig, StyleGANModelConfig
-from jgan.models.stylegan import MappingNetwork, adain, num_style_layers
+from jgan.families.stylegan.networks import MappingNetwork, adain, num_style_layers
+from jgan.families.stylegan.step import level_of_detail, mix_styles, mixing_latents, truncate
 from jgan.train.setup import build_setup
 from jgan.train.state import NetworkState, TrainState
-from jgan.train.stylegan_step import level_of_detail, mix_styles, mixing_latents, truncate
 
 BRAIN = SHARED_DATASETS / "brain_mri_slices"
 
@@ -193,7 +193,7 @@ def r1_by_hand(setup, d_params, real):
 
 @pytest.mark.slow
 def test_lazy_r1_takes_every_interval_th_real_image_of_every_step(lazy_r1_run):
-    # The step regularizes every step, on real[::reg_interval] (jgan.train.stylegan_step): at
+    # The step regularizes every step, on real[::reg_interval] (jgan.families.stylegan.step): at
     # steps 0 and 1 alike the logged R1 is that of those images under the step's D, not of the
     # others.
     setup, states, batches, metrics, _ = lazy_r1_run

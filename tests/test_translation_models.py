@@ -7,10 +7,12 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jgan.models import (ImageDiscriminator, PatchDiscriminator, PixelDiscriminator,
-                         ResNetGenerator, UNetGenerator, image_layers, patch_layers,
-                         pixel_layers, receptive_field, unet_skip_shapes)
-from jgan.models.resnet_generator import DoublingConvTranspose, ResNetBlock
+from jgan.families.translation.patchgan import (ImageDiscriminator, PatchDiscriminator,
+                                                PixelDiscriminator, image_layers, patch_layers,
+                                                pixel_layers, receptive_field)
+from jgan.families.translation.resnet_generator import (DoublingConvTranspose, ResNetBlock,
+                                                        ResNetGenerator)
+from jgan.families.translation.unet import UNetGenerator, unet_skip_shapes
 from jgan.nn import ConvTranspose, norm_layer
 
 KEYS = {"params": jax.random.key(0), "dropout": jax.random.key(1)}

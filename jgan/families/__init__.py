@@ -1,6 +1,7 @@
-"""Families as plug-ins: each is one module that registers a `jgan.train.setup.Family` here.
+"""Families as plug-ins: each is one folder whose `__init__` registers a `jgan.train.setup.Family`.
 
-Adding a family is one new module and its name in `BUILT_IN`. Code outside jgan (a research
+A family's folder holds its plug-in (`__init__.py`), its networks (`networks.py`) and its pure
+train step (`step.py`); adding one is a new folder and its name in `BUILT_IN`. Code outside jgan (a research
 project, a test) calls `register` with its own `Family` instead.
 """
 

@@ -15,10 +15,10 @@ import jax.numpy as jnp
 
 from jgan.config import Bounds, check_bounds
 from jgan.errors import UserError
-from jgan.models.dcgan import halves_down
-from jgan.train.step_parts import prior
+from jgan.families.gan.dcgan import halves_down
 from jgan.train.setup import Setup
 from jgan.train.state import TrainState, apply_network
+from jgan.train.step_parts import prior
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)

@@ -1,6 +1,5 @@
 """Train states, the family protocol, the host loop and data parallelism."""
 
-from jgan.train.gan_step import make_gan_train_step
 from jgan.train.loop import train
 from jgan.train.parallel import jit_data_parallel, make_mesh
 from jgan.train.setup import Family, Setup, build_setup
@@ -8,5 +7,4 @@ from jgan.train.state import Network, NetworkState, TrainState, init_train_state
 from jgan.train.step_parts import images_to_float
 
 __all__ = ["Family", "Network", "NetworkState", "Setup", "TrainState", "build_setup",
-           "images_to_float", "init_train_state", "jit_data_parallel", "make_gan_train_step",
-           "make_mesh", "train"]
+           "images_to_float", "init_train_state", "jit_data_parallel", "make_mesh", "train"]

@@ -9,7 +9,7 @@ resnet_9blocks serves 256x256 images and resnet_6blocks 128x128. Images are NHWC
 import flax.linen as nn
 import jax.numpy as jnp
 
-from jgan.models.dcgan import dcgan_init
+from jgan.families.gan.dcgan import dcgan_init
 from jgan.nn import Conv, conv_bias, conv_transpose, norm_layer
 from jgan.nn.transposed_conv import apply_conv_layer
 

@@ -1,7 +1,7 @@
 """The StyleGAN training step (Karras et al. 2019): pure `(state, batch, key) -> (state, metrics)`.
 
 One step: D on real images and on fakes drawn with style mixing, then G against the updated D,
-with G's forward pass kept as a VJP so G runs once per step (as `jgan.train.gan_step` does).
+with G's forward pass kept as a VJP so G runs once per step (as `jgan.families.gan.step` does).
 The loss is the non-saturating logistic loss with R1 on reals (Mescheder et al. 2018, Eq. 9).
 
 Lazy R1 (Karras et al. 2020, App. B) cuts R1's cost by `reg_interval`: StyleGAN2 takes R1 on the
@@ -22,9 +22,9 @@ import jax.numpy as jnp
 
 from jgan import losses
 from jgan.augment import AUGMENT_STREAM, Augment
-from jgan.models.stylegan import fade_reals
-from jgan.train.step_parts import ema_decay, ema_update, prior
+from jgan.families.stylegan.networks import fade_reals
 from jgan.train.state import Network, TrainState, apply_gradients, apply_network
+from jgan.train.step_parts import ema_decay, ema_update, prior
 
 
 def level_of_detail(step, *, max_lod: int, phase_steps: int):

@@ -2,7 +2,7 @@
 implicit (K+1)-th "fake" class, trained on a few labelled examples and all the unlabelled ones;
 G is trained by feature matching (Sec. 3.1). What counts is D's test error as a classifier.
 
-The networks are the paper's MNIST model (`jgan.models.ssgan`), the step `jgan.train.ssgan_step`.
+The networks are the paper's MNIST model (`jgan.families.ssgan.networks`), the step `jgan.families.ssgan.step`.
 The paper's other techniques are options: minibatch discrimination (`model.minibatch_kernels`),
 historical averaging (`loss.historical_weight`, `jgan.optim.historical_averaging`), one-sided
 label smoothing (`loss.real_label`), virtual batch normalization in G (`model.g_norm`), weight
@@ -30,10 +30,10 @@ from jgan.data.labelled import read_balanced_subset
 from jgan.data.sources import find_dataset
 from jgan.errors import UserError
 from jgan.families.latent import LatentSetup, single_image_shape
-from jgan.models.ssgan import G_NORMS, SSGANDiscriminator, SSGANGenerator
+from jgan.families.ssgan.networks import G_NORMS, SSGANDiscriminator, SSGANGenerator
+from jgan.families.ssgan.step import make_ssgan_train_step, pixels_to_unit, uniform_prior
 from jgan.optim import check_optim_config, historical_averaging, make_optimizer
 from jgan.train.setup import Family, check_choices, refuse_first
-from jgan.train.ssgan_step import make_ssgan_train_step, pixels_to_unit, uniform_prior
 from jgan.train.state import Network, TrainState, apply_network
 
 # The labelled subset's key: the run seed's key folded with this, apart from the loop's keys.

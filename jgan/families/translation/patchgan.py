@@ -8,7 +8,7 @@ patches. PixelGAN (1x1 patches) and ImageGAN (the whole image) are the paper's t
 
 import flax.linen as nn
 
-from jgan.models.dcgan import dcgan_init
+from jgan.families.gan.dcgan import dcgan_init
 from jgan.nn import Conv, conv_bias, norm_layer
 
 _PAD = ((1, 1), (1, 1))

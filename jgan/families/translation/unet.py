@@ -10,7 +10,7 @@ PatchCamelyon patches; Pix2Pix's U-Net adds the skips.
 import flax.linen as nn
 import jax.numpy as jnp
 
-from jgan.models.dcgan import _batch_norm, dcgan_init, num_resolution_stages
+from jgan.families.gan.dcgan import _batch_norm, dcgan_init, num_resolution_stages
 from jgan.nn import Conv, ConvTranspose, MixedPooling, conv_bias, norm_layer
 
 

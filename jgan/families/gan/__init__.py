@@ -6,7 +6,7 @@ Osindero 2014, `conditioning=input`), ACGAN (Odena et al. 2017, `conditioning=au
 2018) and the 2-D networks of the mode-collapse benchmark (`arch=toy`). Its remedies for mode
 collapse are options of every arch: Unrolled GAN, feature matching and minibatch discrimination
 (Salimans et al. 2016) on the toy, mlp and dcgan Ds; packing (PacGAN) on the toy D only. The
-update is `jgan.train.gan_step`.
+update is `jgan.families.gan.step`.
 """
 
 from __future__ import annotations
@@ -19,15 +19,15 @@ from jgan import augment as augment_lib
 from jgan import losses
 from jgan.config import Bounds, check_bounds
 from jgan.errors import UserError
-from jgan.families.latent import (ADVERSARIAL_LOSS_BOUNDS, AdversarialLossConfig,
-                                  LatentModelConfig, LatentSetup, check_convolutional_image,
-                                  check_latent_model, single_image_shape)
-from jgan.models import (ACTIVATIONS, ConditionalMLPDiscriminator, ConditionalMLPGenerator,
-                         DCGANDiscriminator, DCGANGenerator, MLPDiscriminator, MLPGenerator,
-                         ToyDiscriminator, ToyGenerator)
-from jgan.models.dcgan import COMPUTE_DTYPES
+from jgan.families.gan.dcgan import COMPUTE_DTYPES, DCGANDiscriminator, DCGANGenerator
+from jgan.families.gan.mlp import (ConditionalMLPDiscriminator, ConditionalMLPGenerator,
+                                   MLPDiscriminator, MLPGenerator)
+from jgan.families.gan.step import lazy_regularization_interval, make_gan_train_step
+from jgan.families.gan.toy import ACTIVATIONS, ToyDiscriminator, ToyGenerator
+from jgan.families.latent import (ADVERSARIAL_LOSS_BOUNDS, AdversarialLossConfig, LatentModelConfig,
+                                  LatentSetup, check_convolutional_image, check_latent_model,
+                                  single_image_shape)
 from jgan.optim import check_optim_config, make_optimizer
-from jgan.train.gan_step import lazy_regularization_interval, make_gan_train_step
 from jgan.train.setup import Family, check_choices, refuse_first
 from jgan.train.state import Network
 
@@ -41,7 +41,7 @@ class GANModelConfig(LatentModelConfig):
     # by a class head on D (ACGAN)
     conditioning: str = "none"
     num_classes: int = 10  # used when conditioning is not "none"
-    # toy only (jgan.models.toy): depth and activation of G and D
+    # toy only (jgan.families.gan.toy): depth and activation of G and D
     g_layers: int = 2
     d_layers: int = 1
     activation: str = "relu"

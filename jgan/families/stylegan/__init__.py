@@ -1,7 +1,7 @@
 """The StyleGAN family (Karras et al. 2019): mapping network, AdaIN synthesis, style mixing, the
 truncation trick in W, and optional progressive growing (Karras et al. 2018).
 
-The networks are `jgan.models.stylegan`, the step `jgan.train.stylegan_step`. Images go into the
+The networks are `jgan.families.stylegan.networks`, the step `jgan.families.stylegan.step`. Images go into the
 model through the data's preprocessing (`jgan.data.preprocess`): with `data.center` G learns
 pixels in [0, 1] less the dataset mean, as the brain-MRI seed did, and `sample` maps them back to
 [-1, 1] so grids, GIFs and metrics read them as they read every family's.
@@ -23,14 +23,14 @@ from jgan.config import Bounds, check_bounds
 from jgan.data.preprocess import Preprocessing
 from jgan.errors import UserError
 from jgan.families.latent import single_image_shape
+from jgan.families.stylegan.networks import (StyleDiscriminator, StyleGenerator, level_channels,
+                                             num_style_layers)
+from jgan.families.stylegan.step import level_of_detail, make_stylegan_train_step, truncate
 from jgan.images import make_grid, to_uint8
-from jgan.models.stylegan import (StyleDiscriminator, StyleGenerator, level_channels,
-                                  num_style_layers)
 from jgan.optim import check_optim_config, make_optimizer
-from jgan.train.step_parts import prior
 from jgan.train.setup import Family, Setup, check_choices, refuse_first
 from jgan.train.state import Network, TrainState
-from jgan.train.stylegan_step import level_of_detail, make_stylegan_train_step, truncate
+from jgan.train.step_parts import prior
 
 UPSAMPLES = ("bilinear", "blur")
 DISCRIMINATORS = ("resnet", "plain")
@@ -62,7 +62,7 @@ class StyleGANModelConfig:
 class StyleGANLossConfig:
     gan_loss: str = "nonsaturating"  # the softplus form; any logit loss of jgan.losses
     r1_gamma: float = 1.0  # R1 weight; 0: off
-    reg_interval: int = 4  # lazy R1: on every reg_interval-th real image (jgan.train.stylegan_step)
+    reg_interval: int = 4  # lazy R1: on every reg_interval-th real image (jgan.families.stylegan.step)
 
 
 MODEL_BOUNDS = {"z_dim": Bounds(1), "w_dim": Bounds(1), "mapping_layers": Bounds(1),

@@ -25,8 +25,8 @@ import jax
 import jax.numpy as jnp
 
 from jgan import losses
-from jgan.train.step_parts import split_critic_batches
 from jgan.train.state import Network, NetworkState, TrainState, apply_gradients, apply_network
+from jgan.train.step_parts import split_critic_batches
 
 
 def uniform_prior(key: jax.Array, num: int, z_dim: int) -> jax.Array:

@@ -36,8 +36,9 @@ import jax.numpy as jnp
 from jgan import losses
 from jgan.augment import Augment
 from jgan.train.state import Network, NetworkState, TrainState, apply_gradients
-from jgan.train.step_parts import (GANPlayers, PROBABILITY_LOSSES, ema_decay, ema_update,
+from jgan.train.step_parts import (PROBABILITY_LOSSES, GANPlayers, ema_decay, ema_update,
                                    images_to_float, split_critic_batches)
+
 
 def lazy_regularization_interval(loss_cfg) -> int:
     """Steps between separate R1/R2 updates; 1 when R1/R2 (if any) join every D update."""

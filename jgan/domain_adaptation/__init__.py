@@ -40,10 +40,10 @@ from jgan import compile_cache
 from jgan import config as config_lib
 from jgan.checkpoint import Checkpointer
 from jgan.data.mnist_m import load_mnist, load_mnist_m
+from jgan.domain_adaptation.networks import DANNDomainClassifier, DANNFeatures, DANNLabelPredictor
 from jgan.errors import Interrupted, NonFiniteLossError, UserError
 from jgan.files import atomic_write, write_text
 from jgan.losses import classification_loss
-from jgan.models.dann import DANNDomainClassifier, DANNFeatures, DANNLabelPredictor
 from jgan.nn import reverse_gradient
 from jgan.toy_figures import pyplot, save_figure
 from jgan.train.history import History

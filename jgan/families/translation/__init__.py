@@ -21,13 +21,15 @@ from jgan import losses
 from jgan.config import Bounds, check_bounds
 from jgan.data.augment import random_jitter
 from jgan.errors import UserError
+from jgan.families.translation.patchgan import (ImageDiscriminator, PatchDiscriminator,
+                                                PixelDiscriminator)
+from jgan.families.translation.resnet_generator import ResNetGenerator
+from jgan.families.translation.unet import UNetGenerator
 from jgan.images import make_grid, to_uint8
-from jgan.models import (ImageDiscriminator, PatchDiscriminator, PixelDiscriminator,
-                         ResNetGenerator, UNetGenerator)
 from jgan.optim import check_optim_config
-from jgan.train.step_parts import images_to_float
 from jgan.train.setup import Setup, check_choices, refuse_first
 from jgan.train.state import Network, NetworkState, TrainState, apply_gradients, apply_network
+from jgan.train.step_parts import images_to_float
 
 DIRECTIONS = ("AtoB", "BtoA")
 GENERATORS = ("unet_128", "unet_256", "resnet_6blocks", "resnet_9blocks")

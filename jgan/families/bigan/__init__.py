@@ -2,7 +2,7 @@
 
 G(z) maps the prior to images, an encoder E(x) maps images to latents, and a joint D(x, z) tells
 encoder pairs (x, E(x)) from generator pairs (G(z), z); `model.unary` adds BigBiGAN's unary
-scores s_x and s_z. The update is `jgan.train.bigan_step`; the preview shows samples and, under
+scores s_x and s_z. The update is `jgan.families.bigan.step`; the preview shows samples and, under
 them, G(E(x)) for fixed real images. `jgan.tools.evaluate_bigan` measures the encoder.
 """
 
@@ -19,14 +19,14 @@ from jgan import augment as augment_lib
 from jgan import losses
 from jgan.config import check_bounds
 from jgan.encoding import reconstruction_grid
-from jgan.families.latent import (ADVERSARIAL_LOSS_BOUNDS, AdversarialLossConfig,
-                                  LatentModelConfig, LatentSetup, check_convolutional_image,
-                                  check_latent_model, single_image_shape)
-from jgan.models import BiGANEncoder, BiGANGenerator, JointDiscriminator
-from jgan.models.bigan import BIGAN_ARCHS
-from jgan.models.dcgan import COMPUTE_DTYPES
+from jgan.families.bigan.networks import (BIGAN_ARCHS, BiGANEncoder, BiGANGenerator,
+                                          JointDiscriminator)
+from jgan.families.bigan.step import BIGAN_LOSSES, ENCODER_REGULARIZERS, make_bigan_train_step
+from jgan.families.gan.dcgan import COMPUTE_DTYPES
+from jgan.families.latent import (ADVERSARIAL_LOSS_BOUNDS, AdversarialLossConfig, LatentModelConfig,
+                                  LatentSetup, check_convolutional_image, check_latent_model,
+                                  single_image_shape)
 from jgan.optim import check_optim_config, make_optimizer
-from jgan.train.bigan_step import BIGAN_LOSSES, ENCODER_REGULARIZERS, make_bigan_train_step
 from jgan.train.setup import Family, check_choices, refuse_first
 from jgan.train.state import Network, TrainState, apply_network
 

@@ -3,7 +3,7 @@ and skip-z, self-attention, spectral norm in G and D, a projection discriminator
 loss, orthogonal regularization (on by default), G's EMA sampled with standing statistics, and
 the truncation trick.
 
-The networks are `jgan.models.biggan`, the step `jgan.train.biggan_step`. Sampling takes class
+The networks are `jgan.families.biggan.networks`, the step `jgan.families.biggan.step`. Sampling takes class
 `labels` (int, or float class weights that mix the shared embeddings) and a `truncation`
 threshold: z is drawn from a normal truncated to [-t, t] (Sec. 3.1; 0 draws the plain prior).
 """
@@ -21,17 +21,17 @@ from jgan import augment as augment_lib
 from jgan import losses
 from jgan.config import Bounds, check_bounds
 from jgan.errors import UserError
+from jgan.families.biggan.networks import (INITS, BigGANGenerator, ProjectionDiscriminator,
+                                           discriminator_layout, generator_layout)
+from jgan.families.biggan.step import make_biggan_train_step
 from jgan.families.latent import LatentSetup, class_grid_inputs, single_image_shape
 from jgan.generate import check_truncation
 from jgan.images import make_grid, to_uint8
-from jgan.models.biggan import (INITS, BigGANGenerator, ProjectionDiscriminator,
-                                discriminator_layout, generator_layout)
 from jgan.nn.conditional_norm import BATCH_MOMENTS, standing_statistics
 from jgan.optim import check_optim_config, make_optimizer
-from jgan.train.biggan_step import make_biggan_train_step
-from jgan.train.step_parts import prior
 from jgan.train.setup import Family, check_choices, refuse_first
 from jgan.train.state import Network, TrainState, apply_network
+from jgan.train.step_parts import prior
 
 TRUNCATIONS = (0.0, 2.0, 1.0, 0.5, 0.25)  # the rows of the truncation grid; 0: none
 # Standing statistics (App. C.2): G's BatchNorm statistics averaged over this many training-mode
@@ -52,7 +52,7 @@ class BigGANModelConfig:
     spectral_norm: bool = True
     init: str = "ortho"  # weight init: "ortho" (BigGAN) or "N02" (N(0, 0.02), the CIFAR script)
     # Gradient accumulation: D's passes take the batch in this many micro-batches
-    # (jgan.train.biggan_step); G's BatchNorm statistics stay those of the whole batch.
+    # (jgan.families.biggan.step); G's BatchNorm statistics stay those of the whole batch.
     micro_batches: int = 1
 
 
@@ -176,7 +176,7 @@ class BigGANSetup(LatentSetup):
         keys = jax.random.split(jax.random.key(STANDING_SEED), STANDING_BATCHES)
         # 16 calls of one compiled program, once per sampled state: a lax.map over the keys
         # would be one dispatch, but XLA:CPU runs convolutions in a rolled loop body many times
-        # slower (jgan.train.gan_step).
+        # slower (jgan.families.gan.step).
         moments = [self.batch_moments_fn(state, key) for key in keys]
         return state.replace(extra={**state.extra, "g_standing": standing_statistics(moments)})
 

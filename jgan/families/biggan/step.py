@@ -111,7 +111,7 @@ def make_biggan_train_step(*, generator: Network, discriminator: Network, z_dim:
         chunks = split_critic_batches(batch, n_critic)
         d_metrics = []
         # Unrolled in Python: XLA:CPU runs convolutions in a rolled loop body many times slower
-        # (jgan.train.gan_step), and n_critic is small.
+        # (jgan.families.gan.step), and n_critic is small.
         for index, k_d in enumerate(jax.random.split(k_critic, n_critic)):
             g, d, metrics = d_update(players, g, d, jax.tree.map(lambda x: x[index], chunks),
                                      k_d)

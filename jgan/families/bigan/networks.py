@@ -10,10 +10,10 @@ Architectures (`arch`):
 - "mlp": the paper's permutation-invariant MNIST model (the official code's `mnist_mlp`): 1024-unit
   layers, LeakyReLU(0.2) in E and D, BatchNorm from the second layer; ReLU and BatchNorm in G.
 - "dcgan": DCGAN's G, and D's strided-convolution trunk for E and for D's x pathway.
-- "unet": U-Net-style fully convolutional paths (`jgan.models.unet`), for larger images such as
+- "unet": U-Net-style fully convolutional paths (`jgan.families.translation.unet`), for larger images such as
   96x96 PatchCamelyon patches.
 
-`dtype` bfloat16 (mlp and dcgan archs) is mixed precision, as in `jgan.models.dcgan`: float32
+`dtype` bfloat16 (mlp and dcgan archs) is mixed precision, as in `jgan.families.gan.dcgan`: float32
 parameters and BatchNorm statistics, bf16 hidden activations, and float32 images, latents and
 scores, so the losses and the encoder's regularizers never see bf16.
 """
@@ -24,9 +24,9 @@ from typing import Any
 import flax.linen as nn
 import jax.numpy as jnp
 
-from jgan.models.dcgan import (DCGANGenerator, _batch_norm, dcgan_init, downsampling_stages,
-                               halves_down, num_resolution_stages)
-from jgan.models.unet import contracting_path, expanding_path
+from jgan.families.gan.dcgan import (DCGANGenerator, _batch_norm, dcgan_init, downsampling_stages,
+                                     halves_down, num_resolution_stages)
+from jgan.families.translation.unet import contracting_path, expanding_path
 from jgan.nn import maybe_spectral_norm
 
 BIGAN_ARCHS = ("mlp", "dcgan", "unet")

@@ -23,8 +23,8 @@ import jax.numpy as jnp
 
 from jgan import losses
 from jgan.augment import Augment
-from jgan.train.step_parts import PROBABILITY_LOSSES, images_to_float, prior
 from jgan.train.state import Network, TrainState, apply_gradients, apply_network
+from jgan.train.step_parts import PROBABILITY_LOSSES, images_to_float, prior
 
 # Losses whose E/G objective is the D objective with labels flipped by negating logits.
 BIGAN_LOSSES = ("nonsaturating", "minimax", "logistic", "hinge", "wasserstein")
