@@ -195,6 +195,35 @@ def test_cyclegan_takes_paired_folders_past_its_data_check_and_refuses_a_negativ
     assert "loss.pool_size=-1: use 0 or more (0: no pool)" in message
 
 
+
+def test_cyclegan_refuses_grey_a_and_colour_b_with_the_identity_loss(tmp_path, capsys):
+    """The identity loss feeds B images to G_A, made for A's channels: it crashed in init
+    (ScopeParamShapeError) and left .lock, config.json and checkpoints/ behind. Without it, or
+    with both sides read as RGB, the run is accepted (the reference asserts the same)."""
+    import dataclasses
+
+    from experiments import cyclegan
+    from jgan.cli import dry_run
+    from jgan.data import open_data
+    from jgan.families.cyclegan import check
+
+    write_image_folder(tmp_path / "data" / "trainA", ["a0.png", "a1.png", "a2.png"],
+                       transform=lambda image: image[..., 0])
+    write_image_folder(tmp_path / "data" / "trainB", ["b0.png", "b1.png", "b2.png"])
+    argv = ["--images", str(tmp_path / "data"), "--set", "data.split=train", "--set",
+            "data.holdout=1", "--set", "data.image_size=32", "--workdir", str(tmp_path / "run")]
+    message = _experiment_error("cyclegan", argv, capsys)
+    assert message.startswith("error: A images have 1 channel(s) and B images 3"), message
+    assert "--set loss.lambda_identity=0" in message and "--set data.channels=3" in message
+    assert not (tmp_path / "run").exists()
+    config = dry_run(cyclegan.main, argv).config
+    grey_a = open_data(config.data, log=lambda _: None).spec
+    assert check(dataclasses.replace(config, loss=dataclasses.replace(
+        config.loss, lambda_identity=0.0)), grey_a) == {"A": (32, 32, 1), "B": (32, 32, 3)}
+    rgb = dataclasses.replace(config.data, channels=3)
+    assert check(config, open_data(rgb, log=lambda _: None).spec)["A"] == (32, 32, 3)
+
+
 EIGHT_DEVICE_WORKER = """
 import dataclasses, json, sys
 from pathlib import Path

@@ -18,6 +18,7 @@ import jax
 import jax.numpy as jnp
 
 from jgan.config import Bounds, check_bounds
+from jgan.errors import UserError
 from jgan.families.cyclegan.step import make_cyclegan_train_step
 from jgan.families.translation import (TranslationLossConfig, TranslationModelConfig,
                                        TranslationSetup, check_translation, make_discriminator,
@@ -80,6 +81,15 @@ class CycleGANSetup(TranslationSetup):
 def check(config, spec) -> dict:
     shapes = check_translation(config, spec, kinds=("unpaired", "paired"), family="cyclegan")
     check_bounds("loss", config.loss, CYCLEGAN_LOSS_BOUNDS)
+    channels = {side: shapes[side][-1] for side in "AB"}
+    if config.loss.lambda_identity > 0 and channels["A"] != channels["B"]:
+        # The reference asserts input_nc == output_nc when lambda_identity > 0: the identity
+        # loss feeds B images to G_A, which takes A images (and the reverse).
+        raise UserError(
+            f"A images have {channels['A']} channel(s) and B images {channels['B']}, and the "
+            f"identity loss (loss.lambda_identity={config.loss.lambda_identity}) feeds each "
+            "G the other side's images, so it needs as many on both: add --set "
+            "loss.lambda_identity=0, or --set data.channels=3 to read both sides as RGB")
     return shapes
 
 
