@@ -97,6 +97,42 @@ def stopped_at(stderr: str, signum) -> int:
 
 
 @pytest.mark.slow
+def test_a_signal_before_the_first_step_ends_the_run_at_once_in_one_line(tmp_path):
+    """SIGTERM while the data is prepared used to kill the run without a word (and Ctrl-C in
+    the model build gave a KeyboardInterrupt traceback); either while compiling was ignored
+    until a step had run. Now each ends the process at once, the main thread being busy
+    (JGAN_PAUSE_AT), and a run directory this run made is removed."""
+    existing = tmp_path / "existing"
+    existing.mkdir()
+    (existing / "notes.txt").write_text("kept")
+    cases = [("data", signal.SIGTERM, tmp_path / "new_a", "no run directory is left"),
+             ("compiling", signal.SIGINT, tmp_path / "new_b", "no run directory is left"),
+             ("compiling", signal.SIGTERM, existing, f"{existing} keeps what it held")]
+    processes = [subprocess.Popen(command(workdir, 3), cwd=REPO,
+                                  env={**environment(), "JGAN_PAUSE_AT": point}, text=True,
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                 for point, _, workdir, _ in cases]
+    try:
+        for process, (point, signum, workdir, where) in zip(processes, cases):
+            for line in process.stdout:
+                if line.startswith("paused at"):
+                    break
+            assert line == f"paused at {point}\n", process.communicate()[1][-2000:]
+            process.send_signal(signum)
+            _, stderr = process.communicate(timeout=20)  # the pause lasts an hour
+            assert process.returncode == 128 + signum, stderr[-2000:]
+            assert "Traceback" not in stderr
+            last = stderr.strip().splitlines()[-1]
+            assert last.startswith(f"stopped by {signum.name} before the first step: {where}; "
+                                   "run again with: "), last
+    finally:
+        for process in processes:
+            process.kill()
+    assert not (tmp_path / "new_a").exists() and not (tmp_path / "new_b").exists()
+    assert (existing / "notes.txt").read_text() == "kept"
+    assert not (existing / "checkpoints").exists() or not any((existing / "checkpoints").iterdir())
+
+@pytest.mark.slow
 def test_ctrl_c_finishes_the_step_saves_it_and_says_how_to_resume(tmp_path):
     workdir = tmp_path / "run"
     process = subprocess.Popen(command(workdir, 100000), cwd=REPO, env=environment(), text=True,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import os
+import shlex
 import sys
 import time
 from pathlib import Path
@@ -27,10 +28,11 @@ from jgan.train.history import History, plot_history
 from jgan.train.distributed import (broadcast, global_batch, is_primary, local_copy, on_primary,
                                     process_rows, to_host)
 from jgan.train.faults import fault_point
-from jgan.train.lock import check_run_directory, hold_run_directory
+from jgan.train.lock import LOCK_FILE, check_run_directory, hold_run_directory
 from jgan.train.parallel import (batch_split, check_batch_size, jit_data_parallel, make_mesh,
                                  replicated)
-from jgan.train.resume import open_run_directory, restore_latest, write_config
+from jgan.train.resume import (CHECKPOINTS, CONFIG_FILE, open_run_directory, restore_latest,
+                               write_config)
 from jgan.train.setup import build_setup
 from jgan.train.stopping import stop_requests
 
@@ -70,8 +72,38 @@ def train(config, workdir, *, log=print):
     if tc.seeds != 1:
         raise UserError("train.seeds trains several seeds at once in the 2-D benchmark: run "
                         "python -m experiments.mode_collapse, or drop train.seeds")
+    made = not workdir.exists()  # and so removed again if a signal comes before the first step
+    with stop_requests(before_start=lambda signal_name: stopped_before_start(
+            signal_name, workdir, made)) as stop:
+        return _prepare_and_train(config, workdir, stop, log)
+
+
+def stopped_before_start(signal_name: str, workdir: Path, made: bool) -> str:
+    """The line for a signal before the first step, after removing a run directory that this
+    run made and that holds nothing yet (its lock, config.json, empty checkpoints/)."""
+    if made and workdir.is_dir():
+        for name in (CONFIG_FILE, LOCK_FILE):
+            (workdir / name).unlink(missing_ok=True)
+        for name in (CHECKPOINTS, "samples", ""):
+            try:
+                (workdir / name).rmdir()
+            except OSError:  # not made yet, or holds what this line must not remove
+                pass
+    if not made:
+        where = f"{workdir} keeps what it held"
+    elif workdir.exists():
+        where = f"{workdir} holds no step yet"
+    else:
+        where = "no run directory is left"
+    return (f"stopped by {signal_name} before the first step: {where}; run again with: "
+            f"{shlex.join(sys.orig_argv)}")
+
+
+def _prepare_and_train(config, workdir, stop, log):
+    tc = config.train
     data = open_data(config.data, log=log)
     log(f"data: {data.description}")
+    fault_point("data")
     if data.folder and tc.eval_every > 0:
         raise UserError(f"--eval-every measures FID against a TFDS dataset's test split, and "
                         f"{data.name} is an image folder: drop --eval-every")
@@ -91,7 +123,7 @@ def train(config, workdir, *, log=print):
     loader = data.loader(images_per_step, keys["data"],
                          rows=process_rows(batch_split(mesh), images_per_step))
     # Only a config that passed every check gets a run directory (and its config.json).
-    with hold_run_directory(workdir), stop_requests() as stop:
+    with hold_run_directory(workdir):
         return _train(config, workdir, data, loader, setup, evaluator, mesh, keys, stop, log)
 
 
@@ -167,6 +199,7 @@ def _train(config, workdir, data, loader, setup, evaluator, mesh, keys, stop, lo
         kept = best_checkpointer.latest_step()
         if kept is not None:
             best_fid = best_checkpointer.restore_meta(kept)["eval"]["fid"]
+    fault_point("compiling")
     compile_start = time.perf_counter()
     step_fn = jit_data_parallel(setup.train_step, mesh).lower(
         state, device_batch(loader.batch(start)), run_key).compile()
@@ -257,6 +290,7 @@ def _train(config, workdir, data, loader, setup, evaluator, mesh, keys, stop, lo
     # the next batch, PNGs, checkpoints) overlaps the device's. A step is checked for NaN before
     # its state is ever saved.
     previous = None
+    stop.started()
     try:
         for step, batch in loader.iterate(start):
             if step < tc.steps:
