@@ -393,3 +393,34 @@ def test_a_run_directory_with_links_or_a_checkpoints_file_is_refused_in_one_line
         entry.unlink()
         if original.exists():
             original.rename(entry)
+
+
+@pytest.mark.parametrize("damage", ["garbage meta", "no eval FID"])
+def test_a_damaged_best_checkpoint_is_moved_aside_and_the_run_goes_on(tmp_path, damage):
+    """A damaged best/ checkpoint used to stop every resume of an evaluating run with one line;
+    it only records the best so far, so it is set aside like a damaged step in checkpoints/."""
+    import jax.numpy as jnp
+
+    from jgan.train.state import NetworkState, TrainState
+
+    state = TrainState(step=jnp.int32(4), nets={"g": NetworkState(
+        params={"w": jnp.ones(3)}, opt_state={}, collections={})})
+    best = Checkpointer(tmp_path / loop.BEST_DIR, keep=1)
+    best.save(4, state, jax.random.key(0), {"config": {}, "eval": {"fid": 3.5}})
+    best.wait()
+    best.close()
+    assert loop.open_best(tmp_path, 6, print)[1] == 3.5  # an intact one gives its FID
+    meta_file = tmp_path / loop.BEST_DIR / "4" / "meta" / "metadata"
+    meta_file.write_text('{"config": {}, "ev' if damage == "garbage meta"
+                         else json.dumps({"config": {}, "eval": {}}))
+    logged = []
+    manager, fid = loop.open_best(tmp_path, 6, logged.append)
+    manager.close()
+    assert fid == np.inf and manager.all_steps() == []
+    problem = ("its meta item cannot be read: " if damage == "garbage meta"
+               else "its meta item holds no eval FID)")
+    assert len(logged) == 1 and logged[0].startswith(
+        f"warning: the best checkpoint 4 in {tmp_path / 'best'} is damaged ({problem}"), logged
+    assert logged[0].endswith(f"; moved it to {tmp_path / 'damaged_best' / '4'}: the "
+                              "evaluations from here on choose a new best"), logged
+    assert (tmp_path / "damaged_best" / "4" / "meta").is_dir()

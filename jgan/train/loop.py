@@ -19,7 +19,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from jgan import config as config_lib
-from jgan.checkpoint import Checkpointer
+from jgan.checkpoint import Checkpointer, DamagedCheckpointError
 from jgan.data import open_data
 from jgan.errors import Interrupted, NonFiniteLossError, UserError
 from jgan.images import save_png, write_gif
@@ -190,15 +190,7 @@ def _train(config, workdir, data, loader, setup, evaluator, mesh, keys, stop, lo
     history = History(workdir / "history.csv", resume_step=start, log=log) if primary else None
     best_checkpointer, best_fid = None, math.inf
     if tc.eval_every > 0:
-        best_checkpointer = Checkpointer(workdir / BEST_DIR, keep=1)
-        # A best checkpoint newer than the resumed step is the interrupted run's; the replayed
-        # steps evaluate to the same numbers and write it again.
-        for stale in best_checkpointer.all_steps():
-            if stale > start:
-                best_checkpointer.delete(stale)
-        kept = best_checkpointer.latest_step()
-        if kept is not None:
-            best_fid = best_checkpointer.restore_meta(kept)["eval"]["fid"]
+        best_checkpointer, best_fid = open_best(workdir, start, log)
     fault_point("compiling")
     compile_start = time.perf_counter()
     step_fn = jit_data_parallel(setup.train_step, mesh).lower(
@@ -314,6 +306,32 @@ def _train(config, workdir, data, loader, setup, evaluator, mesh, keys, stop, lo
     log(f"done: step {int(to_host(state.step))}, samples in {workdir / 'samples'} and "
         f"{workdir / TRAINING_GIF}, curves in {workdir / LOSS_CURVE}")
     return state
+
+
+def open_best(workdir: Path, start: int, log) -> tuple[Checkpointer, float]:
+    """The best checkpoint's manager and its FID (inf when there is none) for a run resumed at
+    `start`. A damaged one is moved aside with a warning, as in checkpoints/: it only records
+    the best so far, and the evaluations to come choose a new one."""
+    best = Checkpointer(workdir / BEST_DIR, keep=1)
+    # A best checkpoint newer than the resumed step is the interrupted run's; the replayed
+    # steps evaluate to the same numbers and write it again.
+    for stale in best.all_steps():
+        if stale > start:
+            best.delete(stale)
+    kept = best.latest_step()
+    if kept is None:
+        return best, math.inf
+    try:
+        meta = best.restore_meta(kept)
+        try:
+            return best, float(meta["eval"]["fid"])
+        except (KeyError, TypeError, ValueError):
+            raise best.damaged(kept, "its meta item holds no eval FID") from None
+    except DamagedCheckpointError as error:
+        log(f"warning: the best checkpoint {error.step} in {best.directory} is damaged "
+            f"({error.problem}); moved it to {best.set_aside(error.step)}: the evaluations "
+            "from here on choose a new best")
+        return best, math.inf
 
 
 def last_good(checkpointer, workdir: Path, first_due: int) -> str:
