@@ -38,7 +38,8 @@ def one_line(error: Exception, limit: int = 120) -> str:
 def reports_errors(main):
     """Wrap a command-line `main(...) -> int`: a `UserError` becomes `error: ...` on stderr and
     exit code 2, a `NonFiniteLossError` the same with exit code 3, instead of a traceback; an
-    `Interrupted` run prints how to resume it and exits with 128 + the signal (130, 143)."""
+    `Interrupted` run prints how to resume it and exits with 128 + the signal (130, 143); Ctrl-C
+    anywhere else is one line and 130."""
 
     @functools.wraps(main)
     def wrapper(*args, **kwargs):
@@ -50,5 +51,10 @@ def reports_errors(main):
         except Interrupted as stop:
             print(f"{stop}; resume with: {shlex.join(sys.orig_argv)}", file=sys.stderr)
             return 128 + stop.signum
+        except KeyboardInterrupt:
+            # Ctrl-C where no stop handler is installed: before a run's first step is set up,
+            # or in a tool. Every file jgan writes is renamed into place whole, so none is torn.
+            print("stopped by Ctrl-C (SIGINT)", file=sys.stderr)
+            return 130
 
     return wrapper

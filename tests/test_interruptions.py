@@ -189,3 +189,15 @@ def test_a_killed_holder_leaves_no_lock_behind(tmp_path):
     assert (workdir / ".lock").read_text()  # the dead holder's record is still there
     with hold_run_directory(workdir):
         assert str(os.getpid()) in (workdir / ".lock").read_text()
+
+
+def test_ctrl_c_where_no_stop_handler_runs_is_one_line_and_130(capsys):
+    """Before a run's handler is installed (imports, flags), or in a tool: no traceback."""
+    from jgan.errors import reports_errors
+
+    @reports_errors
+    def main():
+        raise KeyboardInterrupt
+
+    assert main() == 130
+    assert capsys.readouterr().err == "stopped by Ctrl-C (SIGINT)\n"
