@@ -132,6 +132,8 @@ def test_pix2pix_refuses_a_folder_whose_a_and_b_names_do_not_match(tmp_path, cap
     message = _experiment_error("pix2pix", ["--images", str(tmp_path), "--workdir",
                                             str(tmp_path / "run")], capsys)
     assert "do not match one to one (e.g. 3)" in message and "rename" in message
+    # data.pairing=unpaired is CycleGAN's; Pix2Pix refuses it, so it is not offered as the fix.
+    assert "Pix2Pix needs pairs" in message and "or train unpaired" not in message
     assert not (tmp_path / "run").exists()
 
 

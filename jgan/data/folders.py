@@ -134,8 +134,8 @@ def find_layout(folder: Path, split: str, pairing: str) -> FolderLayout:
             example = unmatched[0] if unmatched else "a name used twice"
             raise DataError(f"data.pairing=paired, but the names in {a_dir} and {b_dir} do not "
                             f"match one to one (e.g. {example}): rename them so that each A "
-                            "image has the B image of the same name, or train unpaired with "
-                            "data.pairing=unpaired")
+                            "image has the B image of the same name (Pix2Pix needs pairs; an "
+                            "unpaired family such as CycleGAN takes data.pairing=unpaired)")
         for side, files, others in (("A", a_files, a_other), ("B", b_files, b_other)):
             if not files:
                 raise DataError(f"{folder / (split + side)} holds no image ({len(others)} other "
