@@ -145,8 +145,9 @@ def check_state_fits(setup, init_key, *, memory: int | None = None) -> None:
 
 
 def device_memory() -> int:
-    """Bytes the first device can hold: its limit on an accelerator, the RAM on a CPU."""
-    stats = jax.devices()[0].memory_stats() or {}
+    """Bytes this process's first device can hold: its limit on an accelerator, the RAM on a
+    CPU (`local_devices`: another process's devices report nothing here)."""
+    stats = jax.local_devices()[0].memory_stats() or {}
     return stats.get("bytes_limit") or os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
 
 
