@@ -189,7 +189,7 @@ def test_classification_loss_by_hand():
 def test_loss_names_and_registry():
     assert losses.LOSS_NAMES == ("minimax", "nonsaturating", "logistic", "hinge", "wasserstein",
                                  "least_squares", "focal")
-    d_loss_fn, g_loss_fn = losses.get_losses("hinge")  # unpacks as gan_step does
+    d_loss_fn, g_loss_fn = losses.get_losses("hinge")  # unpacks as the gan family's step does
     assert d_loss_fn is losses.hinge_d_loss and g_loss_fn is losses.hinge_g_loss
 
 
