@@ -12,8 +12,8 @@ minimax, hinge, Wasserstein). With hinge this is BigBiGAN's loss: hinge for D, l
 With unary scores, the sum runs over s_xz, s_x and s_z (BigBiGAN, Sec. 2).
 
 One step: G and E run forward once (kept as VJPs); D takes one update on the pairs; then E and G
-take one joint update through the updated D, as the gan family's step does for G. E's loss may add the
-encoder-collapse regularizer; D's may add a gradient penalty on (x, z) jointly.
+take one joint update through the updated D, as the gan family's step does for G. E's loss may add
+the encoder-collapse regularizer; D's may add a gradient penalty on (x, z) jointly.
 """
 
 from __future__ import annotations
@@ -73,7 +73,8 @@ def make_bigan_train_step(config, *, generator: Network, encoder: Network,
 
         def loss_fn(params):
             encoder_scores, collections = discriminate(d, params, real, codes, k_encoder_pairs)
-            # The generator pass sees the statistics the encoder pass left, as in the gan family's step.
+            # The generator pass sees the statistics the encoder pass left, as in the gan
+            # family's step.
             generator_scores, collections = discriminate(
                 d.replace(collections=collections), params, fake, z, k_generator_pairs)
             terms = {f"loss/d/{name}": gan_loss.d(real_logits=encoder_scores[name],
