@@ -1,8 +1,8 @@
 """Families as plug-ins: each is one folder whose `__init__` registers a `jgan.train.setup.Family`.
 
 A family's folder holds its plug-in (`__init__.py`), its networks (`networks.py`) and its pure
-train step (`step.py`); adding one is a new folder and its name in `BUILT_IN`. Code outside jgan (a research
-project, a test) calls `register` with its own `Family` instead.
+train step (`step.py`); adding one is a new folder and its name in `BUILT_IN`. Code outside
+jgan (a research project, a test) calls `register` with its own `Family` instead.
 """
 
 from __future__ import annotations

@@ -10,8 +10,8 @@ Architectures (`arch`):
 - "mlp": the paper's permutation-invariant MNIST model (the official code's `mnist_mlp`): 1024-unit
   layers, LeakyReLU(0.2) in E and D, BatchNorm from the second layer; ReLU and BatchNorm in G.
 - "dcgan": DCGAN's G, and D's strided-convolution trunk for E and for D's x pathway.
-- "unet": U-Net-style fully convolutional paths (`jgan.families.translation.unet`), for larger images such as
-  96x96 PatchCamelyon patches.
+- "unet": U-Net-style fully convolutional paths (`jgan.families.translation.unet`), for larger
+  images such as 96x96 PatchCamelyon patches.
 
 `dtype` bfloat16 (mlp and dcgan archs) is mixed precision, as in `jgan.families.gan.dcgan`: float32
 parameters and BatchNorm statistics, bf16 hidden activations, and float32 images, latents and

@@ -3,8 +3,8 @@ and skip-z, self-attention, spectral norm in G and D, a projection discriminator
 loss, orthogonal regularization (on by default), G's EMA sampled with standing statistics, and
 the truncation trick.
 
-The networks are `jgan.families.biggan.networks`, the step `jgan.families.biggan.step`. Sampling takes class
-`labels` (int, or float class weights that mix the shared embeddings) and a `truncation`
+The networks are `jgan.families.biggan.networks`, the step `jgan.families.biggan.step`. Sampling
+takes class `labels` (int, or float class weights that mix the shared embeddings) and a `truncation`
 threshold: z is drawn from a normal truncated to [-t, t] (Sec. 3.1; 0 draws the plain prior).
 """
 

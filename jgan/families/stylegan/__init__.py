@@ -1,8 +1,8 @@
 """The StyleGAN family (Karras et al. 2019): mapping network, AdaIN synthesis, style mixing, the
 truncation trick in W, and optional progressive growing (Karras et al. 2018).
 
-The networks are `jgan.families.stylegan.networks`, the step `jgan.families.stylegan.step`. Images go into the
-model through the data's preprocessing (`jgan.data.preprocess`): with `data.center` G learns
+The networks are `jgan.families.stylegan.networks`, the step `jgan.families.stylegan.step`.
+Images go into the model through the data's preprocessing (`jgan.data.preprocess`): with `data.center` G learns
 pixels in [0, 1] less the dataset mean, as the brain-MRI seed did, and `sample` maps them back to
 [-1, 1] so grids, GIFs and metrics read them as they read every family's.
 """
@@ -62,7 +62,7 @@ class StyleGANModelConfig:
 class StyleGANLossConfig:
     gan_loss: str = "nonsaturating"  # the softplus form; any logit loss of jgan.losses
     r1_gamma: float = 1.0  # R1 weight; 0: off
-    reg_interval: int = 4  # lazy R1: on every reg_interval-th real image (jgan.families.stylegan.step)
+    reg_interval: int = 4  # lazy R1: on every reg_interval-th real image (the family's step)
 
 
 MODEL_BOUNDS = {"z_dim": Bounds(1), "w_dim": Bounds(1), "mapping_layers": Bounds(1),
