@@ -5,8 +5,8 @@ et al. 2017, Algorithm 1), run by an unrolled `lax.scan` inside the step; then o
 objective is chosen by config: any loss of `jgan.losses`, a gradient penalty (WGAN-GP), R1/R2
 (optionally lazy, as a separate D update every `reg_interval` steps, Karras et al. 2020 Appendix
 B), and for ACGAN (Odena et al. 2017, Eq. 2-3) the auxiliary classification loss on both sides.
-G minimises the adversarial loss or, with `loss.g_objective=feature_matching`, the distance between the mean D
-features of real and generated data (Salimans et al. 2016, Sec. 3.1).
+G minimises the adversarial loss or, with `loss.g_objective=feature_matching`, the distance
+between the mean D features of real and generated data (Salimans et al. 2016, Sec. 3.1).
 
 Unrolled GAN (Metz et al. 2017, Sec. 2.2): with `loss.unroll_steps` = k > 0, G's loss is taken
 against D after k more updates (D's own optimizer, on the step's real batch and fakes) beyond the
