@@ -14,8 +14,9 @@ Either D can add minibatch discrimination (Salimans et al. 2016, Sec. 3.2) befor
 also the ones feature matching reads.
 
 `dtype` bfloat16 is mixed precision, as in `jgan.families.gan.dcgan`: float32 parameters, bf16
-hidden activations, a float32 image out of G and float32 logits out of D. D's maxout layers
-promote to their float32 kernels (`jgan.nn.Maxout` takes no dtype), so only G and D's input computes in bf16.
+hidden activations, a float32 image out of G and float32 logits out of D. D's maxout layers promote
+to their float32 kernels (`jgan.nn.Maxout` takes no dtype), so only G and D's input computes in
+bf16.
 """
 
 import math

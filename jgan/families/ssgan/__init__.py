@@ -4,10 +4,11 @@ G is trained by feature matching (Sec. 3.1). What counts is D's test error as a 
 
 The networks are the paper's MNIST model (`jgan.families.ssgan.networks`), the step
 `jgan.families.ssgan.step`. The paper's other techniques are options: minibatch discrimination
-(`model.minibatch_kernels`), historical averaging (`loss.historical_weight`, `jgan.optim.historical_averaging`), one-sided
-label smoothing (`loss.real_label`), virtual batch normalization in G (`model.g_norm`), weight
-normalization (`model.weight_norm`, on: the MNIST model's), Gaussian noise in D
-(`model.input_noise`, `model.hidden_noise`, on) and dropout (`model.dropout`).
+(`model.minibatch_kernels`), historical averaging (`loss.historical_weight`,
+`jgan.optim.historical_averaging`), one-sided label smoothing (`loss.real_label`), virtual batch
+normalization in G (`model.g_norm`), weight normalization (`model.weight_norm`, on: the MNIST
+model's), Gaussian noise in D (`model.input_noise`, `model.hidden_noise`, on) and dropout
+(`model.dropout`).
 
 The labelled subset, `loss.num_labels` examples balanced over the classes, is chosen from the
 run's seed (`jgan.data.labelled`) and read here from the training split when the setup is built:

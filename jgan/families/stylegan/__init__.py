@@ -1,10 +1,10 @@
 """The StyleGAN family (Karras et al. 2019): mapping network, AdaIN synthesis, style mixing, the
 truncation trick in W, and optional progressive growing (Karras et al. 2018).
 
-The networks are `jgan.families.stylegan.networks`, the step `jgan.families.stylegan.step`.
-Images go into the model through the data's preprocessing (`jgan.data.preprocess`): with
-`data.center` G learns pixels in [0, 1] less the dataset mean, as the brain-MRI seed did, and `sample` maps them back to
-[-1, 1] so grids, GIFs and metrics read them as they read every family's.
+The networks are `jgan.families.stylegan.networks`, the step `jgan.families.stylegan.step`. Images
+go into the model through the data's preprocessing (`jgan.data.preprocess`): with `data.center` G
+learns pixels in [0, 1] less the dataset mean, as the brain-MRI seed did, and `sample` maps them
+back to [-1, 1] so grids, GIFs and metrics read them as they read every family's.
 """
 
 from __future__ import annotations
