@@ -13,9 +13,9 @@ from pathlib import Path
 
 from jgan import config as config_lib
 from jgan import optim
-from jgan.checkpoint import Checkpointer, DamagedCheckpointError, one_line
+from jgan.checkpoint import Checkpointer, DamagedCheckpointError
 from jgan.environment import note_environment
-from jgan.errors import UserError
+from jgan.errors import UserError, one_line
 from jgan.train.distributed import barrier, is_primary
 from jgan.train.lock import check_run_directory
 
