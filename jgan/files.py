@@ -12,12 +12,16 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import secrets
+import time
 from pathlib import Path
 
 from jgan.errors import UserError
 
 TEMPORARY_SUFFIX = ".tmp"
+# atomic_write's names for its temporaries: .NAME.RANDOM.tmp
+_TEMPORARY = re.compile(r"\..+\.[0-9a-f]{8}" + re.escape(TEMPORARY_SUFFIX))
 
 
 @contextlib.contextmanager
@@ -44,6 +48,25 @@ def atomic_write(path, mode: str = "wb", **open_args):
         with contextlib.suppress(FileNotFoundError):
             os.unlink(temporary)
         raise
+
+
+def remove_leftover_temporaries(folder: Path, *, older_than_s: float = 60.0) -> list[str]:
+    """Remove the hidden files that `atomic_write`s killed mid-write (`kill -9`, a power cut)
+    left in `folder`, and return their names. For a folder whose writer holds its lock: a file
+    younger than `older_than_s` may still be another tool's write in progress, and is kept."""
+    removed, now = [], time.time()
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:  # not made yet
+        return removed
+    for entry in entries:
+        if not _TEMPORARY.fullmatch(entry.name):
+            continue
+        with contextlib.suppress(OSError):  # gone meanwhile; unlink never follows a link
+            if now - entry.stat(follow_symlinks=False).st_mtime >= older_than_s:
+                os.unlink(entry.path)
+                removed.append(entry.name)
+    return sorted(removed)
 
 
 def write_text(path, text: str) -> None:

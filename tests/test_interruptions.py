@@ -191,6 +191,23 @@ def test_a_killed_holder_leaves_no_lock_behind(tmp_path):
         assert str(os.getpid()) in (workdir / ".lock").read_text()
 
 
+def test_the_hidden_files_of_writes_killed_midway_are_removed_when_a_run_takes_the_lock(
+        tmp_path):
+    workdir = tmp_path / "run"
+    (workdir / "samples").mkdir(parents=True)
+    left = [workdir / ".history.csv.0a1b2c3d.tmp", workdir / "samples" / ".step_000004.png."
+            "deadbeef.tmp"]
+    fresh = workdir / ".config.json.12345678.tmp"  # a write that may still be going on
+    other = [workdir / ".notes.tmp", workdir / "samples" / "step_000004.png"]
+    for path in (*left, fresh, *other):
+        path.write_text("")
+    for path in (*left, *other):
+        os.utime(path, (time.time() - 120, time.time() - 120))
+    with hold_run_directory(workdir):
+        assert [path.exists() for path in (*left, fresh, *other)] == [False, False, True, True,
+                                                                      True]
+
+
 def test_ctrl_c_where_no_stop_handler_runs_is_one_line_and_130(capsys):
     """Before a run's handler is installed (imports, flags), or in a tool: no traceback."""
     from jgan.errors import reports_errors

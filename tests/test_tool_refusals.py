@@ -7,6 +7,7 @@ import dataclasses
 import json
 import os
 import pathlib
+import re
 import shutil
 
 import jax
@@ -24,6 +25,7 @@ from jgan import translate
 from jgan.checkpoint import Checkpointer
 from jgan.domain_adaptation import DANNConfig
 from jgan.errors import UserError
+from jgan.memory import compiled_memory
 from jgan.tools import evaluate, evaluate_bigan, sample
 from jgan.train.state import NetworkState, TrainState
 
@@ -159,6 +161,16 @@ def test_a_refused_run_leaves_no_run_directory(tmp_path, monkeypatch, capsys):
 
     monkeypatch.setattr(pathlib.Path, "mkdir", denied)
     assert "Permission denied" in training_error(["--workdir", str(workdir)], capsys)
+    # A step larger than memory (`--set data.image_size=1024` on MNIST needs 90 GiB) is refused
+    # once compiled, before the run directory is made; the plan's figure is simulated here.
+    monkeypatch.undo()
+    monkeypatch.setattr("jgan.train.loop.compiled_memory", lambda compiled: 90 * 2**30)
+    workdir = tmp_path / "large"
+    assert re.fullmatch(r"error: one train step on batches of 64 needs 90\.0 GiB \(the state and "
+                        r"the activations XLA planned\), more than the [\d.,]+ GiB of memory here: "
+                        r"lower --batch-size or data\.image_size, or use a smaller model",
+                        training_error(["--workdir", str(workdir)], capsys))
+    assert not workdir.exists()
 
 
 @pytest.mark.slow  # builds the paper's D and reads its labelled MNIST subset: about 4 s
@@ -227,6 +239,39 @@ def test_unwritable_outputs_and_caches_are_one_line(image_run, tmp_path, monkeyp
         monkeypatch.setattr(os, "access", lambda path, mode: "denied" not in str(path))
         assert sample.main([str(image_run), "--num", "1", "--out", str(out)]) == 2
         assert words in one_error_line(capsys)
+
+
+def test_the_planned_step_memory_counts_the_activations_and_refuses_above_memory():
+    from jgan.train.loop import compile_step, run_keys
+    from jgan.train.parallel import make_mesh
+
+    setup, mesh, keys = build(tiny_config("dcgan")), make_mesh(), run_keys(0)
+    small = {"image": np.zeros((16, 28, 28, 1), np.uint8),
+             "label": np.zeros((16,), np.int32)}
+    large = {name: np.concatenate([value] * 8) for name, value in small.items()}
+    needs = [compiled_memory(compile_step(setup, mesh, keys, batch, log=lambda _: None))
+             for batch in (small, large)]
+    state_bytes = sum(leaf.size * leaf.dtype.itemsize
+                      for leaf in jax.tree.leaves(jax.eval_shape(setup.init_state, keys["init"])))
+    # The state comes in and goes out (no donation); the batch's images and D's activations
+    # grow with the batch, the state does not.
+    assert needs[0] > 2 * state_bytes
+    assert needs[1] - needs[0] > 7 * (16 * 28 * 28)
+    with pytest.raises(UserError, match=r"^one train step on batches of 128 needs [\d.]+ GiB"):
+        compile_step(setup, mesh, keys, large, log=lambda _: None, memory=needs[1] - 1)
+
+
+def test_a_folder_larger_than_memory_decoded_is_refused_before_decoding(tmp_path):
+    from jgan.data.folders import check_decoded_size, find_layout
+
+    write_image_folder(tmp_path / "images", ["a.png", "b.png", "c.png"])
+    layout = find_layout(tmp_path / "images", "train", "auto")
+    check_decoded_size(layout, 0, 0, memory=1)  # no size given: the files' own, unknown yet
+    check_decoded_size(layout, 64, 3, memory=3 * 64 * 64 * 3)
+    with pytest.raises(UserError, match=r"^3 images of .*images at data.image_size=4096 take "
+                                        r"0.0 GiB decoded, more than the 0.0 GiB of memory here: "
+                                        r"lower data.image_size$"):
+        check_decoded_size(layout, 4096, 0, memory=3 * 4096 ** 2 - 1)
 
 
 def test_a_train_state_larger_than_memory_is_refused_with_its_size():

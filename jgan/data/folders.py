@@ -40,6 +40,7 @@ from jgan.data.preprocess import (check_box, crop_and_resize, find_border_box, o
 from jgan.data.resize import center_crop_resize
 from jgan.errors import DataError, one_line
 from jgan.files import make_cache_folder
+from jgan.memory import gib, host_memory
 
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff"})
 PAIRINGS = ("auto", "paired", "unpaired", "side_by_side")
@@ -328,6 +329,22 @@ def _write_cache(cache: Path, arrays: dict[str, np.ndarray], skipped: list[str],
         shutil.rmtree(temporary, ignore_errors=True)
 
 
+def check_decoded_size(layout: FolderLayout, image_size: int, channels: int, *,
+                       memory: int | None = None) -> None:
+    """Refuse, before decoding, a folder whose images at `image_size` would not fit in RAM
+    (`memory`, default this machine's): they are held decoded while the cache is written.
+    Without `image_size` the sizes are the files' own, known only once decoded."""
+    if not image_size:
+        return
+    images = sum(len(names) * len(examples) for names, examples in layout.streams.items())
+    need = images * image_size ** 2 * (channels or 1)  # grey at least: refusing is a promise
+    memory = memory or host_memory()
+    if need > memory:
+        raise DataError(f"{images} images of {layout.where} at data.image_size={image_size} "
+                        f"take {gib(need)} decoded, more than the {gib(memory)} of memory "
+                        "here: lower data.image_size")
+
+
 def load_folder(layout: FolderLayout, *, name: str, split: str, image_size: int, channels: int,
                 cache_root: Path, crop: str = "", center: bool = False,
                 log=print) -> FolderArrays:
@@ -348,6 +365,7 @@ def load_folder(layout: FolderLayout, *, name: str, split: str, image_size: int,
     result = _read_intact_cache(cache, layout, log) if (cache / "meta.json").is_file() else None
     if result is None:
         count = sum(len(examples) for examples in layout.streams.values())
+        check_decoded_size(layout, image_size, channels)
         log(f"decoding {count} examples of {layout.where} into {cache} (once)")
         skipped = [_relative(path, layout.root) for path in layout.other_files]
         arrays, sources = {}, {}

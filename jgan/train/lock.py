@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from jgan.errors import UserError
-from jgan.files import no_follow
+from jgan.files import no_follow, remove_leftover_temporaries
 from jgan.train.distributed import broadcast, is_primary
 
 LOCK_FILE = ".lock"
@@ -82,6 +82,9 @@ def hold_run_directory(workdir: Path):
         try:
             workdir.mkdir(parents=True, exist_ok=True)
             handle, holder = _lock(workdir / LOCK_FILE)
+            if handle is not None:  # this run alone writes here now
+                for folder in (workdir, *(workdir / name for name in RUN_FOLDERS)):
+                    remove_leftover_temporaries(folder)
         except OSError as error:  # not writable: permissions, a read-only or full disk
             raise UserError(f"cannot write the run directory {workdir} ({error.strerror}: "
                             f"{error.filename}): choose another --workdir, or make it "

@@ -1,4 +1,4 @@
-"""The host loop shared by every family: data, the jitted step, progress, history, samples, checkpoints.
+"""The host loop of every family: data, the jitted step, progress, history, samples, checkpoints.
 
 Keys: `jax.random.key(seed)` is split once into named keys for init, the run (passed unchanged to
 every step, which folds in the step), the data order and the sample grid. A run resumed from its
@@ -8,7 +8,6 @@ last checkpoint therefore replays exactly the steps an uninterrupted run would t
 from __future__ import annotations
 
 import math
-import os
 import shlex
 import sys
 import time
@@ -23,11 +22,12 @@ from jgan.checkpoint import Checkpointer, DamagedCheckpointError
 from jgan.data import open_data
 from jgan.errors import Interrupted, NonFiniteLossError, UserError
 from jgan.images import save_png, write_gif
+from jgan.memory import compiled_memory, device_memory, gib
 from jgan.metrics.evaluation import make_evaluator
-from jgan.train.history import History, plot_history
 from jgan.train.distributed import (broadcast, global_batch, is_primary, local_copy, on_primary,
                                     process_rows, to_host)
 from jgan.train.faults import fault_point
+from jgan.train.history import History, plot_history
 from jgan.train.lock import LOCK_FILE, check_run_directory, hold_run_directory
 from jgan.train.parallel import (batch_split, check_batch_size, jit_data_parallel, make_mesh,
                                  replicated)
@@ -118,13 +118,41 @@ def _prepare_and_train(config, workdir, stop, log):
             dataset=config.data.dataset, num_classes=setup.num_classes, num=tc.eval_num,
             features=tc.eval_features, data_dir=config.data.data_dir, log=log),
             "preparing the evaluation")
-    # The loader refuses a batch larger than the data, so it is made before the run directory.
+    # The loader refuses a batch larger than the data, and the compiled step one larger than
+    # the memory, so both are made before the run directory.
     images_per_step = tc.batch_size * setup.batches_per_step
     loader = data.loader(images_per_step, keys["data"],
                          rows=process_rows(batch_split(mesh), images_per_step))
+    step_fn = compile_step(setup, mesh, keys, global_batch(loader.batch(0), batch_split(mesh),
+                                                           images_per_step), log=log)
     # Only a config that passed every check gets a run directory (and its config.json).
     with hold_run_directory(workdir):
-        return _train(config, workdir, data, loader, setup, evaluator, mesh, keys, stop, log)
+        return _train(config, workdir, data, loader, setup, step_fn, evaluator, mesh, keys, stop,
+                      log)
+
+
+def compile_step(setup, mesh, keys, batch, *, log, memory: int | None = None):
+    """The data-parallel train step, compiled for the state's shapes and `batch`'s, or a
+    one-line refusal where XLA's buffer plan for it (state, batch and the activations the
+    backward pass keeps) exceeds `memory` (default: the device's, or this machine's RAM)."""
+    fault_point("compiling")
+    start = time.perf_counter()
+    run_key = jax.ShapeDtypeStruct(keys["run"].shape, keys["run"].dtype,
+                                   sharding=replicated(mesh))
+    compiled = jit_data_parallel(setup.train_step, mesh).lower(
+        abstract_train_state(setup, keys["init"], mesh), batch, run_key).compile()
+    need, memory = compiled_memory(compiled), memory or device_memory()
+    if need > memory:
+        images = len(next(iter(batch.values())))
+        raise UserError(f"one train step on batches of {images} needs {gib(need)} (the state "
+                        f"and the activations XLA planned), more than the {gib(memory)} of "
+                        "memory here: lower --batch-size or data.image_size, or use a "
+                        "smaller model")
+    log(f"devices: {mesh.devices.size} x {jax.devices()[0].platform}"
+        f"{f' over {jax.process_count()} processes' if jax.process_count() > 1 else ''}; "
+        f"train step compiled in {time.perf_counter() - start:.1f} s ({gib(need)} planned)")
+    fault_point("compiled")
+    return compiled
 
 
 def check_state_fits(setup, init_key, *, memory: int | None = None) -> None:
@@ -138,24 +166,18 @@ def check_state_fits(setup, init_key, *, memory: int | None = None) -> None:
                 for net in state.nets.values() for leaf in jax.tree.leaves(net.params))
     memory = memory or device_memory()
     if need > memory:
-        raise UserError(f"the train state holds {count:,} parameters, {need / 2**30:,.1f} GiB "
-                        f"with their gradients, more than the {memory / 2**30:,.1f} GiB of "
+        raise UserError(f"the train state holds {count:,} parameters, {gib(need)} with their "
+                        f"gradients, more than the {gib(memory)} of "
                         "memory here: lower model.z_dim, model.base_features or "
                         "data.image_size")
-
-
-def device_memory() -> int:
-    """Bytes this process's first device can hold: its limit on an accelerator, the RAM on a
-    CPU (`local_devices`: another process's devices report nothing here)."""
-    stats = jax.local_devices()[0].memory_stats() or {}
-    return stats.get("bytes_limit") or os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
 
 
 def _silent(*args, **kwargs):
     """The log of a process other than process 0."""
 
 
-def _train(config, workdir, data, loader, setup, evaluator, mesh, keys, stop, log):
+def _train(config, workdir, data, loader, setup, step_fn, evaluator, mesh, keys, stop,
+           log):
     tc = config.train
     primary = is_primary()
     checkpointer = open_run_directory(workdir, config)
@@ -192,14 +214,6 @@ def _train(config, workdir, data, loader, setup, evaluator, mesh, keys, stop, lo
     best_checkpointer, best_fid = None, math.inf
     if tc.eval_every > 0:
         best_checkpointer, best_fid = open_best(workdir, start, log)
-    fault_point("compiling")
-    compile_start = time.perf_counter()
-    step_fn = jit_data_parallel(setup.train_step, mesh).lower(
-        state, device_batch(loader.batch(start)), run_key).compile()
-    log(f"devices: {mesh.devices.size} x {jax.devices()[0].platform}"
-        f"{f' over {jax.process_count()} processes' if jax.process_count() > 1 else ''}; "
-        f"train step compiled in {time.perf_counter() - compile_start:.1f} s")
-    fault_point("compiled")
     # The previews show the held-out examples when the data sets some aside, else step 0's.
     preview_batch = data.held_out or (loader.global_batch(0) if primary else None)
     preview_inputs = (setup.preview_inputs(keys["grid"], tc.grid_size, preview_batch)
