@@ -34,5 +34,8 @@ def compiled_memory(compiled) -> int:
     return need * len(devices) if devices[0].platform == "cpu" else need
 
 
-def gib(count: int) -> str:
-    return f"{count / 2**30:,.1f} GiB"
+def size_text(count: int) -> str:
+    """Bytes as people read them: GiB from 1 GiB up, MiB below."""
+    if count >= 2**30:
+        return f"{count / 2**30:,.1f} GiB"
+    return f"{count / 2**20:,.1f} MiB"

@@ -257,7 +257,7 @@ def test_the_planned_step_memory_counts_the_activations_and_refuses_above_memory
     # grow with the batch, the state does not.
     assert needs[0] > 2 * state_bytes
     assert needs[1] - needs[0] > 7 * (16 * 28 * 28)
-    with pytest.raises(UserError, match=r"^one train step on batches of 128 needs [\d.]+ GiB"):
+    with pytest.raises(UserError, match=r"^one train step on batches of 128 needs [\d.]+ MiB"):
         compile_step(setup, mesh, keys, large, log=lambda _: None, memory=needs[1] - 1)
 
 
@@ -269,7 +269,7 @@ def test_a_folder_larger_than_memory_decoded_is_refused_before_decoding(tmp_path
     check_decoded_size(layout, 0, 0, memory=1)  # no size given: the files' own, unknown yet
     check_decoded_size(layout, 64, 3, memory=3 * 64 * 64 * 3)
     with pytest.raises(UserError, match=r"^3 images of .*images at data.image_size=4096 take "
-                                        r"0.0 GiB decoded, more than the 0.0 GiB of memory here: "
+                                        r"48.0 MiB decoded, more than the 48.0 MiB of memory here: "
                                         r"lower data.image_size$"):
         check_decoded_size(layout, 4096, 0, memory=3 * 4096 ** 2 - 1)
 
@@ -279,7 +279,7 @@ def test_a_train_state_larger_than_memory_is_refused_with_its_size():
 
     setup = build(tiny_config("dcgan"))
     check_state_fits(setup, jax.random.key(0))  # a few hundred kB
-    with pytest.raises(UserError, match=r"the train state holds [\d,]+ parameters, .* GiB with "
-                                        r"their gradients, more than .* GiB of memory"):
+    with pytest.raises(UserError, match=r"the train state holds [\d,]+ parameters, .* MiB with "
+                                        r"their gradients, more than .* MiB of memory"):
         check_state_fits(setup, jax.random.key(0), memory=1024)
 

@@ -40,7 +40,7 @@ from jgan.data.preprocess import (check_box, crop_and_resize, find_border_box, o
 from jgan.data.resize import center_crop_resize
 from jgan.errors import DataError, one_line
 from jgan.files import make_cache_folder
-from jgan.memory import gib, host_memory
+from jgan.memory import host_memory, size_text
 
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff"})
 PAIRINGS = ("auto", "paired", "unpaired", "side_by_side")
@@ -341,8 +341,8 @@ def check_decoded_size(layout: FolderLayout, image_size: int, channels: int, *,
     memory = memory or host_memory()
     if need > memory:
         raise DataError(f"{images} images of {layout.where} at data.image_size={image_size} "
-                        f"take {gib(need)} decoded, more than the {gib(memory)} of memory "
-                        "here: lower data.image_size")
+                        f"take {size_text(need)} decoded, more than the {size_text(memory)} of "
+                        "memory here: lower data.image_size")
 
 
 def load_folder(layout: FolderLayout, *, name: str, split: str, image_size: int, channels: int,

@@ -22,7 +22,7 @@ from jgan.checkpoint import Checkpointer, DamagedCheckpointError
 from jgan.data import open_data
 from jgan.errors import Interrupted, NonFiniteLossError, UserError
 from jgan.images import save_png, write_gif
-from jgan.memory import compiled_memory, device_memory, gib
+from jgan.memory import compiled_memory, device_memory, size_text
 from jgan.metrics.evaluation import make_evaluator
 from jgan.train.distributed import (broadcast, global_batch, is_primary, local_copy, on_primary,
                                     process_rows, to_host)
@@ -144,13 +144,13 @@ def compile_step(setup, mesh, keys, batch, *, log, memory: int | None = None):
     need, memory = compiled_memory(compiled), memory or device_memory()
     if need > memory:
         images = len(next(iter(batch.values())))
-        raise UserError(f"one train step on batches of {images} needs {gib(need)} (the state "
-                        f"and the activations XLA planned), more than the {gib(memory)} of "
+        raise UserError(f"one train step on batches of {images} needs {size_text(need)} (the state "
+                        f"and the activations XLA planned), more than the {size_text(memory)} of "
                         "memory here: lower --batch-size or data.image_size, or use a "
                         "smaller model")
     log(f"devices: {mesh.devices.size} x {jax.devices()[0].platform}"
         f"{f' over {jax.process_count()} processes' if jax.process_count() > 1 else ''}; "
-        f"train step compiled in {time.perf_counter() - start:.1f} s ({gib(need)} planned)")
+        f"train step compiled in {time.perf_counter() - start:.1f} s ({size_text(need)} planned)")
     fault_point("compiled")
     return compiled
 
@@ -166,8 +166,8 @@ def check_state_fits(setup, init_key, *, memory: int | None = None) -> None:
                 for net in state.nets.values() for leaf in jax.tree.leaves(net.params))
     memory = memory or device_memory()
     if need > memory:
-        raise UserError(f"the train state holds {count:,} parameters, {gib(need)} with their "
-                        f"gradients, more than the {gib(memory)} of "
+        raise UserError(f"the train state holds {count:,} parameters, {size_text(need)} with their "
+                        f"gradients, more than the {size_text(memory)} of "
                         "memory here: lower model.z_dim, model.base_features or "
                         "data.image_size")
 
