@@ -241,11 +241,12 @@ def test_unwritable_outputs_and_caches_are_one_line(image_run, tmp_path, monkeyp
         assert words in one_error_line(capsys)
 
 
+@pytest.mark.slow  # compiles three train steps: about 7 s
 def test_the_planned_step_memory_counts_the_activations_and_refuses_above_memory():
     from jgan.train.loop import compile_step, run_keys
     from jgan.train.parallel import make_mesh
 
-    setup, mesh, keys = build(tiny_config("dcgan")), make_mesh(), run_keys(0)
+    setup, mesh, keys = build(tiny_config("mlp")), make_mesh(), run_keys(0)
     small = {"image": np.zeros((16, 28, 28, 1), np.uint8),
              "label": np.zeros((16,), np.int32)}
     large = {name: np.concatenate([value] * 8) for name, value in small.items()}

@@ -38,6 +38,9 @@ from jgan.train.stopping import stop_requests
 
 LOSS_CURVE = "loss_curve.png"
 TRAINING_GIF = "training.gif"  # the preview grids over training, written when the run ends
+# loss_curve.png is redrawn with the sample grids at most this often, and when the run ends or
+# stops: a redraw costs about half a second, most of a short run's host time.
+CURVE_EVERY_S = 60.0
 BEST_DIR = "best"  # the best checkpoint by FID, kept beside checkpoints/ when evaluating
 # What a resume reads from a checkpoint's metadata besides its config: a checkpoint without
 # them is damaged.
@@ -219,11 +222,20 @@ def _train(config, workdir, data, loader, setup, step_fn, evaluator, mesh, keys,
     preview_inputs = (setup.preview_inputs(keys["grid"], tc.grid_size, preview_batch)
                       if primary else None)
 
+    curve_due = time.perf_counter() + CURVE_EVERY_S
+
+    def draw_curve():
+        nonlocal curve_due
+        if primary:
+            plot_history(history.rows(), workdir / LOSS_CURVE)
+            curve_due = time.perf_counter() + CURVE_EVERY_S
+
     def save_samples(state, step):
         if primary:
             for name, grid in setup.preview(local_copy(state), preview_inputs).items():
                 save_png(grid, workdir / "samples" / f"{name}step_{step:06d}.png")
-            plot_history(history.rows(), workdir / LOSS_CURVE)
+        if step == tc.steps or time.perf_counter() >= curve_due:
+            draw_curve()
 
     def save_checkpoint(state, step, wall_s, *, to=checkpointer, **meta):
         to.save(step, state, run_key,
@@ -290,6 +302,7 @@ def _train(config, workdir, data, loader, setup, step_fn, evaluator, mesh, keys,
             if not saved:
                 save_checkpoint(state, done, wall_s)
             checkpointer.wait()
+            draw_curve()
             raise Interrupted(stop.signal, f"stopped by {stop.name} after step {done} of "
                               f"{tc.steps}; checkpoint {done} is in {workdir / 'checkpoints'}")
 
