@@ -165,7 +165,28 @@ def test_sigterm_to_one_process_of_a_job_stops_every_process_after_the_same_step
     assert [process.returncode for process in processes] == [143, 143], errors[0][-2000:]
     steps = {stopped_at(stderr, signal.SIGTERM) for stderr in errors}
     assert len(steps) == 1
-    assert (workdir / "checkpoints" / str(steps.pop())).is_dir()
+    stopped = steps.pop()
+    assert (workdir / "checkpoints" / str(stopped)).is_dir()
+    # Before the first step of the resumed job (while it opens the data): JAX has caught the
+    # signal, and the job stops after its first step. It used to train on: the notice set the
+    # sync point at 1, which the resumed run's step numbers never met.
+    port = free_port()
+    processes = [subprocess.Popen(
+        command(workdir, 100000) + ["--coordinator", f"127.0.0.1:{port}", "--num-processes",
+                                    "2", "--process-id", str(index)],
+        cwd=REPO, env={**env, "PYTHONUNBUFFERED": "1"}, text=True, stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE) for index in range(2)]
+    try:
+        # Process 0's first line comes once every process has joined the job.
+        assert processes[0].stdout.readline().startswith("multi-process job")
+        time.sleep(1)  # for process 1 to return from joining, which installs JAX's handler
+        processes[1].send_signal(signal.SIGTERM)
+        errors = [process.communicate(timeout=120)[1] for process in processes]
+    finally:
+        for process in processes:  # JAX's handler keeps SIGTERM from ending one left running
+            process.kill()
+    assert [process.returncode for process in processes] == [143, 143], errors[0][-2000:]
+    assert {stopped_at(stderr, signal.SIGTERM) for stderr in errors} == {stopped + 1}
 
 
 def test_a_second_run_on_a_held_run_directory_is_refused_naming_the_holder(tmp_path):

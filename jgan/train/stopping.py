@@ -13,7 +13,8 @@ as `kill -9`, which every write of a run survives (docs/reliability.md).
 In a multi-process job every process must stop after the same step, or the last checkpoint's
 save would wait forever for the others. JAX's preemption sync (started by
 `jax.distributed.initialize`, which catches SIGTERM itself) agrees on that step; SIGINT is
-passed on to it as SIGTERM.
+passed on to it as SIGTERM. A process cannot leave a job alone without stranding the others in
+a collective, so a signal before the first step stops the job after its first step.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ class StopRequests:
         # before_start(signal name) -> the line to print, or None once the first step runs
         self._before_start = before_start
         self._exiting = threading.Lock()
+        self._calls = 0  # of `requested`, JAX's preemption counter
 
     def started(self) -> None:
         """From now on a signal stops the run after the step in flight."""
@@ -82,7 +84,12 @@ class StopRequests:
             return self.signal is not None
         from jax.experimental import multihost_utils
 
-        if multihost_utils.reached_preemption_sync_point(step):
+        # JAX's sync point is one past the largest count any process has passed, and is met
+        # only by equality: the count must go up by one per call, from 1, whatever the step
+        # numbers (a resumed run's, or the 2-D benchmark's chunks of steps). A notice before
+        # the first call (while the data is prepared or the step compiled) sets it at 1.
+        self._calls += 1
+        if multihost_utils.reached_preemption_sync_point(self._calls):
             self.signal = self.signal or signal.SIGTERM
             return True
         return False
