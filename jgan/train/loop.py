@@ -179,8 +179,7 @@ def _silent(*args, **kwargs):
     """The log of a process other than process 0."""
 
 
-def _train(config, workdir, data, loader, setup, step_fn, evaluator, mesh, keys, stop,
-           log):
+def _train(config, workdir, data, loader, setup, step_fn, evaluator, mesh, keys, stop, log):
     tc = config.train
     primary = is_primary()
     checkpointer = open_run_directory(workdir, config)
