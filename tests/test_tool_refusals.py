@@ -1,6 +1,7 @@
 """Issue 30, part 3: bad input to the tools and the sampling commands ends in one line, before any
 compute, instead of a traceback after it. The run directories are written directly with
-`Checkpointer` (drawn weights, no training), so nothing here compiles a train step.
+`Checkpointer` (drawn weights, no training); only the memory checks compile train steps, which
+is what they measure.
 """
 
 import dataclasses
