@@ -153,10 +153,10 @@ def stop_at_budget(history_path: Path, evaluator_box: dict, seconds: float) -> N
 def run_jgan_side(args, experiment_args: list[str]) -> int:
     """The experiment, its evaluations timed, stopped after `args.seconds` of training."""
     import experiments.dcgan as dcgan
-    import jgan.train.loop
+    import jgan.train.family_trainer
 
     out = Path(args.out)
-    make_evaluator, box = jgan.train.loop.make_evaluator, {}
+    make_evaluator, box = jgan.train.family_trainer.make_evaluator, {}
 
     def timed(**kwargs):
         box["evaluator"] = TimedEvaluator(make_evaluator(**kwargs), out / "jgan_evals.jsonl")
@@ -165,7 +165,7 @@ def run_jgan_side(args, experiment_args: list[str]) -> int:
     workdir = out / "jgan_run"
     threading.Thread(target=stop_at_budget, args=(workdir / "history.csv", box, args.seconds),
                      daemon=True).start()
-    with mock.patch.object(jgan.train.loop, "make_evaluator", timed):
+    with mock.patch.object(jgan.train.family_trainer, "make_evaluator", timed):
         code = dcgan.main(jgan_args(args, experiment_args))
     if code != 128 + signal.SIGTERM:
         return code
@@ -196,12 +196,12 @@ def run_twin_side(args, experiment_args: list[str]) -> int:
     """Train the twin for `args.seconds` (or the config's steps), saving evaluation samples."""
     import jax
     import torch
-
     from dcgan_twin import TwinTrainer, check_finite, twin_settings
+
     from jgan.data import open_data
     from jgan.metrics.evaluation import make_evaluator
+    from jgan.train.family_trainer import run_keys
     from jgan.train.step_parts import prior
-    from jgan.train.loop import run_keys
 
     torch.set_num_threads(args.threads)
     torch.set_num_interop_threads(1)

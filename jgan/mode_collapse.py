@@ -1,9 +1,9 @@
 """The 2-D mode-collapse benchmark: N seeds of one GAN trained at once, measured by mode coverage.
 
 `train_toy(config, workdir)` trains `train.seeds` independent GANs on a toy mixture
-(`jgan.data.toy`) with one jitted, vmapped step (`jgan.train.seeds`), `log_every` steps per call
-inside a `lax.scan`. At every log step it measures each seed on a fixed set of 2500 latents
-(`jgan.metrics.modes`) and writes:
+(`jgan.data.toy`) on the shared loop (`ToyTrainer`, `jgan.train.loop.run`), with one jitted,
+vmapped step (`jgan.train.seeds`), `log_every` steps per call inside a `lax.scan`. At every log
+step it measures each seed on a fixed set of 2500 latents (`jgan.metrics.modes`) and writes:
 
 - `history.csv`: per log step, the mean and std over seeds of every metric (losses, D outputs,
   modes covered, high-quality share, KL to uniform), and `seeds.csv` with each seed's values;
@@ -20,34 +20,31 @@ from __future__ import annotations
 
 import functools
 import json
-import sys
-import time
 from pathlib import Path
 
 import jax
 import numpy as np
-from tqdm.auto import tqdm
 
 from jgan import config as config_lib
 from jgan.data.spec import DataSpec
 from jgan.data.toy import batch_at, toy_dataset
-from jgan.errors import Interrupted, NonFiniteLossError, UserError
+from jgan.errors import UserError
 from jgan.files import write_text
 from jgan.images import write_gif
 from jgan.metrics.modes import NUM_SAMPLES, mode_statistics
 from jgan.toy_figures import plot_mode_curves, plot_samples
+from jgan.train.distributed import is_primary
 from jgan.train.history import History
-from jgan.train.lock import hold_run_directory
-from jgan.train.loop import last_good
-from jgan.train.resume import open_run_directory, restore_latest, write_config
+from jgan.train.loop import run
 from jgan.train.parallel import make_mesh
 from jgan.train.seeds import init_states, mean_and_std, seed_keys, seed_sharding, vmap_train_step
 from jgan.train.setup import build_setup
-from jgan.train.stopping import stop_requests
+from jgan.train.trainer import Schedule, Trainer
 
 POINT_SPEC = DataSpec(arrays={"image": ((2,), "float32")})  # a batch of 2-D points
 PLOTTED_SAMPLES = 500  # per seed and frame; all NUM_SAMPLES are measured
 MODE_METRICS = ("modes/covered", "modes/high_quality", "modes/kl_uniform")
+SEEDS_FILE = "seeds.csv"  # each seed's values at every log step
 
 
 def check_toy_config(config) -> None:
@@ -103,94 +100,103 @@ def summary_table(summary: dict, *, config, step: int) -> str:
 
 
 def train_toy(config, workdir, *, log=print) -> dict:
-    """Train (or resume) every seed up to `train.steps`; returns the final `results.json` dict."""
-    config_lib.check(config)
-    check_toy_config(config)
-    workdir = Path(workdir)
-    mixture = toy_dataset(config.data.dataset)
-    setup = build_setup(config, POINT_SPEC)
-    with hold_run_directory(workdir), stop_requests() as stop:
-        return _train_toy(config, workdir, mixture, setup, stop, log)
+    """Train (or resume) every seed up to `train.steps` on the shared loop; returns the final
+    `results.json` dict."""
+    return run(ToyTrainer(config), workdir, log=log)
 
 
-def _train_toy(config, workdir: Path, mixture, setup, stop, log) -> dict:
-    tc = config.train
-    checkpointer = open_run_directory(workdir, config)
+class ToyTrainer(Trainer):
+    """`train.seeds` GANs on a 2-D mixture as one trainer of the shared loop
+    (`jgan.train.loop.run`): each call of the step runs the steps up to the next log step in a
+    `lax.scan`, and each log step measures every seed's modes."""
 
-    seeds = list(range(tc.seed, tc.seed + tc.seeds))
-    mesh = make_mesh()
-    sharding = seed_sharding(len(seeds), mesh)
-    keys = jax.device_put(seed_keys(seeds), sharding)
-    init = jax.jit(functools.partial(init_states, setup), out_shardings=sharding)
-    abstract = jax.tree.map(lambda s: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=sharding),
-                            jax.eval_shape(init, keys["init"]))
-    restored = restore_latest(checkpointer, workdir, config, abstract, num_keys=len(seeds),
-                              log=log)
-    write_config(config, workdir)
-    states = init(keys["init"]) if restored is None else restored[0]
-    start = int(states.step[0])
-    run_chunk = chunk_runner(setup, mixture, tc.batch_size * tc.n_critic, sharding)
-    measure = measurer(setup, mixture)
-    inputs = jax.vmap(lambda key: setup.sample_inputs(key, NUM_SAMPLES))(keys["grid"])
-    history = History(workdir / "history.csv", resume_step=start, log=log)
-    per_seed = History(workdir / "seeds.csv", resume_step=start, log=log)
-    log(f"{len(seeds)} seeds ({seeds[0]}..{seeds[-1]}) of {config.name} on {mixture.name} "
-        f"({mixture.num_modes} modes), {mesh.devices.size} device(s)")
+    def __init__(self, config):
+        config_lib.check(config)
+        check_toy_config(config)
+        tc = config.train
+        self.config, self.name = config, config.name
+        self.schedule = Schedule(steps=tc.steps, log_every=tc.log_every,
+                                 checkpoint_every=tc.checkpoint_every,
+                                 keep_checkpoints=tc.keep_checkpoints)
+        self.seeds = list(range(tc.seed, tc.seed + tc.seeds))
+        self.num_keys = len(self.seeds)
+        self.per_seed = None
 
-    progress = tqdm(total=tc.steps, initial=start, desc=config.name, unit="step",
-                    dynamic_ncols=True, file=sys.stdout,
-                    mininterval=0.5 if sys.stdout.isatty() else 30.0)
-    summary, step = None, start
-    try:
-        while step < tc.steps:
-            chunk = min(tc.log_every - step % tc.log_every, tc.steps - step)
-            tick = time.perf_counter()
-            states, metrics = run_chunk(states, keys["run"], keys["data"], chunk)
-            modes, samples = measure(states, inputs)
-            values = {name: np.asarray(v) for name, v in {**metrics, **modes}.items()}
-            elapsed = time.perf_counter() - tick
-            step += chunk
-            bad = [(name, index) for name, v in values.items()
-                   for index in np.flatnonzero(~np.isfinite(v))]
-            if bad:
-                name, index = bad[0]
-                raise NonFiniteLossError(
-                    f"{name} = {values[name][index]} for seed {seeds[index]} by step {step}: run "
-                    f"stopped; {last_good(checkpointer, workdir, min(tc.checkpoint_every, tc.steps))}")
-            summary = mean_and_std(values)
-            history.append({"step": step, **{f"{name}/mean": mean for name, (mean, _) in
-                                             summary.items()},
-                            **{f"{name}/std": std for name, (_, std) in summary.items()},
-                            "steps_per_s": chunk / elapsed})
-            for index, seed in enumerate(seeds):
-                per_seed.append({"step": step, "seed": seed,
-                                 **{name: float(v[index]) for name, v in values.items()}})
-            plot_samples(np.asarray(samples[:, :PLOTTED_SAMPLES]), mixture.centres,
-                         workdir / "samples" / f"step_{step:06d}.png",
-                         title=f"{config.name}, step {step}", seeds=seeds,
+    def prepare(self, workdir, log):
+        tc = self.config.train
+        self.workdir = workdir
+        self.mixture = toy_dataset(self.config.data.dataset)
+        setup = self.setup = build_setup(self.config, POINT_SPEC)
+        self.mesh = make_mesh()
+        self.sharding = seed_sharding(len(self.seeds), self.mesh)
+        self.keys = jax.device_put(seed_keys(self.seeds), self.sharding)
+        self.init = jax.jit(functools.partial(init_states, setup), out_shardings=self.sharding)
+        self.run_chunk = chunk_runner(setup, self.mixture, tc.batch_size * tc.n_critic,
+                                      self.sharding)
+        self.measurer = measurer(setup, self.mixture)
+        self.inputs = jax.vmap(lambda key: setup.sample_inputs(key, NUM_SAMPLES))(
+            self.keys["grid"])
+
+    def abstract_state(self):
+        return jax.tree.map(
+            lambda s: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=self.sharding),
+            jax.eval_shape(self.init, self.keys["init"]))
+
+    def initial(self):
+        return self.init(self.keys["init"]), self.keys["run"]
+
+    def checkpoint_meta(self, done, wall_s):
+        return {**super().checkpoint_meta(done, wall_s), "seeds": self.seeds}
+
+    def begin(self, start, state, run_key, history, log):
+        if is_primary():
+            self.per_seed = History(self.workdir / SEEDS_FILE, resume_step=start, log=log)
+        log(f"{len(self.seeds)} seeds ({self.seeds[0]}..{self.seeds[-1]}) of {self.config.name} "
+            f"on {self.mixture.name} ({self.mixture.num_modes} modes), {self.mesh.devices.size} "
+            "device(s)")
+
+    def chunk(self, step):
+        return min(self.schedule.log_every - step % self.schedule.log_every,
+                   self.schedule.steps - step)
+
+    def advance(self, states, run_key, step, count):
+        return self.run_chunk(states, run_key, self.keys["data"], count)
+
+    def label(self, name, index):
+        return f"{name} for seed {self.seeds[index]}"
+
+    def measure(self, states, done):
+        modes, self.samples = self.measurer(states, self.inputs)
+        return {name: np.asarray(value) for name, value in modes.items()}
+
+    def log_row(self, states, done, means, measured, *, steps, seconds, wall_s):
+        # The step's means are float32 per seed: back to float32 (exactly) for their statistics.
+        values = {**{name: value.astype(np.float32) for name, value in means.items()},
+                  **measured}
+        summary = mean_and_std(values)
+        row = {"step": done, **{f"{name}/mean": mean for name, (mean, _) in summary.items()},
+               **{f"{name}/std": std for name, (_, std) in summary.items()},
+               "steps_per_s": steps / seconds}
+        if is_primary():
+            for index, seed in enumerate(self.seeds):
+                self.per_seed.append({"step": done, "seed": seed,
+                                      **{name: float(v[index]) for name, v in values.items()}})
+            plot_samples(np.asarray(self.samples[:, :PLOTTED_SAMPLES]), self.mixture.centres,
+                         self.workdir / "samples" / f"step_{done:06d}.png",
+                         title=f"{self.config.name}, step {done}", seeds=self.seeds,
                          covered=values["modes/covered"])
-            progress.update(chunk)
-            progress.set_postfix({"D": f"{summary['loss/d'][0]:.3f}",
-                                  "G": f"{summary['loss/g'][0]:.3f}",
-                                  "modes": f"{summary['modes/covered'][0]:.2f}",
-                                  "step/s": f"{chunk / elapsed:.0f}"}, refresh=False)
-            stopping = stop.requested(step) and step < tc.steps
-            if stopping or step % tc.checkpoint_every == 0 or step == tc.steps:
-                checkpointer.save(step, states, keys["run"],
-                                  {"config": config_lib.to_dict(config), "seeds": seeds})
-            if stopping:
-                checkpointer.wait()
-                raise Interrupted(stop.signal, f"stopped by {stop.name} after step {step} of "
-                                  f"{tc.steps}; checkpoint {step} is in {workdir / 'checkpoints'}")
-    finally:
-        progress.close()
-        checkpointer.wait()
-        checkpointer.close()
-    if summary is None:
-        log(f"{workdir} is at step {start} of {tc.steps}: nothing to train (raise --steps to go "
-            "on)")
-    return write_results(config, workdir, mixture, seeds, step, history=history,
-                         per_seed=per_seed, log=log)
+        postfix = {"D": f"{summary['loss/d'][0]:.3f}", "G": f"{summary['loss/g'][0]:.3f}",
+                   "modes": f"{summary['modes/covered'][0]:.2f}",
+                   "step/s": f"{steps / seconds:.0f}"}
+        return row, postfix
+
+    def write_results(self, states, final, history, *, trained, wall_s, log):
+        if not is_primary():
+            return None
+        step = int(np.asarray(states.step)[0])
+        per_seed = self.per_seed or History(self.workdir / SEEDS_FILE, resume_step=step, log=log)
+        return write_results(self.config, self.workdir, self.mixture, self.seeds, step,
+                             history=history, per_seed=per_seed, log=log)
 
 
 def write_results(config, workdir: Path, mixture, seeds, step: int, *, history: History,

@@ -26,9 +26,10 @@ from jgan.environment import environment
 from jgan.errors import UserError
 from jgan.mode_collapse import train_toy
 from jgan.tools import components, sample
-from jgan.train import loop
+from jgan.train import family_trainer, loop
 from jgan.train.history import History
 from jgan.train.lock import hold_run_directory
+from jgan.train.parallel import make_mesh
 from jgan.train.resume import open_run_directory, restore_latest, write_config
 
 # Checkpoints at steps 2, 4 and 6, of which 2 are kept: the run deletes step 2 as it ends.
@@ -62,17 +63,17 @@ def run(killed_run, tmp_path):
 
 
 def abstract_state(config):
-    return loop.abstract_train_state(build(config), loop.run_keys(config.train.seed)["init"],
-                                     loop.make_mesh())
+    return family_trainer.abstract_train_state(
+        build(config), family_trainer.run_keys(config.train.seed)["init"], make_mesh())
 
 
 def resume(workdir, config):
     """`(restored, log lines)` of `restore_latest` as the loop calls it."""
     messages = []
-    checkpointer = open_run_directory(workdir, config)
+    checkpointer = open_run_directory(workdir, keep=config.train.keep_checkpoints)
     try:
         restored = restore_latest(checkpointer, workdir, config, abstract_state(config),
-                                  meta_keys=loop.META_KEYS, log=messages.append)
+                                  meta_keys=family_trainer.META_KEYS, log=messages.append)
     finally:
         checkpointer.close()
     return restored, messages
@@ -138,7 +139,7 @@ def test_a_kill_while_deleting_leaves_only_whole_steps(killed_run, run, tmp_path
     assert sample.main([str(workdir), "--step", "2", "--out", str(tmp_path / "x.png")]) == 2
     assert capsys.readouterr().err == (f"error: {workdir} has no checkpoint at step 2: choose "
                                        "one of [4, 6]\n")
-    open_run_directory(workdir, config).close()
+    open_run_directory(workdir, keep=config.train.keep_checkpoints).close()
     assert listing(workdir) == ["4", "6"]
 
 
@@ -286,7 +287,7 @@ def test_a_workdir_that_is_a_file_is_one_line(killed_run, tmp_path):
     path = tmp_path / "notes.txt"
     path.write_text("not a run")
     with pytest.raises(UserError, match=r"^--workdir \S+notes.txt is a file, not a directory: "):
-        open_run_directory(path, killed_run[1])
+        open_run_directory(path, keep=killed_run[1].train.keep_checkpoints)
 
 
 def test_no_setting_deletes_the_only_checkpoint(tmp_path):
@@ -384,7 +385,7 @@ def test_a_run_directory_with_links_or_a_checkpoints_file_is_refused_in_one_line
             entry.symlink_to(outside if planted == "folder link" else outside / "precious.txt")
         with pytest.raises(UserError) as refusal:
             with hold_run_directory(workdir):
-                open_run_directory(workdir, config).close()
+                open_run_directory(workdir, keep=config.train.keep_checkpoints).close()
         message = str(refusal.value)
         assert "\n" not in message and str(entry) in message, (name, message)
         assert ("is a symbolic link" if entry.is_symlink() else "is a file") in message, message
@@ -405,16 +406,16 @@ def test_a_damaged_best_checkpoint_is_moved_aside_and_the_run_goes_on(tmp_path, 
 
     state = TrainState(step=jnp.int32(4), nets={"g": NetworkState(
         params={"w": jnp.ones(3)}, opt_state={}, collections={})})
-    best = Checkpointer(tmp_path / loop.BEST_DIR, keep=1)
+    best = Checkpointer(tmp_path / family_trainer.BEST_DIR, keep=1)
     best.save(4, state, jax.random.key(0), {"config": {}, "eval": {"fid": 3.5}})
     best.wait()
     best.close()
-    assert loop.open_best(tmp_path, 6, print)[1] == 3.5  # an intact one gives its FID
-    meta_file = tmp_path / loop.BEST_DIR / "4" / "meta" / "metadata"
+    assert family_trainer.open_best(tmp_path, 6, print)[1] == 3.5  # an intact one gives its FID
+    meta_file = tmp_path / family_trainer.BEST_DIR / "4" / "meta" / "metadata"
     meta_file.write_text('{"config": {}, "ev' if damage == "garbage meta"
                          else json.dumps({"config": {}, "eval": {}}))
     logged = []
-    manager, fid = loop.open_best(tmp_path, 6, logged.append)
+    manager, fid = family_trainer.open_best(tmp_path, 6, logged.append)
     manager.close()
     assert fid == np.inf and manager.all_steps() == []
     problem = ("its meta item cannot be read: " if damage == "garbage meta"

@@ -202,7 +202,7 @@ def test_a_signal_during_the_final_evaluation_stops_the_run_and_keeps_its_wall_t
     assert stop.value.signum == signal.SIGTERM
     assert not (tmp_path / "results.json").exists()
     results = train_dann(config, tmp_path, **SILENT)
-    wall = Checkpointer(tmp_path / "checkpoints").restore_meta(4)["train_wall_s"]
+    wall = Checkpointer(tmp_path / "checkpoints").restore_meta(4)["wall_s"]
     assert results["step"] == 4 and wall > 0 and results["train_wall_s"] == round(wall, 1)
 
 

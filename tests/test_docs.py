@@ -503,7 +503,7 @@ def test_the_run_directories_named_are_those_the_commands_write():
 
 
 def test_the_best_checkpoint_lies_in_the_run_that_evaluates():
-    from jgan.train.loop import BEST_DIR
+    from jgan.train.family_trainer import BEST_DIR
 
     run = check_command("experiments.dcgan", ["--preset", "paper", "--eval-every", "500"])
     best = f"{run.workdir}/{BEST_DIR}/"

@@ -25,10 +25,10 @@ from jgan.families import FAMILIES, get_family, register
 from jgan.images import make_grid, to_uint8
 from jgan.tools.components import read_network
 from jgan.tools.sample import generate_images, load_run
-from jgan.train import loop
-from jgan.train.step_parts import images_to_float
+from jgan.train import family_trainer, loop
 from jgan.train.setup import Family, Setup, build_setup
 from jgan.train.state import Network, apply_gradients
+from jgan.train.step_parts import images_to_float
 
 
 class NoisyGenerator(nn.Module):
@@ -167,7 +167,7 @@ def test_a_family_from_outside_jgan_trains_resumes_and_samples(tmp_path, noisy_f
 
     # Training moved both networks, and the G loss read G's parameters.
     initial = build_setup(config, DataSpec.from_image_shape((28, 28, 1), 10)).init_state(
-        loop.run_keys(config.train.seed)["init"])
+        family_trainer.run_keys(config.train.seed)["init"])
     for name in ("g", "d"):
         moved = [not np.array_equal(a, b) for a, b in zip(
             jax.tree.leaves(initial.nets[name].params), jax.tree.leaves(straight.nets[name].params))]
@@ -224,7 +224,7 @@ def test_a_non_finite_loss_exits_with_code_3_and_keeps_the_last_checkpoint(
         tmp_path, monkeypatch, capsys):
     from experiments import dcgan
 
-    real_build = loop.build_setup
+    real_build = family_trainer.build_setup
 
     def diverging(config, spec):
         setup = real_build(config, spec)
@@ -236,7 +236,7 @@ def test_a_non_finite_loss_exits_with_code_3_and_keeps_the_last_checkpoint(
 
         return dataclasses.replace(setup, train_step=train_step)
 
-    monkeypatch.setattr(loop, "build_setup", diverging)
+    monkeypatch.setattr(family_trainer, "build_setup", diverging)
     code = dcgan.main(["--workdir", str(tmp_path), "--steps", "6", "--batch-size", "16",
                        "--set", "model.base_features=8", "--set", "model.z_dim=8",
                        "--set", "train.checkpoint_every=2", "--set", "train.sample_every=100"])

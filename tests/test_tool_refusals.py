@@ -165,7 +165,7 @@ def test_a_refused_run_leaves_no_run_directory(tmp_path, monkeypatch, capsys):
     # A step larger than memory (`--set data.image_size=1024` on MNIST needs 90 GiB) is refused
     # once compiled, before the run directory is made; the plan's figure is simulated here.
     monkeypatch.undo()
-    monkeypatch.setattr("jgan.train.loop.compiled_memory", lambda compiled: 90 * 2**30)
+    monkeypatch.setattr("jgan.train.family_trainer.compiled_memory", lambda compiled: 90 * 2**30)
     workdir = tmp_path / "large"
     assert re.fullmatch(r"error: one train step on batches of 64 needs 90\.0 GiB \(the state and "
                         r"the activations XLA planned\), more than the [\d.,]+ GiB of memory here: "
@@ -244,7 +244,7 @@ def test_unwritable_outputs_and_caches_are_one_line(image_run, tmp_path, monkeyp
 
 @pytest.mark.slow  # compiles three train steps: about 7 s
 def test_the_planned_step_memory_counts_the_activations_and_refuses_above_memory():
-    from jgan.train.loop import compile_step, run_keys
+    from jgan.train.family_trainer import compile_step, run_keys
     from jgan.train.parallel import make_mesh
 
     setup, mesh, keys = build(tiny_config("mlp")), make_mesh(), run_keys(0)
@@ -277,7 +277,7 @@ def test_a_folder_larger_than_memory_decoded_is_refused_before_decoding(tmp_path
 
 
 def test_a_train_state_larger_than_memory_is_refused_with_its_size():
-    from jgan.train.loop import check_state_fits
+    from jgan.train.family_trainer import check_state_fits
 
     setup = build(tiny_config("dcgan"))
     check_state_fits(setup, jax.random.key(0))  # a few hundred kB

@@ -12,7 +12,8 @@ import pytest
 from conftest import build, tiny_bigan_config, tiny_config, tiny_everything_config, with_train
 from jgan.checkpoint import Checkpointer
 from jgan.errors import NonFiniteLossError, UserError
-from jgan.train import loop
+from jgan.train import family_trainer, loop
+from jgan.train.parallel import make_mesh
 from jgan.train.setup import build_setup
 
 
@@ -49,7 +50,7 @@ def test_resumed_run_equals_uninterrupted_run(tmp_path, make_config):
 def test_run_writes_every_output_and_a_finished_run_does_nothing(tmp_path):
     config = tiny_config(steps=4)
     loop.train(config, tmp_path, log=lambda _: None)
-    assert (tmp_path / "config.json").is_file() and (tmp_path / loop.LOSS_CURVE).is_file()
+    assert (tmp_path / "config.json").is_file() and (tmp_path / family_trainer.LOSS_CURVE).is_file()
     assert sorted(p.name for p in (tmp_path / "samples").iterdir()) == [
         "step_000002.png", "step_000004.png"]
     assert Checkpointer(tmp_path / "checkpoints").latest_step() == 4
@@ -84,7 +85,7 @@ def build_setup_that_diverges(config, spec):
 
 @pytest.mark.slow
 def test_nan_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch):
-    monkeypatch.setattr(loop, "build_setup", build_setup_that_diverges)
+    monkeypatch.setattr(family_trainer, "build_setup", build_setup_that_diverges)
     with pytest.raises(NonFiniteLossError, match=r"loss/g = nan at step 3: .*checkpoint is step 2"):
         loop.train(tiny_config(steps=6), tmp_path, log=lambda _: None)
     assert Checkpointer(tmp_path / "checkpoints").latest_step() == 2
@@ -95,7 +96,7 @@ def test_nan_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_path, monkeypa
 
 @pytest.mark.slow
 def test_nan_before_the_first_checkpoint_says_there_is_none(tmp_path, monkeypatch):
-    monkeypatch.setattr(loop, "build_setup", build_setup_that_diverges)
+    monkeypatch.setattr(family_trainer, "build_setup", build_setup_that_diverges)
     with pytest.raises(NonFiniteLossError, match=r"at step 3: run stopped; no checkpoint was "
                                                  r"written yet \(the first was due at step 5\)"):
         loop.train(tiny_config(steps=6, checkpoint_every=5), tmp_path, log=lambda _: None)
@@ -113,9 +114,9 @@ def test_checkpoint_holds_run_key_data_position_and_statistics(tmp_path):
     state = loop.train(config, tmp_path, log=lambda _: None)
     checkpointer = Checkpointer(tmp_path / "checkpoints")
     setup = build(config)
-    keys = loop.run_keys(config.train.seed)
+    keys = family_trainer.run_keys(config.train.seed)
     restored, run_key, meta = checkpointer.restore(
-        2, loop.abstract_train_state(setup, keys["init"], loop.make_mesh()))
+        2, family_trainer.abstract_train_state(setup, keys["init"], make_mesh()))
     checkpointer.close()
     _assert_same_bits(restored, state)
     assert "batch_stats" in restored.nets["g"].collections
@@ -135,7 +136,7 @@ def test_checkpoints_from_before_per_network_items_still_restore(tmp_path):
     meta = Checkpointer(checkpoints).restore_meta(2)
     legacy = tmp_path / "legacy"
     manager = ocp.CheckpointManager(legacy, item_names=("state", "meta"))
-    keys = loop.run_keys(config.train.seed)
+    keys = family_trainer.run_keys(config.train.seed)
     manager.save(2, args=ocp.args.Composite(
         state=ocp.args.StandardSave({"train_state": state,
                                      "run_key": jax.random.key_data(keys["run"])}),
@@ -144,7 +145,7 @@ def test_checkpoints_from_before_per_network_items_still_restore(tmp_path):
     manager.close()
     setup = build(config)
     restored, run_key, restored_meta = Checkpointer(legacy).restore(
-        2, loop.abstract_train_state(setup, keys["init"], loop.make_mesh()))
+        2, family_trainer.abstract_train_state(setup, keys["init"], make_mesh()))
     _assert_same_bits(restored, state)
     assert restored_meta["data"] == meta["data"]
     np.testing.assert_array_equal(jax.random.key_data(run_key), jax.random.key_data(keys["run"]))

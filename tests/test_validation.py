@@ -19,7 +19,7 @@ from jgan.data import find_dataset
 from jgan.errors import DataError, UserError
 from jgan.mode_collapse import check_toy_config
 from jgan.tools import evaluate, evaluate_bigan
-from jgan.train import loop
+from jgan.train import family_trainer
 
 EXPERIMENTS = ("acgan", "bigan", "bigbigan", "cgan", "dcgan", "gan", "sngan", "wgan", "wgan_gp")
 
@@ -39,7 +39,7 @@ def unread_data(monkeypatch):
     def refuse(*args, **kwargs):
         raise AssertionError("the data was opened before the settings were checked")
 
-    monkeypatch.setattr(loop, "open_data", refuse)
+    monkeypatch.setattr(family_trainer, "open_data", refuse)
 
 
 @pytest.mark.parametrize("args,message", [

@@ -13,10 +13,11 @@ make them alike (eq. 13-14). The paper's schedules (section 5.2.2), with p = ste
 Source only (`adapt=False`) is the same network and step with lambda = 0: G_d still learns to
 tell the domains apart (its accuracy is reported), but no gradient of it reaches G_f.
 
-`train_dann(config, workdir)` trains, evaluates every `eval_every` steps on the test sets
-(source accuracy, target accuracy, domain accuracy) into `history.csv`, checkpoints (a resumed
-run equals the uninterrupted one: batches are drawn from the seed and the step), and writes
-results.json/results.md, accuracy.png, predictions.png and features_pca.png.
+`train_dann(config, workdir)` trains on the shared loop (`DANNTrainer`, `jgan.train.loop.run`),
+evaluates every `eval_every` steps on the test sets (source accuracy, target accuracy, domain
+accuracy) into `history.csv`, checkpoints (a resumed run equals the uninterrupted one: batches
+are drawn from the seed and the step), and writes results.json/results.md, accuracy.png,
+predictions.png and features_pca.png.
 """
 
 from __future__ import annotations
@@ -26,33 +27,30 @@ import dataclasses
 import json
 import math
 import os
-import sys
-import time
 from pathlib import Path
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
-from tqdm.auto import tqdm
 
 from jgan import compile_cache
 from jgan import config as config_lib
-from jgan.checkpoint import Checkpointer
 from jgan.data.mnist_m import load_mnist, load_mnist_m
 from jgan.domain_adaptation.networks import DANNDomainClassifier, DANNFeatures, DANNLabelPredictor
-from jgan.errors import Interrupted, NonFiniteLossError, UserError
+from jgan.errors import UserError
 from jgan.files import atomic_write, write_text
 from jgan.losses import classification_loss
 from jgan.nn import reverse_gradient
 from jgan.toy_figures import pyplot, save_figure
+from jgan.train.distributed import global_batch, is_primary, local_copy, process_rows
 from jgan.train.history import History
-from jgan.train.lock import check_run_directory, hold_run_directory
-from jgan.train.loop import last_good
-from jgan.train.parallel import check_batch_size, jit_data_parallel, make_mesh, shard_batch
-from jgan.train.resume import CHECKPOINTS, CONFIG_FILE, restore_latest
+from jgan.train.loop import run
+from jgan.train.parallel import (batch_split, check_batch_size, jit_data_parallel, make_mesh,
+                                 replicated)
+from jgan.train.resume import write_config
 from jgan.train.state import Network, apply_gradients, init_train_state
-from jgan.train.stopping import stop_requests
+from jgan.train.trainer import Schedule, Trainer
 
 # The paper's numbers for MNIST -> MNIST-M (Ganin et al. 2016, table 2).
 PAPER_TARGET_ACCURACY = {"source_only": 0.5225, "dann": 0.7666}
@@ -294,19 +292,13 @@ def pixel_mean(train: dict) -> np.ndarray:
 
 
 def train_dann(config: DANNConfig, workdir, *, log=print) -> dict:
-    """Train (or resume) to `config.steps`; returns the final `results.json` dict.
+    """Train (or resume) to `config.steps` on the shared loop; returns the final
+    `results.json` dict.
 
     Turns the persistent compilation cache on first, as every jgan command does
     (`jgan.compile_cache`; `JGAN_COMPILE_CACHE=0` keeps it off)."""
     compile_cache.enable()
-    check_config(config)
-    workdir = Path(workdir)
-    check_run_directory(workdir)
-    mesh = make_mesh()
-    check_batch_size(config.batch_size, mesh)
-    train, test = load_data(config, log=log)
-    with hold_run_directory(workdir), stop_requests() as stop:
-        return _train(config, workdir, train, test, mesh, stop, log)
+    return run(DANNTrainer(config), workdir, log=log)
 
 
 def setting_changes(config: DANNConfig, saved: dict) -> list[tuple]:
@@ -321,86 +313,100 @@ def read_config(path) -> DANNConfig:
     return DANNConfig(**json.loads(Path(path).read_text()))
 
 
-def _train(config: DANNConfig, workdir: Path, train: dict, test: dict, mesh, stop, log) -> dict:
-    workdir.mkdir(parents=True, exist_ok=True)
-    checkpointer = Checkpointer(workdir / CHECKPOINTS, keep=config.keep_checkpoints)
-    networks = make_networks(config)
-    mean = pixel_mean(train)
-    init_key, run_key = jax.random.split(jax.random.key(config.seed))
-    init = jax.jit(lambda key: init_train_state(networks, key, example_inputs(config)))
-    restored = restore_latest(checkpointer, workdir, config, jax.eval_shape(init, init_key),
-                              changes=setting_changes, read_config=read_config, log=log)
-    state, run_key, meta = (init(init_key), run_key, {}) if restored is None else restored
-    write_text(workdir / CONFIG_FILE, json.dumps(dataclasses.asdict(config), indent=2) + "\n")
-    start = int(state.step)
-    step_fn = jit_data_parallel(make_train_step(config, networks, mean), mesh)
-    predict = make_predict(networks, mean)
-    count = len(train["source_label"])
-    samplers = {"source": EpochSampler(count, config.batch_size, seed=config.seed, stream=0),
-                "target": EpochSampler(len(train["target_image"]), config.batch_size,
-                                       seed=config.seed, stream=1)}
-    history = History(workdir / "history.csv", resume_step=start, log=log)
-    log(f"{'DANN' if config.adapt else 'source only'}: {count} MNIST + "
-        f"{len(train['target_image'])} MNIST-M train images, {len(test['source_label'])} test "
-        f"images per domain, {config.steps} steps of {config.batch_size} per domain")
-
-    progress = tqdm(total=config.steps, initial=start, desc=config.name, unit="step",
-                    dynamic_ncols=True, file=sys.stdout,
-                    mininterval=0.5 if sys.stdout.isatty() else 30.0)
-    # Checkpoints carry the wall time, so a run resumed only to write its results keeps it.
-    pending, tick, wall = [], time.perf_counter(), meta.get("train_wall_s", 0.0)
-    try:
-        for step in range(start, config.steps):
-            source, target = (samplers[name].indices(step) for name in ("source", "target"))
-            batch = shard_batch({"source_image": train["source_image"][source],
-                                 "source_label": train["source_label"][source],
-                                 "target_image": train["target_image"][target]}, mesh)
-            state, metrics = step_fn(state, batch, run_key)
-            pending.append(metrics)
-            done = step + 1
-            if done % config.log_every and done % config.eval_every and done != config.steps:
-                continue
-            means = {name: float(np.mean([m[name] for m in pending])) for name in pending[0]}
-            bad = [name for name, value in means.items() if not math.isfinite(value)]
-            if bad:
-                raise NonFiniteLossError(
-                    f"{bad[0]} = {means[bad[0]]} by step {done}: run stopped; "
-                    f"{last_good(checkpointer, workdir, config.checkpoint_every)}")
-            elapsed = time.perf_counter() - tick
-            wall += elapsed
-            row = {"step": done, **means, "steps_per_s": len(pending) / elapsed}
-            if done % config.eval_every == 0 or done == config.steps:
-                row.update(evaluate(predict, state, test)[0])
-            history.append(row)
-            progress.update(len(pending))
-            progress.set_postfix({"label": f"{means['loss/label']:.3f}",
-                                  "domain": f"{means['loss/domain']:.3f}",
-                                  **({"target": f"{row['accuracy/target']:.3f}"}
-                                     if "accuracy/target" in row else {})}, refresh=False)
-            pending, tick = [], time.perf_counter()
-            stopping = stop.requested(done) and done < config.steps
-            if stopping or done % config.checkpoint_every == 0 or done == config.steps:
-                checkpointer.save(done, state, run_key, {"config": dataclasses.asdict(config),
-                                                         "train_wall_s": wall})
-            if stopping:
-                checkpointer.wait()
-                raise stopped(stop, done, config, workdir)
-    finally:
-        progress.close()
-        checkpointer.wait()
-        checkpointer.close()
-    if start >= config.steps:
-        log(f"{workdir} is at step {start} of {config.steps}: nothing to train")
-    evaluated = evaluate(predict, state, test)
-    if stop.signal is not None:  # during the final evaluation: the last checkpoint is saved
-        raise stopped(stop, int(state.step), config, workdir)
-    return write_results(config, workdir, state, evaluated, test, history, wall, log=log)
+def save_config(config: DANNConfig, path) -> None:
+    write_text(path, json.dumps(dataclasses.asdict(config), indent=2) + "\n")
 
 
-def stopped(stop, step: int, config: DANNConfig, workdir: Path) -> Interrupted:
-    return Interrupted(stop.signal, f"stopped by {stop.name} after step {step} of "
-                                    f"{config.steps}; checkpoint {step} is in "
-                                    f"{workdir / CHECKPOINTS}")
+class DANNTrainer(Trainer):
+    """DANN (or source only) as a trainer of the shared loop (`jgan.train.loop.run`): one step
+    per batch of `batch_size` source and target images, drawn by `EpochSampler`s from the seed
+    and the step; the test sets evaluated every `eval_every` steps and at the end."""
+
+    def __init__(self, config: DANNConfig):
+        check_config(config)
+        self.config, self.name = config, config.name
+        self.schedule = Schedule(steps=config.steps, log_every=config.log_every,
+                                 checkpoint_every=config.checkpoint_every,
+                                 keep_checkpoints=config.keep_checkpoints)
+
+    def prepare(self, workdir, log):
+        config = self.config
+        self.workdir, self.mesh = workdir, make_mesh()
+        check_batch_size(config.batch_size, self.mesh)
+        self.train, self.test = load_data(config, log=log)
+        networks = make_networks(config)
+        mean = pixel_mean(self.train)
+        self.init_key, self.run_key = jax.random.split(jax.random.key(config.seed))
+        self.init = jax.jit(lambda key: init_train_state(networks, key, example_inputs(config)),
+                            out_shardings=replicated(self.mesh))
+        self.step_fn = jit_data_parallel(make_train_step(config, networks, mean), self.mesh)
+        self.predict = make_predict(networks, mean)
+        self.samplers = {"source": EpochSampler(len(self.train["source_label"]), config.batch_size,
+                                                seed=config.seed, stream=0),
+                         "target": EpochSampler(len(self.train["target_image"]),
+                                                config.batch_size, seed=config.seed, stream=1)}
+        self.rows = process_rows(batch_split(self.mesh), config.batch_size)
+
+    def setting_changes(self, config, saved):
+        return setting_changes(config, saved)
+
+    def read_config(self, path):
+        return read_config(path)
+
+    def config_dict(self):
+        return dataclasses.asdict(self.config)
+
+    def write_config(self, workdir):
+        write_config(self.config, workdir, save=save_config)
+
+    def abstract_state(self):
+        return jax.tree.map(lambda s: jax.ShapeDtypeStruct(s.shape, s.dtype,
+                                                           sharding=replicated(self.mesh)),
+                            jax.eval_shape(self.init, self.init_key))
+
+    def initial(self):
+        run_key = jax.jit(lambda key: key, out_shardings=replicated(self.mesh))(self.run_key)
+        return self.init(self.init_key), run_key
+
+    def begin(self, start, state, run_key, history, log):
+        config = self.config
+        log(f"{'DANN' if config.adapt else 'source only'}: {len(self.train['source_label'])} "
+            f"MNIST + {len(self.train['target_image'])} MNIST-M train images, "
+            f"{len(self.test['source_label'])} test images per domain, {config.steps} steps of "
+            f"{config.batch_size} per domain")
+
+    def advance(self, state, run_key, step, count):
+        source, target = (self.samplers[name].indices(step)[self.rows]
+                          for name in ("source", "target"))
+        batch = {"source_image": self.train["source_image"][source],
+                 "source_label": self.train["source_label"][source],
+                 "target_image": self.train["target_image"][target]}
+        return self.step_fn(state, global_batch(batch, batch_split(self.mesh),
+                                                self.config.batch_size), run_key)
+
+    def evaluating(self, done: int) -> bool:
+        return done % self.config.eval_every == 0 or done == self.config.steps
+
+    def logs_at(self, done):
+        return self.evaluating(done)
+
+    def log_row(self, state, done, means, measured, *, steps, seconds, wall_s):
+        row = {"step": done, **means, "steps_per_s": steps / seconds}
+        if self.evaluating(done):
+            row.update(evaluate(self.predict, local_copy(state), self.test)[0])
+        postfix = {"label": f"{means['loss/label']:.3f}", "domain": f"{means['loss/domain']:.3f}",
+                   **({"target": f"{row['accuracy/target']:.3f}"}
+                      if "accuracy/target" in row else {})}
+        return row, postfix
+
+    def final_results(self, state):
+        return evaluate(self.predict, local_copy(state), self.test)
+
+    def write_results(self, state, final, history, *, trained, wall_s, log):
+        if not is_primary():
+            return None
+        return write_results(self.config, self.workdir, state, final, self.test, history,
+                             wall_s, log=log)
 
 
 def write_results(config: DANNConfig, workdir: Path, state, evaluated: tuple[dict, dict],

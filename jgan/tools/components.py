@@ -24,11 +24,12 @@ from jgan import config as config_lib
 from jgan.errors import UserError, reports_errors
 from jgan.families import get_family
 from jgan.tools.sample import check_output_file, open_checkpoint, run_data_spec
-from jgan.train.loop import abstract_train_state, run_keys
+from jgan.train.family_trainer import abstract_train_state, run_keys
 from jgan.train.parallel import make_mesh
 from jgan.train.resume import CONFIG_FILE
 from jgan.train.state import NetworkState, TrainState
 from jgan.weights import first_mismatch, load_weights, save_weights
+
 
 def variables_of(net: NetworkState) -> dict:
     """Flax variables of a network state: its parameters and non-trainable collections."""

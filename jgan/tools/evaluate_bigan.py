@@ -21,20 +21,17 @@ import sys
 import time
 from pathlib import Path
 
-
-from jgan.tools.components import read_network, with_network
-from jgan.data import find_dataset
-from jgan.encoding import (encode_images, interpolation_grid, reconstruction_grid,
-                           reconstruction_mse)
 from jgan.compile_cache import enable as enable_compile_cache
+from jgan.data import find_dataset
+from jgan.encoding import encode_images, interpolation_grid, reconstruction_grid, reconstruction_mse
 from jgan.errors import UserError, reports_errors
 from jgan.files import write_text
 from jgan.images import save_png
 from jgan.metrics.probes import linear_probe_accuracy, nearest_neighbour_accuracy
 from jgan.metrics.reference import split_images
+from jgan.tools.components import read_network, with_network
 from jgan.tools.sample import load_run
-from jgan.train.loop import run_keys
-
+from jgan.train.family_trainer import run_keys
 
 # The interpolation grid pairs test images 0-7 with 8-15.
 FEWEST_TEST_IMAGES = 16

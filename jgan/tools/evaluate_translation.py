@@ -36,8 +36,8 @@ from pathlib import Path
 
 import numpy as np
 
-from jgan.data import open_data
 from jgan.compile_cache import enable as enable_compile_cache
+from jgan.data import open_data
 from jgan.errors import UserError, reports_errors
 from jgan.files import write_text
 from jgan.images import make_grid, save_png, to_uint8

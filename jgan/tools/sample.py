@@ -22,11 +22,11 @@ import numpy as np
 
 from jgan.checkpoint import Checkpointer, DamagedCheckpointError
 from jgan.compile_cache import enable as enable_compile_cache
-from jgan.errors import UserError, reports_errors
-from jgan.images import make_grid, save_png
 from jgan.data import DataSpec, Preprocessing
+from jgan.errors import UserError, reports_errors
 from jgan.generate import draw_samples, spelled
-from jgan.train.loop import BEST_DIR, abstract_train_state, run_keys
+from jgan.images import make_grid, save_png
+from jgan.train.family_trainer import BEST_DIR, abstract_train_state, run_keys
 from jgan.train.parallel import make_mesh
 from jgan.train.resume import CHECKPOINTS, CONFIG_FILE, checkpoint_config
 from jgan.train.setup import build_setup

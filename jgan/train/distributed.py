@@ -160,8 +160,11 @@ def global_batch(local: dict, sharding: NamedSharding, global_rows: int) -> dict
 
 
 def to_host(tree):
-    """NumPy copies of replicated arrays (metrics), readable on every process."""
-    return jax.tree.map(lambda x: np.asarray(x.addressable_data(0)), tree)
+    """NumPy copies of metrics: a replicated array is read from this process's first device (so
+    every process of a job can read it); one split over devices (the 2-D benchmark's seeds) is
+    gathered, which one process can do."""
+    return jax.tree.map(lambda x: np.asarray(x.addressable_data(0) if x.is_fully_replicated
+                                             else x), tree)
 
 
 def local_copy(tree):

@@ -1,9 +1,9 @@
 """A run directory's checkpoints and config: open it, resume from it, record the settings.
 
-Shared by the image loop (`jgan.train.loop`), the 2-D benchmark (`jgan.mode_collapse`) and
-DANN (`jgan.domain_adaptation`). A run resumes from its newest intact checkpoint: damaged newer
-ones are moved aside (see `Checkpointer.set_aside`), and the settings are compared with those
-stored in the checkpoint, so `config.json` is only a record for people and tools.
+Used by the shared loop (`jgan.train.loop.run`) for every trainer. A run resumes from its
+newest intact checkpoint: damaged newer ones are moved aside (see `Checkpointer.set_aside`),
+and the settings are compared with those stored in the checkpoint, so `config.json` is only a
+record for people and tools.
 """
 
 from __future__ import annotations
@@ -23,8 +23,8 @@ CHECKPOINTS = "checkpoints"
 CONFIG_FILE = "config.json"
 
 
-def open_run_directory(workdir: Path, config) -> Checkpointer:
-    """Create or reopen a run directory's checkpoints."""
+def open_run_directory(workdir: Path, *, keep: int) -> Checkpointer:
+    """Create or reopen a run directory's checkpoints, keeping the newest `keep`."""
     check_run_directory(workdir)
     if is_primary():
         try:
@@ -33,7 +33,7 @@ def open_run_directory(workdir: Path, config) -> Checkpointer:
             raise UserError(f"cannot create the run directory {workdir} ({error.strerror}): "
                             "choose another --workdir") from None
     barrier("jgan-run-directory")
-    return Checkpointer(workdir / CHECKPOINTS, keep=config.train.keep_checkpoints)
+    return Checkpointer(workdir / CHECKPOINTS, keep=keep)
 
 
 def checkpoint_config(checkpointer: Checkpointer, step: int):
@@ -165,12 +165,12 @@ def note_config_file(workdir: Path, log, read_config=config_lib.load) -> None:
         log(f"note: {path} is unreadable ({type(error).__name__}); rewriting it")
 
 
-def write_config(config, workdir: Path) -> None:
+def write_config(config, workdir: Path, *, save=config_lib.save) -> None:
     """`config.json`: the settings of the run in `workdir`, for people and for `jgan.tools`.
 
-    Written to a temporary file renamed over the old one (`jgan.config.save`), so a crash
-    leaves one or the other.
+    `save(config, path)` writes a temporary file renamed over the old one (`jgan.config.save`),
+    so a crash leaves one or the other.
     """
     if is_primary():
-        config_lib.save(config, workdir / CONFIG_FILE)
+        save(config, workdir / CONFIG_FILE)
     barrier("jgan-config-json")

@@ -1,9 +1,9 @@
 """N independent runs in one jitted step: `jax.vmap` over whole train states, one per seed.
 
-Each seed has its own keys (`jgan.train.loop.run_keys(seed)`, stacked), so seed s trains exactly
-as a run with `train.seed=s` would: the vmapped step maps `(states [N], batches [N], keys [N])` to
-`(states [N], metrics [N])` and nothing is shared across the seed axis. On several devices the seed
-axis is split over them, one slice of seeds per device.
+Each seed has its own keys (`jgan.train.family_trainer.run_keys(seed)`, stacked), so seed s
+trains exactly as a run with `train.seed=s` would: the vmapped step maps `(states [N], batches
+[N], keys [N])` to `(states [N], metrics [N])` and nothing is shared across the seed axis. On
+several devices the seed axis is split over them, one slice of seeds per device.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jgan.train.loop import run_keys
+from jgan.train.family_trainer import run_keys
 from jgan.train.parallel import batch_split, replicated
 
 
