@@ -14,8 +14,10 @@ what they are about:
   through them (`--set loss.unroll_gradient=stop` for the cheap variant); Adam's eps_root 1e-8
   keeps the gradient through Adam finite.
 - unrolled_stop: the same with the stop-gradient variant.
-- wgan_gp: WGAN-GP with the toy settings of Gulrajani et al. 2017 (lambda 0.1, 5 critic updates
-  per G update, Adam(1e-4, beta1 0.5, beta2 0.9) for both).
+- wgan_gp: WGAN-GP with the toy loss and optimizer of Gulrajani et al. 2017 (lambda 0.1, 5 critic
+  updates per G update, Adam(1e-4, beta1 0.5, beta2 0.9) for both) on Metz's networks.
+- wgan_gp_gulrajani: the same with Gulrajani's toy networks and batch too (gan_toy.py): G and D
+  3 ReLU layers of 512, z of 2 dimensions, batch 256.
 - minibatch: minibatch discrimination in D (Salimans et al. 2016), 10 kernels of dimension 5.
 - feature_matching: G matches the mean of D's hidden features (Salimans et al. 2016).
 - pacgan: D judges packs of 2 samples (Lin et al. 2018).
@@ -33,8 +35,8 @@ from jgan.config import Config, DataConfig, OptimConfig, TrainConfig
 from jgan.families.gan import GANLossConfig, GANModelConfig
 from jgan.errors import reports_errors
 
-METHODS = ("gan", "unrolled", "unrolled_stop", "wgan_gp", "minibatch", "feature_matching",
-           "pacgan")
+METHODS = ("gan", "unrolled", "unrolled_stop", "wgan_gp", "wgan_gp_gulrajani", "minibatch",
+           "feature_matching", "pacgan")
 
 
 def get_config(method: str = "gan") -> Config:
@@ -50,11 +52,17 @@ def get_config(method: str = "gan") -> Config:
             config, optim=dataclasses.replace(config.optim, eps_root=1e-8),
             loss=dataclasses.replace(config.loss, unroll_steps=10, unroll_gradient=(
                 "full" if method == "unrolled" else "stop")))
-    if method == "wgan_gp":
-        return dataclasses.replace(
+    if method in ("wgan_gp", "wgan_gp_gulrajani"):
+        config = dataclasses.replace(
             config, optim=dataclasses.replace(config.optim, g_lr=1e-4, d_lr=1e-4, b2=0.9),
             loss=GANLossConfig(gan_loss="wasserstein", gp_weight=0.1),
             train=dataclasses.replace(config.train, n_critic=5))
+        if method == "wgan_gp":
+            return config
+        return dataclasses.replace(
+            config, model=dataclasses.replace(config.model, z_dim=2, hidden=512, g_layers=3,
+                                              d_layers=3),
+            train=dataclasses.replace(config.train, batch_size=256))
     if method == "minibatch":
         return dataclasses.replace(config, model=dataclasses.replace(
             config.model, minibatch_kernels=10, minibatch_kernel_dim=5))

@@ -24,7 +24,7 @@ from jgan.mode_collapse import POINT_SPEC, train_toy
 from jgan.nn import MinibatchDiscrimination, pack_samples
 from jgan.train.seeds import init_states, seed_keys, unstack, vmap_train_step
 from jgan.train.setup import build_setup
-from jgan.train.state import Network
+from jgan.train.state import Network, apply_gradients
 
 
 @pytest.mark.slow
@@ -346,3 +346,74 @@ def test_toy_options_are_refused_outside_the_toy_arch(tmp_path):
     _, adversarial_metrics = jax.jit(adversarial.train_step)(state, batch, jax.random.key(1))
     assert np.isfinite(float(metrics["loss/g"]))
     assert float(metrics["loss/g"]) != float(adversarial_metrics["loss/g"])
+
+
+def test_the_toy_critics_wgan_gp_loss_and_gradient_by_hand(monkeypatch):
+    """Issue 31: WGAN-GP did not train on the ring. The toy critic D(x) = v . relu(W x + c) + b
+    in the step's own D update: the Wasserstein loss and the penalty against numpy, and the
+    gradient the update applies against the one derived by hand, the penalty's second-order
+    term (through the ReLU's pattern) included."""
+    from jgan.augment import Augment
+    from jgan.families.gan import step as gan_step
+    from jgan.families.gan.step import DiscriminatorObjective
+    from jgan.train.step_parts import GANPlayers
+
+    applied = []
+
+    def recording(network, state, grads, collections):
+        applied.append(grads)
+        return apply_gradients(network, state, grads, collections)
+
+    monkeypatch.setattr(gan_step, "apply_gradients", recording)
+
+    config = override(mode_collapse.get_config("wgan_gp"), ["model.hidden=3", "model.z_dim=2",
+                                                            "train.batch_size=4"])
+    setup = build_setup(config, POINT_SPEC)
+    d = setup.init_state(jax.random.key(0)).nets["d"]
+    players = GANPlayers(setup.networks["g"], setup.networks["d"], 2, "none", 10, Augment())
+    objective = DiscriminatorObjective(players, losses.get_losses("wasserstein"), config.loss,
+                                       lambda x: x)
+    real = jnp.array([[2.0, 0.0], [0.0, 2.0], [-1.4, 1.4], [0.1, -2.0]])
+    fake = jnp.array([[0.3, 0.1], [-0.2, 0.5], [0.9, -0.7], [0.0, 0.0]])
+    key = jax.random.key(7)
+    updated, metrics = objective.update(d, real, None, fake, None, key)
+
+    params = jax.tree.map(np.float64, d.params)
+    W, c = params["Dense_0"]["kernel"], params["Dense_0"]["bias"]
+    v, b = params["Dense_1"]["kernel"][:, 0], params["Dense_1"]["bias"][0]
+    x_hat = np.float64(losses.interpolates(real=real, fake=fake, key=jax.random.split(
+        jax.random.split(key, 3)[2], 4)[0]))  # the update's key for the interpolation weights
+
+    def critic(x):
+        return np.maximum(x @ W + c, 0) @ v + b
+
+    active = (x_hat @ W + c > 0).astype(np.float64)  # [B, H]: the ReLU's pattern at x_hat
+    g = (active * v) @ W.T  # grad_x D(x_hat), [B, 2]
+    norms = np.sqrt((g ** 2).sum(1) + 1e-12)
+    lam = config.loss.gp_weight
+    adv = critic(np.float64(fake)).mean() - critic(np.float64(real)).mean()
+    gp = lam * np.mean((norms - 1) ** 2)
+    np.testing.assert_allclose(metrics["loss/d/adv"], adv, rtol=1e-5)
+    np.testing.assert_allclose(metrics["loss/d/gp"], gp, rtol=1e-5)
+
+    def hidden_grads(x, sign):  # d/d(W, c, v, b) of sign * mean D(x)
+        h_in = x @ W + c
+        upstream = sign * (h_in > 0) * v / len(x)  # [B, H]
+        return x.T @ upstream, upstream.sum(0), sign * np.maximum(h_in, 0).mean(0), sign
+    grads = [a + b_ for a, b_ in zip(hidden_grads(np.float64(fake), 1.0),
+                                      hidden_grads(np.float64(real), -1.0))]
+    # the penalty: d/dg of lam mean (|g| - 1)^2, then g = W (active * v)^T per example
+    dg = lam * 2 * (norms - 1)[:, None] / norms[:, None] * g / len(g)  # [B, 2]
+    grads[0] = grads[0] + np.einsum("bk,bj->kj", dg, active * v)
+    grads[2] = grads[2] + np.einsum("bk,kj,bj->j", dg, W, active)
+    expected = {"Dense_0": {"kernel": grads[0], "bias": grads[1]},
+                "Dense_1": {"kernel": grads[2][:, None], "bias": np.array([grads[3]])}}
+    (grads_applied,) = applied
+    for name in ("Dense_0", "Dense_1"):
+        for leaf in ("kernel", "bias"):
+            np.testing.assert_allclose(grads_applied[name][leaf], expected[name][leaf],
+                                       rtol=1e-4, atol=1e-6, err_msg=f"{name}/{leaf}")
+    # and Adam's first step moves each parameter by lr against its gradient's sign
+    moved = np.float64(updated.params["Dense_1"]["kernel"]) - params["Dense_1"]["kernel"]
+    np.testing.assert_allclose(moved, -config.optim.d_lr * np.sign(expected["Dense_1"]["kernel"]),
+                               rtol=1e-3)
