@@ -110,6 +110,8 @@ class ToyTrainer(Trainer):
     (`jgan.train.loop.run`): each call of the step runs the steps up to the next log step in a
     `lax.scan`, and each log step measures every seed's modes."""
 
+    overlap = False  # one call is a whole log interval: its measures must not wait for the next
+
     def __init__(self, config):
         config_lib.check(config)
         check_toy_config(config)

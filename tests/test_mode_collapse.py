@@ -87,6 +87,11 @@ def test_minibatch_discrimination_sees_a_collapsed_batch():
     # o(x_i)_b = sum_j exp(-L1): 6 identical rows give 6; far-apart rows give about 1 (self).
     np.testing.assert_allclose(layer.apply(params, collapsed)[:, 8:], 6.0)
     np.testing.assert_allclose(out[:, 8:], 1.0, atol=1e-3)
+    # The paper's o(x_i)_b = sum_j exp(-||M_i,b - M_j,b||_1) in float64, on close rows
+    close = 0.05 * jax.random.normal(jax.random.key(2), (5, 8))
+    m = (np.float64(close) @ np.float64(params["params"]["kernel"])).reshape(5, 3, 4)
+    by_hand = np.exp(-np.abs(m[:, None] - m[None, :]).sum(-1)).sum(1)
+    np.testing.assert_allclose(layer.apply(params, close)[:, 8:], by_hand, rtol=1e-5)
 
 
 def test_pack_samples_puts_consecutive_samples_side_by_side():

@@ -28,7 +28,10 @@ class MinibatchDiscrimination(nn.Module):
         tensor = self.param("kernel", self.kernel_init,
                             (features.shape[-1], self.num_kernels * self.kernel_dim))
         m = (features @ tensor).reshape(-1, self.num_kernels, self.kernel_dim)
-        l1 = jnp.sum(jnp.abs(m[:, None] - m[None, :]), axis=-1)  # [N, N, B]
+        # Summed one coordinate at a time, so that no [N, N, B, C] difference (and its gradient)
+        # is ever held: at N 512 with 10 kernels of 5 on XLA:CPU, 3 to 4x faster forward and
+        # backward than one sum over C's axis (benchmarks/minibatch_layer.py).
+        l1 = sum(jnp.abs(m[:, None, :, c] - m[None, :, :, c]) for c in range(self.kernel_dim))
         closeness = jnp.sum(jnp.exp(-l1), axis=1)
         return jnp.concatenate([features, closeness], axis=-1)
 

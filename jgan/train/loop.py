@@ -5,9 +5,9 @@ intact checkpoint, dispatches the steps, logs, samples, checkpoints, and stops o
 the step in flight with a checkpoint. `train(config, workdir)` runs a GAN family's config
 (`jgan.train.family_trainer`); DANN and the 2-D benchmark are trainers of their own.
 
-Step k+1 is dispatched before step k's metrics are read, so the host's work (reading them, the
-next batch, PNGs, checkpoints) overlaps the device's. A step is checked for non-finite metrics
-before its state is ever saved.
+Step k+1 is dispatched before step k's metrics are read (unless the trainer turns `overlap`
+off), so the host's work (reading them, the next batch, PNGs, checkpoints) overlaps the
+device's. A step is checked for non-finite metrics before its state is ever saved.
 """
 
 from __future__ import annotations
@@ -172,6 +172,9 @@ def _run(trainer: Trainer, workdir: Path, stop, log):
     stop.started()
     try:
         while True:
+            if previous is not None and not trainer.overlap:
+                finish(*previous)
+                previous = None
             if step < schedule.steps:
                 count = trainer.chunk(step)
                 state, metrics = trainer.advance(state, run_key, step, count)

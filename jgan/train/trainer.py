@@ -47,6 +47,9 @@ class Trainer:
     schedule: when to log, checkpoint and sample.
     meta_keys: what a checkpoint's meta must hold besides the config, or it is damaged.
     num_keys: the run key's leading axis, where one checkpoint holds several runs (seeds).
+    overlap: the next call of the step is dispatched before the last one's metrics are read, so
+      the host's work overlaps the device's; off where one call is long and a log step's
+      `measure` would wait behind the next call, which then times the wrong call.
     """
 
     name: str
@@ -54,6 +57,7 @@ class Trainer:
     schedule: Schedule
     meta_keys: tuple[str, ...] = ()
     num_keys: int | None = None
+    overlap: bool = True
 
     # ---- before the run directory ---------------------------------------------------------
 
