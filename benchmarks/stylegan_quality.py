@@ -40,7 +40,9 @@ RUNS = {"stylegan_brain": "default: R1, mixing 0.9, Adam(0, 0.99)",
         "stylegan_brain_long": "default, trained on (2.8x the steps)",
         "stylegan_diffaugment": "DiffAugment, G 1e-3, D 8e-4 (OPS=color,translation,cutout)",
         "stylegan_geometric": "DiffAugment translation and cutout, G 1e-3, D 8e-4 "
-                              "(stylegan_augment_runs.sh)"}
+                              "(stylegan_augment_runs.sh)",
+        "stylegan_ada": "ADA, all its ops, p moving 1 per 100k images, G 1e-3, D 8e-4 "
+                        "(AUGMENT=ada stylegan_augment_runs.sh)"}
 NUM_GENERATED = 500
 PAIRS = 40_000  # sampled pairs per mean MS-SSIM (all pairs differ by < 0.001 on 500 images)
 RING = 2  # pixels of the 64x64 box's edge ring
