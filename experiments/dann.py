@@ -32,7 +32,9 @@ def get_config(source_only: bool = False):
 
 def parser() -> argparse.ArgumentParser:
     """The command line of `main`, built without parsing or running anything."""
-    parser = argparse.ArgumentParser(description=__doc__,
+    from jgan.train.distributed import launch_flags
+
+    parser = argparse.ArgumentParser(description=__doc__, parents=[launch_flags()],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--source-only", action="store_true",
                         help="the baseline: the same network with no domain adaptation "
@@ -50,7 +52,10 @@ def parser() -> argparse.ArgumentParser:
 
 def parse_config(argv):
     """The config and run directory that `main(argv)` trains; nothing is read or run."""
-    args = parser().parse_args(argv)
+    return _config(parser().parse_args(argv))
+
+
+def _config(args):
     config = get_config(args.source_only)
     flags = {"data_dir": args.data_dir, "steps": args.steps, "batch_size": args.batch_size,
              "seed": args.seed}
@@ -62,8 +67,12 @@ def parse_config(argv):
 @reports_errors
 def main(argv=None) -> int:
     from jgan.domain_adaptation import train_dann
+    from jgan.train.distributed import initialize
 
-    train_dann(*parse_config(argv))
+    args = parser().parse_args(argv)
+    config, workdir = _config(args)
+    initialize(args.coordinator, args.num_processes, args.process_id)  # a multi-process job
+    train_dann(config, workdir)
     return 0
 
 

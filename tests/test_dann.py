@@ -206,6 +206,42 @@ def test_a_signal_during_the_final_evaluation_stops_the_run_and_keeps_its_wall_t
     assert results["step"] == 4 and wall > 0 and results["train_wall_s"] == round(wall, 1)
 
 
+
+@pytest.mark.slow
+def test_a_two_process_job_trains_as_one_process_with_as_many_devices(data_dir, tmp_path):
+    """DANN on the shared loop takes its multi-process job too: 2 processes of 2 CPU devices
+    (gloo on 127.0.0.1) log and score as one process of 4, up to the collectives' rounding."""
+    import subprocess
+    import sys
+
+    from conftest import REPO, free_port
+
+    flags = ["--data-dir", str(data_dir), "--steps", "4", "--batch-size", "8", "--set",
+             "train_digits=64", "--set", "test_digits=50", "--set", "backgrounds=20", "--set",
+             "log_every=1", "--set", "eval_every=2", "--set", "checkpoint_every=2"]
+
+    def start(workdir, devices, job=()):
+        env = {**os.environ, "JAX_PLATFORMS": "cpu",
+               "XLA_FLAGS": f"--xla_force_host_platform_device_count={devices}"}
+        return subprocess.Popen([sys.executable, "-m", "experiments.dann", *flags, "--workdir",
+                                 str(workdir), *job], cwd=REPO, env=env, text=True,
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+
+    port = free_port()
+    started = [start(tmp_path / "job", 2, ["--coordinator", f"127.0.0.1:{port}",
+                                           "--num-processes", "2", "--process-id", str(i)])
+               for i in range(2)]
+    started.append(start(tmp_path / "one", 4))
+    for process in started:
+        output, _ = process.communicate(timeout=300)
+        assert process.returncode == 0, output[-3000:]
+    job, one = (json.loads((tmp_path / run / "results.json").read_text()) for run in ("job", "one"))
+    for name in ("accuracy/source", "accuracy/target", "accuracy/domain"):
+        assert job[name] == one[name], name
+    rows = [(tmp_path / run / "history.csv").read_text().splitlines() for run in ("job", "one")]
+    losses = [[[float(x) for x in line.split(",")[1:7]] for line in run[1:]] for run in rows]
+    np.testing.assert_allclose(losses[0], losses[1], rtol=1e-5)
+
 # DANN and its source-only twin on a small MNIST-M with narrow networks, in a process of its own
 # beside the module's other tests (XLA's optimizations on: the 600 steps outweigh the compiles);
 # prints their final accuracies as JSON. Seeds 0, 1 and 2 gave gaps of 7.6, 7.7 and 11.9 points.
