@@ -8,8 +8,8 @@ Both train the paper's networks for 4000 steps of 64 (the paper used 128) with A
 beta1 0.5), N(0, 0.02) weights, z ~ N(0, I) of size 100 and the non-saturating loss. The quick
 start adds minibatch discrimination to D (Salimans et al. 2016, Sec. 3.2: 50 kernels of 5 on D's
 flattened features), which lets D see how alike a batch's samples are: on the bundled subset it
-took classifier-FID from 129.8 to 107.6 and the rarest digit from 3.3% to 5.7% of samples, for
-training about a third slower (4 min 23 s against 5 min 52 s here;
+took classifier-FID from 129.8 to 104.9 and the rarest digit from 3.3% to 5.1% of samples, for
+training about a third slower (4 min 23 s against 5 min 52 s here on 2026-12-01;
 docs/gan.md#the-quick-start).
 """
 
