@@ -122,8 +122,8 @@ def _run(trainer: Trainer, workdir: Path, stop, log):
         checkpointer.save(done, state, run_key, trainer.checkpoint_meta(done, wall_s))
 
     def finish(done, count, metrics, state):
-        """Check, log, sample and checkpoint the steps up to `done`, whose successor is
-        dispatched."""
+        """Check, log, sample and checkpoint the steps up to `done` (the next call of the step
+        is already dispatched, where the trainer overlaps them)."""
         nonlocal tick_sums, tick_steps, tick_start, wall_s
         # float64 sums of `count` times the mean give back the mean exactly for one call
         metrics = {name: np.asarray(value, np.float64) for name, value in to_host(metrics).items()}
