@@ -47,6 +47,8 @@ class LineConfig:
     batch_size: int = 16
     seed: int = 0
     nan_at: int = 0  # > 0: the loss turns NaN from this step on
+    log_every: int = 1
+    checkpoint_every: int = 2
 
 
 class LineTrainer(Trainer):
@@ -54,8 +56,8 @@ class LineTrainer(Trainer):
 
     def __init__(self, config: LineConfig, signal_at: dict | None = None):
         self.config, self.name = config, config.name
-        self.schedule = Schedule(steps=config.steps, log_every=1, checkpoint_every=2,
-                                 keep_checkpoints=5)
+        self.schedule = Schedule(steps=config.steps, log_every=config.log_every,
+                                 checkpoint_every=config.checkpoint_every, keep_checkpoints=5)
         self.signal_at = signal_at or {}  # {"step": k} or {"results": True}: SIGTERM then
 
     def prepare(self, workdir, log):
@@ -124,7 +126,8 @@ def history_losses(workdir):
 
 
 def test_a_line_learns_and_a_resumed_run_equals_the_uninterrupted_one(tmp_path):
-    learned = run(LineTrainer(LineConfig(steps=300)), tmp_path / "long", **SILENT)
+    learned = run(LineTrainer(LineConfig(steps=300, log_every=100, checkpoint_every=300)),
+                  tmp_path / "long", **SILENT)
     assert abs(learned["kernel"] - 3) < 0.05 and abs(learned["bias"] - 1) < 0.05, learned
 
     straight = run(LineTrainer(LineConfig()), tmp_path / "straight", **SILENT)
