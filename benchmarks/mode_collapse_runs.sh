@@ -4,8 +4,8 @@
 # 1e-3, 25,000 steps), on the ring of 8 and then on the 5x5 grid, one after another.
 #   bash benchmarks/mode_collapse_runs.sh [OUT_DIR] [SEEDS]
 # SEEDS (e.g. 8, the default's count) replaces the seed counts below, which are those that were
-# run: on the 2-core CPU shared with other jobs the ring's gan, feature_matching and pacgan had
-# time for all 8 (the last two about 10 min each on 2026-12-07). A run of fewer seeds is not the first seeds of an 8-seed run: the
+# run: on the 2-core CPU shared with other jobs the ring's gan, feature_matching, pacgan and
+# unrolled_stop had time for all 8 (the last three 8 to 13 min each on 2026-12-07). A run of fewer seeds is not the first seeds of an 8-seed run: the
 # seed count changes XLA's rounding, and the runs drift apart.
 # experiments/mode_collapse.py's pacgan needs D initialised on a batch of model.pack points
 # (jgan/families/gan/__init__.py's example input); the measured run had that one-line fix.
@@ -22,7 +22,7 @@ train() {  # NAME SEEDS FLAGS...
 }
 train ring_gan 8 --method gan
 train ring_unrolled 2 --method unrolled
-train ring_unrolled_stop 2 --method unrolled_stop
+train ring_unrolled_stop 8 --method unrolled_stop
 train ring_feature_matching 8 --method feature_matching
 train ring_pacgan 8 --method pacgan
 train ring_wgan_gp 1 --method wgan_gp
