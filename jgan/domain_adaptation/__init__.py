@@ -46,8 +46,8 @@ from jgan.toy_figures import pyplot, save_figure
 from jgan.train.distributed import global_batch, is_primary, local_copy, process_rows
 from jgan.train.history import History
 from jgan.train.loop import run
-from jgan.train.parallel import (batch_split, check_batch_size, jit_data_parallel, make_mesh,
-                                 replicated)
+from jgan.train.parallel import (abstract_replicated, batch_split, check_batch_size,
+                                 jit_data_parallel, make_mesh, replicated)
 from jgan.train.resume import write_config
 from jgan.train.state import Network, apply_gradients, init_train_state
 from jgan.train.trainer import Schedule, Trainer
@@ -360,9 +360,7 @@ class DANNTrainer(Trainer):
         write_config(self.config, workdir, save=save_config)
 
     def abstract_state(self):
-        return jax.tree.map(lambda s: jax.ShapeDtypeStruct(s.shape, s.dtype,
-                                                           sharding=replicated(self.mesh)),
-                            jax.eval_shape(self.init, self.init_key))
+        return abstract_replicated(self.init, self.init_key, mesh=self.mesh)
 
     def initial(self):
         run_key = jax.jit(lambda key: key, out_shardings=replicated(self.mesh))(self.run_key)

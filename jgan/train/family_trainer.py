@@ -25,8 +25,8 @@ from jgan.train.distributed import (broadcast, global_batch, is_primary, local_c
                                     process_rows, to_host)
 from jgan.train.faults import fault_point
 from jgan.train.history import plot_history
-from jgan.train.parallel import (batch_split, check_batch_size, jit_data_parallel, make_mesh,
-                                 replicated)
+from jgan.train.parallel import (abstract_replicated, batch_split, check_batch_size,
+                                 jit_data_parallel, make_mesh, replicated)
 from jgan.train.setup import build_setup
 from jgan.train.trainer import Schedule, Trainer
 
@@ -48,9 +48,7 @@ def run_keys(seed: int) -> dict[str, jax.Array]:
 
 def abstract_train_state(setup, key, mesh):
     """Shapes, dtypes and shardings of the initial state, without computing it."""
-    shapes = jax.eval_shape(setup.init_state, key)
-    return jax.tree.map(lambda s: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=replicated(mesh)),
-                        shapes)
+    return abstract_replicated(setup.init_state, key, mesh=mesh)
 
 
 class FamilyTrainer(Trainer):

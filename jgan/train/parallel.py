@@ -26,6 +26,13 @@ def replicated(mesh: Mesh) -> NamedSharding:
     return NamedSharding(mesh, PartitionSpec())
 
 
+def abstract_replicated(fn, *args, mesh: Mesh):
+    """Shapes and dtypes of `fn(*args)`, replicated over `mesh`, without computing it (what a
+    checkpoint's restore needs before any state exists)."""
+    return jax.tree.map(lambda s: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=replicated(mesh)),
+                        jax.eval_shape(fn, *args))
+
+
 def batch_split(mesh: Mesh) -> NamedSharding:
     return NamedSharding(mesh, PartitionSpec("data"))
 
