@@ -68,7 +68,7 @@ def step_seconds(experiment, num_classes: int = 10) -> float:
 
 
 def time_steps() -> None:
-    from experiments import acgan, biggan, cgan
+    from jgan.experiments import acgan, biggan, cgan
 
     for name, experiment in ("biggan", biggan), ("cgan", cgan), ("acgan", acgan):
         seconds = step_seconds(experiment)

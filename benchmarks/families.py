@@ -37,7 +37,7 @@ def xla_conv_patched():
 
 
 def time_experiment(name: str, steps: int, warmup: int, dataset) -> dict:
-    config = importlib.import_module(f"experiments.{name}").get_config()
+    config = importlib.import_module(f"jgan.experiments.{name}").get_config()
     images_per_step = config.train.batch_size * config.train.n_critic
     loader = BatchLoader(dataset, batch_size=images_per_step, data_key=jax.random.key(1))
     timed = time_jgan_step(config, DataSpec.from_image_shape((28, 28, 1), num_classes=10),

@@ -61,7 +61,7 @@ SINGLE_THREAD_XLA = "--xla_cpu_multi_thread_eigen=false"
 
 def experiment_config(experiment_args: list[str]):
     """`(config, workdir)` that `python -m experiments.dcgan ARGS` would train with."""
-    import experiments.dcgan as dcgan
+    import jgan.experiments.dcgan as dcgan
     import jgan.train.loop
 
     captured = {}
@@ -152,7 +152,7 @@ def stop_at_budget(history_path: Path, evaluator_box: dict, seconds: float) -> N
 
 def run_jgan_side(args, experiment_args: list[str]) -> int:
     """The experiment, its evaluations timed, stopped after `args.seconds` of training."""
-    import experiments.dcgan as dcgan
+    import jgan.experiments.dcgan as dcgan
     import jgan.train.family_trainer
 
     out = Path(args.out)

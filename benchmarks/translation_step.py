@@ -58,7 +58,7 @@ KINDS = {"pix2pix": "paired", "cyclegan": "unpaired"}
 
 
 def experiment_config(name: str, preset: str = "default", jitter: bool = True):
-    module = importlib.import_module(f"experiments.{name}")
+    module = importlib.import_module(f"jgan.experiments.{name}")
     config = module.paper_config() if preset == "paper" else module.get_config()
     return dataclasses.replace(config, model=dataclasses.replace(config.model, jitter=jitter))
 
