@@ -17,7 +17,7 @@ from jgan.config import Config, DataConfig, OptimConfig, TrainConfig
 from jgan.data import DataSpec
 from jgan.errors import UserError
 from jgan.families.stylegan import StyleGANLossConfig, StyleGANModelConfig
-from jgan.families.stylegan.networks import MappingNetwork, adain, num_style_layers
+from jgan.families.stylegan.networks import MappingNetwork, adain, blur, num_style_layers
 from jgan.families.stylegan.step import level_of_detail, mix_styles, mixing_latents, truncate
 from jgan.train.setup import build_setup
 from jgan.train.state import NetworkState, TrainState
@@ -63,6 +63,18 @@ def tiny_setup():
                        extra={"w_avg": jax.random.normal(jax.random.key(5), (16,)),
                               "lod": jnp.zeros(())})
     return setup, state
+
+
+def test_blur_is_the_binomial_filter_per_channel_zero_padded():
+    # An impulse in the middle of channel 0 spreads as outer([1, 2, 1], [1, 2, 1]) / 16; one in
+    # the corner of channel 1 loses the taps that fall outside (zero padding): [[4, 2], [2, 1]].
+    x = np.zeros((1, 5, 5, 2), np.float32)
+    x[0, 2, 2, 0], x[0, 0, 0, 1] = 16.0, 16.0
+    y = np.asarray(blur(x))
+    expected = np.zeros((5, 5, 2), np.float32)
+    expected[1:4, 1:4, 0] = np.outer([1, 2, 1], [1, 2, 1])
+    expected[:2, :2, 1] = [[4, 2], [2, 1]]
+    np.testing.assert_allclose(y[0], expected, rtol=1e-6)
 
 
 def test_adain_normalizes_each_channel_then_applies_the_style():

@@ -60,15 +60,21 @@ def downsample(x):  # [B, H, W, C] -> [B, H/2, W/2, C], 2x2 average pooling
 
 
 def blur(x):
-    """The [1, 2, 1] binomial filter in both directions (Zhang 2019), per channel, zero-padded:
-    StyleGAN's low-pass after nearest upsampling and before downsampling (Sec. 2, footnote)."""
-    taps = jnp.array([1.0, 2.0, 1.0], x.dtype)
-    kernel = jnp.outer(taps, taps) / 16.0
-    channels = x.shape[-1]
-    kernel = jnp.tile(kernel[:, :, None, None], (1, 1, 1, channels))
-    return jax.lax.conv_general_dilated(x, kernel, (1, 1), "SAME",
-                                        dimension_numbers=("NHWC", "HWIO", "NHWC"),
-                                        feature_group_count=channels)
+    """The [1, 2, 1] / 4 binomial filter along H, then along W (Zhang 2019), per channel,
+    zero-padded: StyleGAN's low-pass after nearest upsampling and before downsampling (Sec. 2,
+    footnote). Written as shifted sums, not as a depthwise convolution: XLA:CPU ran the
+    convolution 16-50x slower (fwd+bwd at 16x64x64x16: 79 against 4.8 ms)."""
+    def along(x, axis: int):
+        padding = [(0, 0)] * x.ndim
+        padding[axis] = (1, 1)
+        padded, size = jnp.pad(x, padding), x.shape[axis]
+
+        def shifted(start: int):
+            return jax.lax.slice_in_dim(padded, start, start + size, axis=axis)
+
+        return (shifted(0) + shifted(2) + 2.0 * shifted(1)) * 0.25
+
+    return along(along(x, 1), 2)
 
 
 def upsample(x, mode: str):
