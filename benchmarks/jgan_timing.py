@@ -16,7 +16,7 @@ import jax
 from jgan.train.parallel import jit_data_parallel, make_mesh, shard_batch
 from jgan.train.setup import build_setup
 
-from timing import median_step_seconds, peak_rss_mb  # noqa: E402  (benchmarks/ is on the path)
+from timing import median_step_seconds, peak_rss_mb, rss_mb, run_to  # noqa: E402  (on the path)
 
 
 def param_counts(state, names) -> dict[str, int]:
@@ -33,10 +33,15 @@ def peak_memory() -> tuple[float, str]:
     return peak_rss_mb(), "rss"
 
 
-def time_jgan_step(config, spec, batches: list[dict], *, steps: int, warmup: int) -> dict:
+def time_jgan_step(config, spec, batches: list[dict], *, steps: int, warmup: int,
+                   memory_steps: int = 0) -> dict:
     """`{"seconds", "compile_s", "params", "peak_mb", "memory", "device", "devices"}` of the
-    config's step on `batches` (host arrays, cycled)."""
+    config's step on `batches` (host arrays, cycled), and where the memory goes: the resident
+    set of the runtime before the model is built (`runtime_mb`), the peak once the step is
+    compiled (`peak_compiled_mb`), after the first step (`peak_1_mb`) and after `memory_steps`
+    steps (`peak_n_mb`)."""
     jax.config.update("jax_enable_compilation_cache", False)
+    runtime_mb = rss_mb()
     setup = build_setup(config, spec)
     state = jax.jit(setup.init_state)(jax.random.key(0))
     mesh = make_mesh()
@@ -53,12 +58,18 @@ def time_jgan_step(config, spec, batches: list[dict], *, steps: int, warmup: int
         holder["k"] += 1
         jax.block_until_ready(metrics)
 
-    for _ in range(warmup):
+    peak_compiled, memory = peak_memory()
+    run_step()
+    peak_1, _ = peak_memory()
+    for _ in range(warmup - 1):
         run_step()
     seconds = median_step_seconds(run_step, steps)
-    peak, memory = peak_memory()
+    peak, _ = peak_memory()
+    run_to(run_step, max(warmup, 1) + steps, memory_steps)
     device = jax.devices()[0]
     return {"seconds": seconds, "compile_s": compile_s,
             "params": param_counts(state, setup.networks), "peak_mb": peak, "memory": memory,
+            "runtime_mb": runtime_mb, "peak_compiled_mb": peak_compiled, "peak_1_mb": peak_1,
+            "peak_n_mb": peak_memory()[0] if memory_steps else None,
             "device": f"{device.platform}:{device.device_kind}", "devices": jax.device_count(),
             "images_per_step": config.train.batch_size * setup.batches_per_step}

@@ -3,9 +3,9 @@ that never loads it (its peak memory then counts PyTorch alone).
 
 `median_step_seconds` times a step; `time_torch_step` times a PyTorch step the way jgan's is
 timed (the first warm-up step counts as its compile time; CUDA synchronised after each step);
-`random_batches` draws the synthetic uint8 batches both sides train on; `peak_memory_mb` reads
-the process's peak RSS (CPU) or the device's peak allocation (GPU); `row_in_subprocess` runs one
-benchmark row in a process of its own.
+`random_batches` draws the synthetic uint8 batches both sides train on; `peak_rss_mb` and
+`rss_mb` read the process's peak and current resident set; `run_to` steps on to the step whose
+peak memory a row reports; `row_in_subprocess` runs one benchmark row in a process of its own.
 """
 
 from __future__ import annotations
@@ -75,6 +75,24 @@ def peak_rss_mb() -> float:
     return round(peak / (2 ** 20 if sys.platform == "darwin" else 2 ** 10), 1)
 
 
+def rss_mb() -> float | None:
+    """This process's resident set size now (Linux's VmRSS), None where /proc is missing."""
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("VmRSS:"):
+                    return round(int(line.split()[1]) / 2 ** 10, 1)
+    except OSError:
+        pass
+    return None
+
+
+def run_to(run_step, done: int, total: int) -> None:
+    """Steps `done + 1` to `total`: a row's peak memory after `total` steps shows what grows."""
+    for _ in range(max(total - done, 0)):
+        run_step()
+
+
 def torch_or_none():
     """The torch module, or None where it is not importable (torch is an optional extra)."""
     try:
@@ -88,8 +106,11 @@ def torch_device(torch) -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
-def time_torch_step(torch, run_step, *, steps: int, warmup: int, device: str) -> dict:
-    """`{"seconds": median step, "compile_s": first step, "peak_mb", "memory", "device"}`."""
+def time_torch_step(torch, run_step, *, steps: int, warmup: int, device: str,
+                    memory_steps: int = 0, runtime_mb: float | None = None) -> dict:
+    """`{"seconds": median step, "compile_s": first step, "peak_mb", "memory", "device"}`, and
+    the peaks after the first step and after `memory_steps` steps (`peak_1_mb`, `peak_n_mb`).
+    `runtime_mb`: the resident set before the networks were built, which the row reports."""
     if device == "cuda":
         torch.cuda.reset_peak_memory_stats()
 
@@ -98,14 +119,21 @@ def time_torch_step(torch, run_step, *, steps: int, warmup: int, device: str) ->
         if device == "cuda":
             torch.cuda.synchronize()
 
-    compile_s = median_step_seconds(synchronised_step, 1) if warmup else None
+    def peak() -> float:
+        if device == "cuda":
+            return round(torch.cuda.max_memory_allocated() / 2 ** 20, 1)
+        return peak_rss_mb()
+
+    compile_s = median_step_seconds(synchronised_step, 1)
+    peak_1 = peak()
     for _ in range(warmup - 1):
         synchronised_step()
     seconds = median_step_seconds(synchronised_step, steps)
-    if device == "cuda":
-        peak, memory = torch.cuda.max_memory_allocated() / 2 ** 20, "device"
-        name = f"cuda:{torch.cuda.get_device_name()}"
-    else:
-        peak, memory, name = peak_rss_mb(), "rss", "cpu"
-    return {"seconds": seconds, "compile_s": compile_s, "peak_mb": round(peak, 1),
-            "memory": memory, "device": name, "threads": torch.get_num_threads()}
+    peak_timed = peak()
+    run_to(synchronised_step, max(warmup, 1) + steps, memory_steps)
+    name = f"cuda:{torch.cuda.get_device_name()}" if device == "cuda" else "cpu"
+    return {"seconds": seconds, "compile_s": compile_s if warmup else None,
+            "peak_mb": peak_timed, "peak_1_mb": peak_1,
+            "peak_n_mb": peak() if memory_steps else None, "runtime_mb": runtime_mb,
+            "memory": "device" if device == "cuda" else "rss", "device": name,
+            "threads": torch.get_num_threads()}

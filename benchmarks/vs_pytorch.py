@@ -8,7 +8,8 @@ Rows, one per (family, framework), for the default config of experiments.<family
   bigan     BiGAN's MNIST MLPs: G, E and the joint D(x, z), batch 128 (`gan_twins.py`)
   pix2pix   unet_128 + 70x70 PatchGAN at width 32, batch 4, 128x128 (`translation_twins.py`)
   cyclegan  resnet_6blocks + two PatchGANs, pools, batch 1, 128x128 (`translation_twins.py`)
-  stylegan  64x64x1, batch 16, R1 every 4th step (no PyTorch twin written yet)
+  stylegan  64x64x1, batch 16, style mixing, R1 on every 4th real image by double backward,
+            G's EMA (`stylegan_twin.py`)
   biggan    28x28x1 with labels, batch 32, spectral norm, attention, orthogonal
             regularization, G's EMA (`biggan_twin.py`)
 
@@ -23,12 +24,16 @@ rows never import jax. Columns: img_per_s = real images a step consumes (batch x
 pair for pix2pix and CycleGAN) / the median step time; ms_per_step = that median over --steps
 steps after --warmup; compile_s = `jitted.lower(...).compile()` for jgan, the first warm-up step
 for PyTorch; peak_mb = the subprocess's peak RSS on CPU (imports included), the device's peak
-allocation on a GPU (jax `peak_bytes_in_use`, `torch.cuda.max_memory_allocated`); ratio = jgan's
-img_per_s over the row's (above 1: jgan is faster). JSON lines as rows finish, then a markdown
-table for docs/performance.md with the load average before and after.
+allocation on a GPU (jax `peak_bytes_in_use`, `torch.cuda.max_memory_allocated`), after the
+timed steps, and where it goes: runtime_mb = the resident set once the framework (and, for jgan,
+jgan) is imported, before any network exists; peak_compiled_mb (jgan) = the peak once the step is
+compiled; peak_1_mb, peak_n_mb = the peak after the first step and after --memory-steps steps, so
+that growth shows; ratio = jgan's img_per_s over the row's (above 1: jgan is faster). JSON lines
+as rows finish, then a markdown table for docs/performance.md with the load average before and
+after.
 
 Run from the repository root:  python benchmarks/vs_pytorch.py [--families dcgan wgan_gp]
-[--steps 20] [--warmup 3] [--torch-compile]
+[--steps 20] [--warmup 3] [--memory-steps 100] [--torch-compile]
 """
 
 from __future__ import annotations
@@ -45,19 +50,19 @@ from pathlib import Path
 
 # Only jax-free modules at the top: a PyTorch row's subprocess imports this file too, and its
 # peak memory must count PyTorch alone. jgan is imported inside the functions that run it.
-from timing import (random_batches, row_in_subprocess, time_torch_step,  # noqa: E402
+from timing import (random_batches, row_in_subprocess, rss_mb, time_torch_step,  # noqa: E402
                     torch_batches, torch_device, torch_or_none)
 
 FAMILIES = ("dcgan", "wgan_gp", "bigan", "pix2pix", "cyclegan", "stylegan", "biggan")
 GAN_TWINS = ("dcgan", "wgan_gp", "bigan")
 TRANSLATION_TWINS = ("pix2pix", "cyclegan")
-TWINS = (*GAN_TWINS, *TRANSLATION_TWINS, "biggan")
+TWINS = (*GAN_TWINS, *TRANSLATION_TWINS, "stylegan", "biggan")
 NOT_WRITTEN = "twin: not written"
 COMPILED = "pytorch-compile"
 
 
 def experiment_config(family: str):
-    module = importlib.import_module(f"experiments.{family}")
+    module = importlib.import_module(f"jgan.experiments.{family}")
     # The DCGAN twin is the paper's network: the quick start's default adds minibatch
     # discrimination, which the twin does not have.
     return module.paper_config() if family == "dcgan" else module.get_config()
@@ -108,16 +113,18 @@ def summary(family: str, framework: str, inputs: dict, timed: dict, params: dict
             "ms_per_step": round(1e3 * seconds, 1),
             "compile_s": None if compile_s is None else round(compile_s, 2),
             "peak_mb": timed["peak_mb"], "memory": timed["memory"], "device": timed["device"],
-            "params": params}
+            "params": params,
+            **{key: timed.get(key) for key in ("runtime_mb", "peak_compiled_mb", "peak_1_mb",
+                                               "peak_n_mb")}}
 
 
-def jgan_row(family: str, inputs: dict, steps: int, warmup: int) -> dict:
+def jgan_row(family: str, inputs: dict, steps: int, warmup: int, memory_steps: int) -> dict:
     from jgan_timing import time_jgan_step
 
     config = experiment_config(family)
     batches = random_batches(inputs["arrays"], inputs["rows"], num_classes=inputs["num_classes"])
     timed = time_jgan_step(config, data_spec(family, config), batches, steps=steps,
-                           warmup=warmup)
+                           warmup=warmup, memory_steps=memory_steps)
     return {**summary(family, "jgan", inputs, timed, timed["params"]),
             "devices": timed["devices"]}
 
@@ -134,6 +141,12 @@ def torch_twin(torch, family: str, config, inputs: dict):
 
         return (biggan_twin.torch_biggan(torch, config),
                 lambda nets, device: biggan_twin.make_biggan_step(torch, config, nets, device))
+    if family == "stylegan":
+        import stylegan_twin
+
+        return (stylegan_twin.torch_stylegan(torch, config),
+                lambda nets, device: stylegan_twin.make_stylegan_step(torch, config, nets,
+                                                                      device))
     import translation_twins
 
     arguments = inputs["twin_arguments"]
@@ -142,8 +155,10 @@ def torch_twin(torch, family: str, config, inputs: dict):
         torch, config, nets, jitter_to=arguments["jitter_to"])
 
 
-def torch_row(family: str, framework: str, inputs: dict, steps: int, warmup: int) -> dict:
+def torch_row(family: str, framework: str, inputs: dict, steps: int, warmup: int,
+              memory_steps: int) -> dict:
     torch = torch_or_none()
+    runtime_mb = rss_mb()
     torch.manual_seed(0)
     device = torch_device(torch)
     nets, make_step = torch_twin(torch, family, namespace(inputs["config"]), inputs)
@@ -161,7 +176,8 @@ def torch_row(family: str, framework: str, inputs: dict, steps: int, warmup: int
         counter["k"] += 1
 
     try:
-        timed = time_torch_step(torch, run_step, steps=steps, warmup=warmup, device=device)
+        timed = time_torch_step(torch, run_step, steps=steps, warmup=warmup, device=device,
+                                memory_steps=memory_steps, runtime_mb=runtime_mb)
     except Exception as error:  # torch.compile's failures are many kinds; a row reports any
         if framework != COMPILED:
             raise
@@ -174,7 +190,8 @@ def torch_row(family: str, framework: str, inputs: dict, steps: int, warmup: int
 def run_row(family: str, framework: str, inputs: dict, args) -> dict:
     """One row in a subprocess of its own; a failed row says why in its `skipped` field."""
     command = [sys.executable, str(Path(__file__).resolve()), "--row", family, framework,
-               "--steps", str(args.steps), "--warmup", str(args.warmup)]
+               "--steps", str(args.steps), "--warmup", str(args.warmup),
+               "--memory-steps", str(args.memory_steps)]
     with tempfile.TemporaryDirectory() as cache:
         # A cold torch.compile, as jgan's compile_s is cold: inductor's on-disk cache would
         # otherwise serve the graphs of an earlier run.
@@ -195,24 +212,29 @@ def with_ratios(rows: list[dict]) -> list[dict]:
     return rows
 
 
-def markdown(rows: list[dict], load: tuple[str, str]) -> str:
+def megabytes(value) -> str:
+    return "" if value is None else f"{value:.0f}"
+
+
+def markdown(rows: list[dict], load: tuple[str, str], memory_steps: int) -> str:
     lines = [f"load average (1, 5, 15 min): {load[0]} before, {load[1]} after", "",
-             "| family | framework | batch | img/s | ms/step | compile s | peak MiB | "
-             "jgan/this | params |",
-             "|---|---|---:|---:|---:|---:|---:|---:|---|"]
+             "| family | framework | batch | img/s | ms/step | compile s | runtime MiB | "
+             f"peak MiB at 1 / {memory_steps} steps | jgan/this | params |",
+             "|---|---|---:|---:|---:|---:|---:|---:|---:|---|"]
     for row in rows:
         if "skipped" in row:
-            lines.append(f"| {row['family']} | {row['framework']} | | | | | | | "
+            lines.append(f"| {row['family']} | {row['framework']} | | | | | | | | "
                          f"{row['skipped']} |")
             continue
         params = f"{sum(row['params'].values()) / 1e6:.2f}M"
         if "params_match" in row:
             params += " (= jgan)" if row["params_match"] else " (differs from jgan!)"
         ratio = f"{row['ratio']:.2f}x" if "ratio" in row else ""
-        memory = f"{row['peak_mb']:.0f} ({row['memory']})"
+        peaks = (f"{megabytes(row.get('peak_1_mb'))} / {megabytes(row.get('peak_n_mb'))} "
+                 f"({row['memory']})")
         lines.append(f"| {row['family']} | {row['framework']} | {row['batch']} | "
                      f"{row['img_per_s']:.1f} | {row['ms_per_step']:.1f} | {row['compile_s']} | "
-                     f"{memory} | {ratio} | {params} |")
+                     f"{megabytes(row.get('runtime_mb'))} | {peaks} | {ratio} | {params} |")
     return "\n".join(lines)
 
 
@@ -227,6 +249,9 @@ def main() -> int:
     parser.add_argument("--steps", type=int, default=20, help="timed steps (default 20)")
     parser.add_argument("--warmup", type=int, default=3,
                         help="untimed steps before timing (default 3)")
+    parser.add_argument("--memory-steps", type=int, default=100,
+                        help="step on to this step for the last peak-memory column (default "
+                             "100; 0: none)")
     parser.add_argument("--torch-compile", action="store_true",
                         help="also time the twins with torch.compile of each network")
     parser.add_argument("--row", nargs=2, metavar=("FAMILY", "FRAMEWORK"),
@@ -236,9 +261,10 @@ def main() -> int:
         family, framework = args.row
         inputs = json.load(sys.stdin)
         if framework == "jgan":
-            row = jgan_row(family, inputs, args.steps, args.warmup)
+            row = jgan_row(family, inputs, args.steps, args.warmup, args.memory_steps)
         else:
-            row = torch_row(family, framework, inputs, args.steps, args.warmup)
+            row = torch_row(family, framework, inputs, args.steps, args.warmup,
+                            args.memory_steps)
         print(json.dumps(row), flush=True)
         return 0
     have_torch = torch_or_none() is not None
@@ -262,7 +288,7 @@ def main() -> int:
     rows = with_ratios(rows)
     print(json.dumps({"ratios": {f"{row['family']}/{row['framework']}": row["ratio"]
                                  for row in rows if "ratio" in row}}), flush=True)
-    print(markdown(rows, (before, load_average())), flush=True)
+    print(markdown(rows, (before, load_average()), args.memory_steps), flush=True)
     return 0
 
 
