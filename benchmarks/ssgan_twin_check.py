@@ -140,7 +140,7 @@ def largest_gap(jgan: dict, twin: dict) -> tuple[float, str]:
 
 def real_run(data_dir: str, steps: int):
     """experiments/ssgan.py's default run of seed 0: its config, jgan's initial state (D's
-    weight-norm init reads the labelled images), jitted step, labelled subset, run key and the
+    weight-norm init reads 500 training images), jitted step, labelled subset, run key and the
     loader's first `steps` batches of 2 x 100 unlabelled images."""
     config = get_config()
     config = dataclasses.replace(config, data=dataclasses.replace(config.data, data_dir=data_dir))
@@ -148,7 +148,7 @@ def real_run(data_dir: str, steps: int):
     setup = build_setup(config, data.spec)
     keys = run_keys(config.train.seed)
     state = jax.jit(setup.init_state)(keys["init"])
-    labelled = labelled_subset(config, data.spec.num_classes)
+    labelled = labelled_subset(config, data.spec.num_classes)[:2]
     loader = data.loader(config.train.batch_size * setup.batches_per_step, keys["data"])
     unlabelled = [np.asarray(loader.batch(index)["image"]) for index in range(steps)]
     return config, setup, state, labelled, keys["run"], unlabelled

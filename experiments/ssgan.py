@@ -8,10 +8,10 @@ The paper's MNIST model (`jgan.families.ssgan.networks`): D an MLP of 1000-500-2
 norm and Gaussian noise, a 10-class classifier with an implicit "fake" class; G 100 -> 500 -> 500
 -> 784 trained by feature matching on D's last hidden layer. Adam(3e-3, beta1 0.5) for both,
 batch 100 labelled + 100 unlabelled (+ 100 more unlabelled for G's step) + 100 generated,
-4000 steps (about 12 minutes on 2 CPU cores). The
-labelled subset (10 per class for 100 labels) is drawn from the seed. The rate holds for the
-first half of the run and falls linearly to 0 over the second (`--decay-fraction`; 0 keeps it
-constant, as the authors' MNIST script does over its 300 epochs).
+18,000 steps = 30 epochs of the unlabelled images (about 17 minutes on 2 CPU cores; D's test
+error 1.64% and 1.74% at seeds 0 and 1, docs/ssgan.md), the rate constant as in the authors' MNIST script over its 300
+epochs (`--decay-fraction F` lets it fall linearly to 0 over the last F of the run). The
+labelled subset (10 per class for 100 labels) is drawn from the seed.
 
 `--supervised-only` is the baseline: the same D, same noise, same steps, trained on the
 labelled subset alone (no G, no unlabelled data).
@@ -43,8 +43,10 @@ def get_config(supervised_only: bool = False) -> Config:
         loss=SSGANLossConfig(num_labels=100, supervised_only=supervised_only),
         # The authors' Adam adds its epsilon 1e-8 inside the square root.
         optim=OptimConfig(g_lr=3e-3, d_lr=3e-3, b1=0.5, b2=0.999, eps_root=1e-8),
-        train=TrainConfig(steps=4000, batch_size=100, log_every=100, sample_every=500,
-                          checkpoint_every=500, grid_size=100))
+        # 30 epochs of the 60,000 unlabelled images (600 steps of 100 each), where D's test error
+        # passes under 2%; it is still falling steeply at the 4,000 steps of the old default.
+        train=TrainConfig(steps=18000, batch_size=100, log_every=100, sample_every=600,
+                          checkpoint_every=600, grid_size=100))
 
 
 def own_flags() -> argparse.ArgumentParser:
@@ -54,13 +56,14 @@ def own_flags() -> argparse.ArgumentParser:
                        help="labelled training examples, balanced over the classes (default 100)")
     group.add_argument("--supervised-only", action="store_true",
                        help="the baseline: the same D on the labelled examples alone")
-    group.add_argument("--test-every", type=int, default=500,
-                       help="measure D's test error every N steps (default 500; and at the end)")
+    group.add_argument("--test-every", type=int, default=600,
+                       help="measure D's test error every N steps (default 600, an epoch; and at "
+                            "the end)")
     group.add_argument("--test-num", type=int, default=None,
                        help="test images to classify (default: the whole test split)")
-    group.add_argument("--decay-fraction", type=float, default=0.5,
+    group.add_argument("--decay-fraction", type=float, default=0.0,
                        help="the rates fall linearly to 0 over this last part of the run "
-                            "(default 0.5; 0: constant)")
+                            "(default 0: constant, as the authors' MNIST script)")
     return parser
 
 

@@ -51,7 +51,7 @@ from jgan.weights import load_weights, save_weights
 PRETRAINED = "pretrained"
 PRETRAINED_FILE = Path(__file__).parent / "pretrained" / "stylegan_brain64.npz"
 # The shipped file's sha256: a changed or truncated file is refused, not sampled from.
-PRETRAINED_SHA256 = "96253b3d01b51254114aae7bb0248fed6c451cd1b5e4158ad2f121f8bb73b4dc"
+PRETRAINED_SHA256 = "05b3c6f46e389fd72fafd08e77e250ec192fecd37b664ec20aaaf7d736cfb22d"
 WORKFLOW_FILE = "workflow.json"  # steps per epoch, so that plots count in epochs
 HISTORY_FILE = "history.csv"
 # Truncation psi scales each w's distance from the mean w: 1 leaves it, 0 draws the mean image,

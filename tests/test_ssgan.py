@@ -14,7 +14,7 @@ import pytest
 from conftest import QUICK_COMPILE_FLAGS, BackgroundWorker, build, selected
 from jgan import losses
 from jgan.config import Config, override
-from jgan.data.labelled import balanced_subset, read_balanced_subset
+from jgan.data.labelled import balanced_subset, read_balanced_subset, read_first_in_order
 from jgan.errors import UserError
 from jgan.families.ssgan.networks import SSGANGenerator
 from jgan.nn import GaussianNoise, VirtualBatchNorm, WeightNormDense
@@ -112,6 +112,12 @@ def test_labelled_subset_is_balanced_deterministic_and_refuses_bad_counts():
     assert np.array_equal(indices, chosen)
     assert np.array_equal(read_labels, labels[chosen])
     assert images.shape == (50, 2, 2, 1) and np.array_equal(images[:, 0, 0, 0], chosen)
+    # D's data-dependent init reads the first examples of the same order, of any class (the
+    # authors' `trainx[:500]`), not the labelled subset (issue 31's twin found it).
+    first = read_first_in_order(Split(), 60, jax.random.key(0))
+    order = np.asarray(jax.random.permutation(jax.random.key(0), len(labels)))
+    assert first.shape == (60, 2, 2, 1) and np.array_equal(first[:, 0, 0, 0], order[:60])
+    assert len(set(first[:, 0, 0, 0].tolist()) - set(chosen.tolist())) >= 10  # 50 chosen
     with pytest.raises(UserError, match=r"^--num-labels 35 does not split evenly over 10 "
                                         r"classes: use a positive multiple of 10"):
         balanced_subset(labels, 35, jax.random.key(0))

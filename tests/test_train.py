@@ -71,6 +71,29 @@ def test_rows_after_the_last_checkpoint_are_replaced_on_resume(tmp_path):
     assert [r["step"] for r in _rows(tmp_path)] == ["1", "2", "3"]
 
 
+def test_each_step_takes_the_last_states_buffers_and_the_loop_never_reads_them_after(
+        tmp_path, monkeypatch):
+    """Steps 1-6, logging, sampling and checkpointing at 3 and 6 only: steps 1, 2, 4 and 5 are
+    finished after the next call is dispatched, so reading their states (deleted by then) would
+    raise; the states passed to those calls must be deleted, or the step kept two states."""
+    passed = []
+    advance = family_trainer.FamilyTrainer.advance
+
+    def recording_advance(self, state, run_key, step, count):
+        passed.append((step, state))
+        return advance(self, state, run_key, step, count)
+
+    monkeypatch.setattr(family_trainer.FamilyTrainer, "advance", recording_advance)
+    config = tiny_config(steps=6, log_every=3, sample_every=3, checkpoint_every=3)
+    state = loop.train(config, tmp_path, log=lambda _: None)
+    assert int(state.step) == 6 and [r["step"] for r in _rows(tmp_path)] == ["3", "6"]
+    assert Checkpointer(tmp_path / "checkpoints").all_steps() == [3, 6]
+    # State 3 may have been copied instead while its checkpoint was written from it.
+    deleted = {step: all(leaf.is_deleted() for leaf in jax.tree.leaves(passed_state))
+               for step, passed_state in passed}
+    assert deleted == {**deleted, 0: True, 1: True, 2: True, 4: True, 5: True}, deleted
+
+
 def build_setup_that_diverges(config, spec):
     """The config's setup, whose G loss is NaN from step 3 on."""
     setup = build_setup(config, spec)

@@ -156,9 +156,10 @@ def test_a_non_finite_metric_stops_the_run_at_its_step(tmp_path):
 
 
 def test_a_signal_stops_after_the_step_in_flight_and_the_run_resumes(tmp_path):
-    with pytest.raises(Interrupted, match=r"^stopped by SIGTERM after step 2 of 6; checkpoint 2 "):
+    # The signal comes while step 3 is dispatched: step 3 is finished and saved, not dropped.
+    with pytest.raises(Interrupted, match=r"^stopped by SIGTERM after step 3 of 6; checkpoint 3 "):
         run(LineTrainer(LineConfig(), signal_at={"step": 3}), tmp_path / "run", **SILENT)
-    assert sorted(p.name for p in (tmp_path / "run" / "checkpoints").iterdir()) == ["2"]
+    assert sorted(p.name for p in (tmp_path / "run" / "checkpoints").iterdir()) == ["2", "3"]
     resumed = run(LineTrainer(LineConfig()), tmp_path / "run", **SILENT)
     assert resumed == run(LineTrainer(LineConfig()), tmp_path / "straight", **SILENT)
 

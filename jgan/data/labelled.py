@@ -56,6 +56,21 @@ def balanced_subset(labels, num_labels: int, key: jax.Array, *,
     return order[chosen]
 
 
+def stacked_images(images: list) -> np.ndarray:
+    """uint8 [N, H, W, C] of a list of [H, W] or [H, W, C] images."""
+    stacked = np.stack(images)
+    return stacked[..., None] if stacked.ndim == 3 else stacked
+
+
+def read_first_in_order(split, count: int, key: jax.Array) -> np.ndarray:
+    """Images uint8 [count, ...] of the first `count` examples, of any class, in the order that
+    `read_balanced_subset` draws with the same key: the authors' `trainx[:500]`, which their
+    data-dependent init reads after permuting the training set to pick the labelled subset."""
+    order = np.asarray(jax.random.permutation(key, len(split)))[:count]
+    return stacked_images([np.asarray(e["image"])
+                           for e in split.__getitems__([int(i) for i in order])])
+
+
 def read_balanced_subset(split, num_labels: int, key: jax.Array, num_classes: int):
     """`(indices, images uint8 [L, ...], labels int32 [L])` of `balanced_subset` of a data
     source's split (anything with `len` and `__getitems__`), reading only the order's prefix."""
@@ -68,7 +83,6 @@ def read_balanced_subset(split, num_labels: int, key: jax.Array, num_classes: in
         labels.extend(int(e["label"]) for e in examples)
         chosen = first_per_class(np.asarray(labels), count, num_classes)
         if chosen is not None:
-            stacked = np.stack([images[i] for i in chosen])
-            stacked = stacked[..., None] if stacked.ndim == 3 else stacked
-            return order[chosen], stacked, np.asarray(labels, np.int32)[chosen]
+            return (order[chosen], stacked_images([images[i] for i in chosen]),
+                    np.asarray(labels, np.int32)[chosen])
     raise shortage_error(np.asarray(labels), count, num_classes)

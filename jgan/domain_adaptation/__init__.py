@@ -339,7 +339,8 @@ class DANNTrainer(Trainer):
         self.init_key, self.run_key = jax.random.split(jax.random.key(config.seed))
         self.init = jax.jit(lambda key: init_train_state(networks, key, example_inputs(config)),
                             out_shardings=replicated(self.mesh))
-        self.step_fn = jit_data_parallel(make_train_step(config, networks, mean), self.mesh)
+        self.step_fn = jit_data_parallel(make_train_step(config, networks, mean), self.mesh,
+                                         donate_state=True)
         self.predict = make_predict(networks, mean)
         self.samplers = {"source": EpochSampler(len(self.train["source_label"]), config.batch_size,
                                                 seed=config.seed, stream=0),

@@ -210,14 +210,15 @@ class FamilyTrainer(Trainer):
 
 
 def compile_step(setup, mesh, keys, batch, *, log, memory: int | None = None):
-    """The data-parallel train step, compiled for the state's shapes and `batch`'s, or a
+    """The data-parallel train step, compiled for the state's shapes and `batch`'s (taking the
+    state's buffers for the new one: the loop never reads a state it passed on), or a
     one-line refusal where XLA's buffer plan for it (state, batch and the activations the
     backward pass keeps) exceeds `memory` (default: the device's, or this machine's RAM)."""
     fault_point("compiling")
     start = time.perf_counter()
     run_key = jax.ShapeDtypeStruct(keys["run"].shape, keys["run"].dtype,
                                    sharding=replicated(mesh))
-    compiled = jit_data_parallel(setup.train_step, mesh).lower(
+    compiled = jit_data_parallel(setup.train_step, mesh, donate_state=True).lower(
         abstract_train_state(setup, keys["init"], mesh), batch, run_key).compile()
     need, memory = compiled_memory(compiled), memory or device_memory()
     if need > memory:

@@ -6,8 +6,11 @@ the step in flight with a checkpoint. `train(config, workdir)` runs a GAN family
 (`jgan.train.family_trainer`); DANN and the 2-D benchmark are trainers of their own.
 
 Step k+1 is dispatched before step k's metrics are read (unless the trainer turns `overlap`
-off), so the host's work (reading them, the next batch, PNGs, checkpoints) overlaps the
-device's. A step is checked for non-finite metrics before its state is ever saved.
+off), so the host's work (reading them, the next batch) overlaps the device's. A step whose
+state is read (logged, sampled, checkpointed, or stopped after) is finished first: the next
+call may donate the state's buffers to its own (`jit_data_parallel(donate_state=True)`), which
+keeps one state in memory instead of two. A step is checked for non-finite metrics before its
+state is ever saved.
 """
 
 from __future__ import annotations
@@ -121,14 +124,25 @@ def _run(trainer: Trainer, workdir: Path, stop, log):
     def save_checkpoint(state, done):
         checkpointer.save(done, state, run_key, trainer.checkpoint_meta(done, wall_s))
 
-    def finish(done, count, metrics, state):
-        """Check, log, sample and checkpoint the steps up to `done` (the next call of the step
-        is already dispatched, where the trainer overlaps them)."""
-        nonlocal tick_sums, tick_steps, tick_start, wall_s
-        # float64 sums of `count` times the mean give back the mean exactly for one call
-        metrics = {name: np.asarray(value, np.float64) for name, value in to_host(metrics).items()}
+    def due(done):
+        """What step `done` writes: `(logging, sampling, saving, stopping)`. Asked once per step
+        and before the next call is dispatched, which may take (donate) step `done`'s state."""
         logging = (done % schedule.log_every == 0 or done == schedule.steps
                    or trainer.logs_at(done))
+        sampling = bool(schedule.sample_every) and (done % schedule.sample_every == 0
+                                                   or done == schedule.steps)
+        saving = done % schedule.checkpoint_every == 0 or done == schedule.steps
+        stopping = stop.requested(done) and done < schedule.steps
+        return logging, sampling, saving, stopping
+
+    def finish(done, count, metrics, state, plan):
+        """Check, log, sample and checkpoint the steps up to `done`, as `plan` (`due`'s) says.
+        `state` is step `done`'s where the plan reads it, else None: the next call, dispatched
+        already where the trainer overlaps them, may have taken its buffers."""
+        nonlocal tick_sums, tick_steps, tick_start, wall_s
+        logging, sampling, saving, stopping = plan
+        # float64 sums of `count` times the mean give back the mean exactly for one call
+        metrics = {name: np.asarray(value, np.float64) for name, value in to_host(metrics).items()}
         measured = trainer.measure(state, done) if logging else {}
         bad = first_nonfinite({**metrics, **measured})
         if bad:
@@ -153,16 +167,14 @@ def _run(trainer: Trainer, workdir: Path, stop, log):
             fault_point("history", done)
             progress.set_postfix(postfix, refresh=False)
             tick_sums, tick_steps, tick_start = {}, 0, time.perf_counter()
-        if schedule.sample_every and (done % schedule.sample_every == 0
-                                      or done == schedule.steps):
+        if sampling:
             trainer.save_samples(state, done)
             fault_point("samples", done)
-        saved = done % schedule.checkpoint_every == 0 or done == schedule.steps
-        if saved:
+        if saving:
             save_checkpoint(state, done)
             fault_point("checkpoint", done)
-        if stop.requested(done) and done < schedule.steps:
-            if not saved:
+        if stopping:
+            if not saving:
                 save_checkpoint(state, done)
             checkpointer.wait()
             trainer.on_stop(done)
@@ -172,15 +184,19 @@ def _run(trainer: Trainer, workdir: Path, stop, log):
     stop.started()
     try:
         while True:
-            if previous is not None and not trainer.overlap:
-                finish(*previous)
-                previous = None
+            if previous is not None:
+                done, count, metrics, state = previous
+                plan = due(done)
+                # A step whose state is read is finished before the next call can take it.
+                if not trainer.overlap or any(plan):
+                    finish(done, count, metrics, state, plan)
+                    previous = None
             if step < schedule.steps:
                 count = trainer.chunk(step)
                 state, metrics = trainer.advance(state, run_key, step, count)
                 fault_point("step", step + count)
             if previous is not None:
-                finish(*previous)
+                finish(*previous[:3], None, plan)
             if step >= schedule.steps:
                 break
             step += count

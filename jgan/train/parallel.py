@@ -49,7 +49,13 @@ def shard_batch(batch: dict, mesh: Mesh) -> dict:
     return jax.device_put(batch, batch_split(mesh))
 
 
-def jit_data_parallel(step, mesh: Mesh):
-    """`jax.jit(step)` for `(state, batch, key) -> (state, metrics)` over the mesh."""
+def jit_data_parallel(step, mesh: Mesh, *, donate_state: bool = False):
+    """`jax.jit(step)` for `(state, batch, key) -> (state, metrics)` over the mesh.
+
+    `donate_state`: the new state reuses the old one's buffers, which are deleted by the call, so
+    that one state is in memory instead of two (the loop's runs, `jgan.train.loop`); the caller
+    must not read the state it passed in. A buffer still viewed from NumPy (a checkpoint being
+    written) is copied instead."""
     return jax.jit(step, in_shardings=(replicated(mesh), batch_split(mesh), replicated(mesh)),
-                   out_shardings=(replicated(mesh), replicated(mesh)))
+                   out_shardings=(replicated(mesh), replicated(mesh)),
+                   donate_argnums=(0,) if donate_state else ())

@@ -27,7 +27,7 @@ import numpy as np
 import optax
 
 from jgan.config import Bounds, check_bounds
-from jgan.data.labelled import read_balanced_subset
+from jgan.data.labelled import read_balanced_subset, read_first_in_order
 from jgan.data.sources import find_dataset
 from jgan.errors import UserError
 from jgan.families.latent import LatentSetup, single_image_shape
@@ -39,7 +39,7 @@ from jgan.train.state import Network, TrainState, apply_network
 
 # The labelled subset's key: the run seed's key folded with this, apart from the loop's keys.
 LABELLED_STREAM = 0x1ABE1
-INIT_EXAMPLES = 500  # labelled images D's weight-norm init reads (the authors: 500 train images)
+INIT_EXAMPLES = 500  # training images D's weight-norm init reads, as the authors' `trainx[:500]`
 EVAL_CHUNK = 1000
 
 
@@ -114,12 +114,15 @@ def build_generator(model, image_shape) -> SSGANGenerator:
 
 
 def labelled_subset(config, num_classes: int):
-    """`(images uint8 [L, H, W, C], labels [L])`: the run's labelled subset of its split."""
+    """`(images uint8 [L, H, W, C], labels [L], init images uint8 [INIT_EXAMPLES, H, W, C])`:
+    the run's labelled subset of its split, and the first `INIT_EXAMPLES` training images of
+    any class in the random order it was picked from, which D's data-dependent init reads (the
+    authors' `init_param(trainx[:500])`; the labelled 100 alone give other initial scales)."""
     source = find_dataset(config.data.dataset, config.data.data_dir, split=config.data.split)
     split = source.open(config.data.split, image_size=config.data.image_size)
     key = jax.random.fold_in(jax.random.key(config.train.seed), LABELLED_STREAM)
     _, images, labels = read_balanced_subset(split, config.loss.num_labels, key, num_classes)
-    return images, labels
+    return images, labels, read_first_in_order(split, INIT_EXAMPLES, key)
 
 
 def optimizer(config, learning_rate: float) -> optax.GradientTransformation:
@@ -165,15 +168,15 @@ def build(config, spec) -> SSGANSetup:
     """G and D with their Adam rates, the labelled subset, and the step."""
     shape = check(config, spec)
     model, loss_cfg, train = config.model, config.loss, config.train
-    images, labels = labelled_subset(config, spec.num_classes)
+    images, labels, init_images = labelled_subset(config, spec.num_classes)
     networks = {"g": Network(build_generator(model, shape),
                              optimizer(config, config.optim.g_lr)),
                 "d": Network(build_discriminator(model, spec.num_classes),
                              optimizer(config, config.optim.d_lr))}
     # D's weight-norm layers take their initial scale and bias from real images (data-dependent
-    # init, as the authors' `init_param`): the labelled ones, read already.
+    # init, as the authors' `init_param`).
     example_inputs = {"g": (jnp.zeros((1, model.z_dim)),),
-                      "d": (pixels_to_unit(jnp.asarray(images[:INIT_EXAMPLES])),)}
+                      "d": (pixels_to_unit(jnp.asarray(init_images)),)}
     step = make_ssgan_train_step(
         generator=networks["g"], discriminator=networks["d"], labelled_images=images,
         labelled_labels=labels, z_dim=model.z_dim, batch_size=train.batch_size,
