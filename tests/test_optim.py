@@ -134,8 +134,10 @@ def _experiment_config(name: str, steps: int):
     from jgan import cli
 
     module = importlib.import_module(f"experiments.{name}")
-    argv = ["--steps", str(steps)]
-    config, _ = cli.parse_config(module.get_config(), argv, description="")
+    # The K+1 GAN's rate is constant by default (the authors'); its flag asks for the decay.
+    argv = ["--steps", str(steps), *(["--decay-fraction", "0.5"] if name == "ssgan" else [])]
+    parents = [module.own_flags()] if name == "ssgan" else []
+    config, _ = cli.parse_config(module.get_config(), argv, description="", parents=parents)
     if name == "ssgan":
         config = module.with_schedule(config, module.own_flags().parse_known_args(argv)[0])
     return config

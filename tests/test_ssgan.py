@@ -34,7 +34,7 @@ from jgan.train.setup import build_setup
 data_dir, steps = sys.argv[1], int(sys.argv[2])
 source = find_dataset("mnist", data_dir)
 train_images, _ = split_images(source.open("train"), 6000)
-test_images, test_labels = split_images(source.open("test"), 2000)
+test_images, test_labels = split_images(source.open("test"), 10000)
 spec = DataSpec.from_image_shape((28, 28, 1), num_classes=10)
 errors = {}
 for supervised_only in (False, True):
@@ -220,7 +220,10 @@ def test_semi_supervised_d_beats_its_supervised_baseline(worker):
     if worker is None:
         pytest.skip("real MNIST not found in ../shared/datasets")
     errors = json.loads(worker.result().strip().splitlines()[-1])
-    assert errors["semi"] < errors["supervised"] - 0.02, errors
+    # All 10,000 test images: the difference's standard error is about 0.6 points. Since D's init
+    # reads trainx[:500] (issue 31) the gap at 200 steps is 2.2 points here (24.8% -> 22.6%);
+    # it widens later (3 points at 1200 steps, and 1.6% against 23% at 30 epochs).
+    assert errors["semi"] < errors["supervised"] - 0.015, errors
 
 
 def test_too_many_test_images_name_the_k_plus_1_gans_own_flag(tmp_path, capsys):
