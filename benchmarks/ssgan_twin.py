@@ -103,7 +103,9 @@ def discriminator(variables: dict, x, noises: list) -> tuple[torch.Tensor, torch
     fixed one of their data-dependent init; the output layer's is trained (`train_scale=True`).
     The features are the last hidden layer before its noise (the authors' `layers[-3]`)."""
     depth = hidden_layers(variables)
-    h = x + noises[0]
+    # The input noise is added in the images' dtype, as jgan's GaussianNoise does: float32 for
+    # real images even when the rest runs in float64 (`ssgan_twin_check.py --float64`).
+    h = (x + noises[0]).to(torch.get_default_dtype())
     for index in range(depth):
         layer = f"WeightNormDense_{index}"
         h = torch.relu(weight_norm_dense(h, variables[f"d/params/{layer}/kernel"],

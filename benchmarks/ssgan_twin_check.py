@@ -5,17 +5,18 @@ loader's order, both sides from jgan's own (data-dependent) initial state and fe
 random draws. Prints, per step, the largest gap over every loss and variable in units of the
 tolerance, |twin - jgan| / (ATOL + RTOL |jgan|), and the first quantity past it, if any.
 
-    python benchmarks/ssgan_twin_check.py --data-dir ../shared/datasets [--steps 100]
+    python benchmarks/ssgan_twin_check.py --data-dir ../shared/datasets [--steps 100] [--float64]
 
 The draws and comparisons here are shared with tests/test_ssgan_twin.py, which runs the same
 check on a narrow model and synthetic data.
 
-At this setting (seed 0) the two sides agree after step 1 (0.11 x the tolerance) and part from
-step 2 (1.3 x, in G's `Dense_1` kernel); the gap then grows about tenfold every few steps, as
-the GAN amplifies any rounding: jgan against itself compiled at
-`--xla_backend_optimization_level=0` parts from step 7 and is 9000 x apart by step 20. The early
-start is in G's update: the twin in float32 stays within 0.01 x of itself in float64 through
-step 2, while jgan's G is 1.3 x from it and jgan's `loss/g` is 0.05 x off at step 1.
+At this setting (seed 0, D's init from `trainx[:500]`) the two sides agree after steps 1 and 2
+(0.07 and 0.18 x the tolerance) and part from step 3 (156 x, in D's first kernel); the gap then
+grows about tenfold every few steps, as the GAN amplifies any rounding: jgan against itself
+compiled at `--xla_backend_optimization_level=0` parts from step 7 and is 9000 x apart by step
+20. With `--float64` both sides stay within 4e-8 of each other for 13 steps (at most 1,800 x the
+float64 tolerance), the largest gaps in weights whose gradient is near zero, before the same
+amplification: no difference in the procedure shows above float64's rounding (docs/ssgan.md).
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import ssgan_twin  # benchmarks/ is the script's folder, on the path
+import torch
 
 from jgan.data import open_data
 from jgan.experiments.ssgan import get_config
@@ -46,6 +48,8 @@ from jgan.train.state import TrainState
 # first 20 steps, not growing: these bounds are twice that. A BatchNorm epsilon of 1e-5 in G, not
 # 1e-6, fails them at step 0.
 RTOL, ATOL = 2e-4, 2e-6
+# `--float64`: both sides in float64, where rounding is 1e-16 and the same argument gives 1e-12.
+RTOL_64, ATOL_64 = 1e-9, 1e-11
 
 
 def flat_variables(state: TrainState) -> dict:
@@ -58,10 +62,13 @@ def flat_variables(state: TrainState) -> dict:
 
 
 def noise_recorder(module, variables, batch_size: int, shape: tuple):
-    """A jitted `key -> [draw, ...]`: the draws (std included) that D's GaussianNoise layers add
-    in a training pass whose "dropout" key is `key`, input layer first. They do not depend on
-    the input, so D is run on zeros with each noise layer made to add to zero and tell."""
-    def record(key):
+    """A jitted `(key, dtype) -> [draw, ...]`: the draws (std included) that D's GaussianNoise
+    layers add in a training pass on images of `dtype` whose "dropout" key is `key`, input layer
+    first. They do not depend on the input, so D is run on zeros with each noise layer made to
+    add to zero and tell. A layer draws in its input's dtype: the step's real images are float32
+    (`pixels_to_unit`) and its fakes in G's dtype, so under `--float64` the first layer's draws
+    on real images stay float32."""
+    def record(key, dtype):
         draws = []
 
         def intercept(next_fun, args, kwargs, context):
@@ -72,17 +79,18 @@ def noise_recorder(module, variables, batch_size: int, shape: tuple):
             return args[0] + draw
 
         with nn.intercept_methods(intercept):
-            module.apply(variables, jnp.zeros((batch_size, *shape)), train=True,
+            module.apply(variables, jnp.zeros((batch_size, *shape), dtype), train=True,
                          rngs={"dropout": key})
         return draws
 
-    return jax.jit(record)
+    return jax.jit(record, static_argnums=1)
 
 
-def draw_function(labelled: tuple, z_dim: int, batch_size: int, noise):
+def draw_function(labelled: tuple, z_dim: int, batch_size: int, noise,
+                  fake_dtype=jnp.float32):
     """A jitted `(key, step) -> (labelled minibatch, draws)`: the labelled minibatch, both z and
     D's noise of jgan's step `step` under run key `key`, drawn with the keys and functions of
-    jgan/families/ssgan/step.py (`train_step`, `d_update`, `g_update`)."""
+    jgan/families/ssgan/step.py (`train_step`, `d_update`, `g_update`). `fake_dtype`: G's."""
     def draw(key, step):
         key = jax.random.fold_in(key, step)
         k_d, k_g = jax.random.split(key)
@@ -91,7 +99,8 @@ def draw_function(labelled: tuple, z_dim: int, batch_size: int, noise):
         images, labels = labelled_minibatch(k_lab, *map(jnp.asarray, labelled), batch_size)
         draws = {"z_d": uniform_prior(k_z, batch_size, z_dim),
                  "z_g": uniform_prior(k_z_g, batch_size, z_dim),
-                 **{name: noise(k) for name, k in (
+                 **{name: noise(k, fake_dtype if name.endswith("fake") else jnp.float32)
+                    for name, k in (
                      ("d_lab", k_drop_lab), ("d_unl", k_drop_unl), ("d_fake", k_drop_fake),
                      ("g_real", k_drop_real), ("g_fake", k_drop_fake_g))}}
         return {"labelled": images, "labels": labels}, draws
@@ -158,12 +167,25 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data-dir", required=True, help="the folder holding mnist/")
     parser.add_argument("--steps", type=int, default=100)
+    parser.add_argument("--float64", action="store_true",
+                        help="both sides in float64 from the same (float32-made) initial state, "
+                             "at float64 tolerances: separates rounding from a real difference")
     args = parser.parse_args(argv)
+    if args.float64:
+        global RTOL, ATOL
+        RTOL, ATOL = RTOL_64, ATOL_64
+        jax.config.update("jax_enable_x64", True)
+        torch.set_default_dtype(torch.float64)
     config, setup, state, labelled, run_key, unlabelled = real_run(args.data_dir, args.steps)
+    if args.float64:
+        state = jax.tree.map(
+            lambda x: x.astype(jnp.float64) if jnp.issubdtype(x.dtype, jnp.floating) else x,
+            state)
     batch_size, shape = config.train.batch_size, labelled[0].shape[1:]
     noise = noise_recorder(setup.networks["d"].module, state.nets["d"].variables(), batch_size,
                            shape)
-    draw = draw_function(labelled, config.model.z_dim, batch_size, noise)
+    draw = draw_function(labelled, config.model.z_dim, batch_size, noise,
+                         jnp.float64 if args.float64 else jnp.float32)
     initial = flat_variables(state)
     batches, noises, jgan_rows = run_jgan(state, jax.jit(setup.train_step), draw, unlabelled,
                                           run_key)

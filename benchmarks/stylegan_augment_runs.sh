@@ -4,7 +4,9 @@
 # from the last checkpoint, bit for bit as if it had never stopped. Measure each stage with
 # `python benchmarks/stylegan_quality.py` (docs/results.md, "StyleGAN on brain MRI slices").
 #
-# AUGMENT=ada trains the ADA run instead (runs/quality/stylegan_ada).
+# AUGMENT=ada trains the ADA run instead (runs/quality/stylegan_ada). AUGMENT=none trains the
+# same networks at the same faster rates without augmentation (runs/quality/stylegan_none_fast),
+# the fair baseline for the augmented runs.
 # OPS picks DiffAugment's ops. The default keeps the geometric ones: the colour op shifts the
 # brightness of every image D sees, and on black-backed MRI G's brightness then drifts (the
 # first stage, OPS=color,translation,cutout, in runs/quality/stylegan_diffaugment).
@@ -17,6 +19,12 @@ if [ "${AUGMENT:-diffaugment}" = ada ]; then
     # about 31,000 steps of 16 here, more than the run), so D still sees untranslated corners.
     python -m experiments.stylegan --data-dir "$data" --workdir "${1:-runs/quality/stylegan_ada}" \
         --augment ada --set train.ada_kimg=100 \
+        --set optim.g_lr=1e-3 --set optim.d_lr=8e-4 --steps "$steps"
+    exit
+fi
+if [ "${AUGMENT:-diffaugment}" = none ]; then
+    python -m experiments.stylegan --data-dir "$data" --workdir "${1:-runs/quality/stylegan_none_fast}" \
+        --augment none \
         --set optim.g_lr=1e-3 --set optim.d_lr=8e-4 --steps "$steps"
     exit
 fi
