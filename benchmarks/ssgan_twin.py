@@ -222,15 +222,22 @@ def run_twin(initial: dict, batches: list, noises: list, config) -> list[dict]:
     """
     variables, moments, rows = as_tensors(initial), {}, []
     for count, (batch, noise) in enumerate(zip(batches, noises), start=1):
-        noise = noise_tensors(noise)
-        d_grads, g_stats, metrics = d_update(variables, batch, noise, config)
-        variables.update(g_stats)
-        variables.update(adam(of_net(variables, "d"), d_grads, moments, count,
-                              config.optim.d_lr, config.optim))
-        g_grads, g_stats, metrics["loss/g"] = g_update(variables, batch, noise)
-        variables.update(g_stats)
-        variables.update(adam(of_net(variables, "g"), g_grads, moments, count,
-                              config.optim.g_lr, config.optim))
-        rows.append({**{name: float(value.detach()) for name, value in metrics.items()},
-                     "variables": as_arrays(variables)})
+        metrics = train_step(variables, moments, count, batch, noise_tensors(noise), config)
+        rows.append({**metrics, "variables": as_arrays(variables)})
     return rows
+
+
+def train_step(variables: dict, moments: dict, count: int, batch: dict, noise: dict,
+               config) -> dict:
+    """Step `count` (from 1): D's update, then G's, on `batch` with `noise` (tensors), as
+    `run_twin` documents them. Updates `variables` and Adam's `moments` in place; returns the
+    step's metrics as floats."""
+    d_grads, g_stats, metrics = d_update(variables, batch, noise, config)
+    variables.update(g_stats)
+    variables.update(adam(of_net(variables, "d"), d_grads, moments, count,
+                          config.optim.d_lr, config.optim))
+    g_grads, g_stats, metrics["loss/g"] = g_update(variables, batch, noise)
+    variables.update(g_stats)
+    variables.update(adam(of_net(variables, "g"), g_grads, moments, count,
+                          config.optim.g_lr, config.optim))
+    return {name: float(value.detach()) for name, value in metrics.items()}

@@ -147,20 +147,21 @@ def largest_gap(jgan: dict, twin: dict) -> tuple[float, str]:
     return gaps[name], name
 
 
-def real_run(data_dir: str, steps: int):
-    """experiments/ssgan.py's default run of seed 0: its config, jgan's initial state (D's
+def real_run(data_dir: str, seed: int = 0):
+    """experiments/ssgan.py's default run of `seed`: its config, jgan's initial state (D's
     weight-norm init reads 500 training images), jitted step, labelled subset, run key and the
-    loader's first `steps` batches of 2 x 100 unlabelled images."""
+    loader of its batches of 2 x 100 unlabelled images (`loader.batch(step)`, from step 0)."""
     config = get_config()
-    config = dataclasses.replace(config, data=dataclasses.replace(config.data, data_dir=data_dir))
+    config = dataclasses.replace(
+        config, data=dataclasses.replace(config.data, data_dir=data_dir),
+        train=dataclasses.replace(config.train, seed=seed))
     data = open_data(config.data, log=lambda *args: None)
     setup = build_setup(config, data.spec)
     keys = run_keys(config.train.seed)
     state = jax.jit(setup.init_state)(keys["init"])
     labelled = labelled_subset(config, data.spec.num_classes)[:2]
     loader = data.loader(config.train.batch_size * setup.batches_per_step, keys["data"])
-    unlabelled = [np.asarray(loader.batch(index)["image"]) for index in range(steps)]
-    return config, setup, state, labelled, keys["run"], unlabelled
+    return config, setup, state, labelled, keys["run"], loader
 
 
 def main(argv=None) -> int:
@@ -176,7 +177,8 @@ def main(argv=None) -> int:
         RTOL, ATOL = RTOL_64, ATOL_64
         jax.config.update("jax_enable_x64", True)
         torch.set_default_dtype(torch.float64)
-    config, setup, state, labelled, run_key, unlabelled = real_run(args.data_dir, args.steps)
+    config, setup, state, labelled, run_key, loader = real_run(args.data_dir)
+    unlabelled = [np.asarray(loader.batch(index)["image"]) for index in range(args.steps)]
     if args.float64:
         state = jax.tree.map(
             lambda x: x.astype(jnp.float64) if jnp.issubdtype(x.dtype, jnp.floating) else x,
