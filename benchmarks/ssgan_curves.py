@@ -1,5 +1,6 @@
 """D's test error against epochs of the semi-supervised GAN runs under ROOT (each RUN/results.json
-of `experiments/ssgan.py`), as a markdown table and a figure beside the paper's 0.93%.
+of `experiments/ssgan.py`, or of the PyTorch twin's `benchmarks/ssgan_twin_epochs.py`), as a
+markdown table and a figure beside the paper's 0.93%.
 
     python benchmarks/ssgan_curves.py runs/ssgan_epochs --figure docs/ssgan_error_epochs.png
 
@@ -17,12 +18,14 @@ PAPER_ERROR = 0.93  # Salimans et al. 2016, Table 1: 100 labels, after 300 epoch
 
 
 def curves(root: Path) -> dict[str, list[tuple[float, float]]]:
-    """`{run name: [(epoch, test error %)]}` of every run under `root`."""
+    """`{label: [(epoch, test error %)]}` of every run under `root`: "jgan, RUN", or "twin, RUN"
+    for the PyTorch twin's runs (benchmarks/ssgan_twin_epochs.py)."""
     found = {}
     for path in sorted(root.glob("*/results.json")):
         results = json.loads(path.read_text())
-        found[path.parent.name] = [(point["step"] / STEPS_PER_EPOCH, 100 * point["test_error"])
-                                   for point in results["curve"]]
+        label = f"{'twin' if results.get('twin') else 'jgan'}, {path.parent.name}"
+        found[label] = [(point["step"] / STEPS_PER_EPOCH, 100 * point["test_error"])
+                        for point in results["curve"]]
     return found
 
 
@@ -42,7 +45,7 @@ def figure(found: dict, path: Path) -> None:
 
     fig, ax = plt.subplots(figsize=(6, 4))
     for name, points in found.items():
-        ax.plot(*zip(*points), marker=".", label=f"jgan, {name}")
+        ax.plot(*zip(*points), marker=".", label=name)
     ax.axhline(PAPER_ERROR, color="k", linestyle="--", label="paper, after 300 epochs (0.93%)")
     ax.set(xlabel="epochs of unlabelled MNIST (600 steps of 100)", ylabel="test error (%)",
            yscale="log", title="K+1 GAN, 100 labels: D's test error")

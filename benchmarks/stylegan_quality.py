@@ -14,6 +14,11 @@ training slices after the same preprocessing:
 - the crop box's edge: the mean (0-255) of each image's outer ring of `RING` pixels, which is
   black in the real slices; a generator that draws a grey box shows it here.
 Numbers go to RUN/quality.json and a markdown table; `--docs` copies the figures to docs/.
+
+    python benchmarks/stylegan_quality.py runs/quality --only A B C --side-by-side STEP PNG
+
+draws, instead, the training grids of runs A, B, C at STEP side by side: every run draws its grid
+from the same latents (the seed's grid key), so the columns differ only by the training.
 """
 
 from __future__ import annotations
@@ -42,7 +47,9 @@ RUNS = {"stylegan_brain": "default: R1, mixing 0.9, Adam(0, 0.99)",
         "stylegan_geometric": "DiffAugment translation and cutout, G 1e-3, D 8e-4 "
                               "(stylegan_augment_runs.sh)",
         "stylegan_ada": "ADA, all its ops, p moving 1 per 100k images, G 1e-3, D 8e-4 "
-                        "(AUGMENT=ada stylegan_augment_runs.sh)"}
+                        "(AUGMENT=ada stylegan_augment_runs.sh)",
+        "stylegan_none_fast": "no augmentation, G 1e-3, D 8e-4 "
+                              "(AUGMENT=none stylegan_augment_runs.sh)"}
 NUM_GENERATED = 500
 PAIRS = 40_000  # sampled pairs per mean MS-SSIM (all pairs differ by < 0.001 on 500 images)
 RING = 2  # pixels of the 64x64 box's edge ring
@@ -98,6 +105,22 @@ def real_baseline(real: np.ndarray) -> str:
             f"{np.median(distances):.0f} | | {scores['precision']:.3f} | {scores['recall']:.3f} |")
 
 
+def side_by_side(root: Path, names: list[str], step: int, path: Path) -> None:
+    """The training grids of runs `names` under `root` at `step`, in one row, as a PNG."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import PIL.Image
+
+    figure, axes = plt.subplots(1, len(names), figsize=(4 * len(names), 4.4), squeeze=False)
+    for axis, name in zip(axes[0], names):
+        axis.imshow(PIL.Image.open(root / name / "samples" / f"step_{step:06d}.png"), cmap="gray")
+        axis.set_title(f"{name}, step {step}", fontsize=10)
+        axis.axis("off")
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -105,7 +128,14 @@ def main(argv=None) -> int:
     parser.add_argument("--docs", action="store_true", help="copy the figures to docs/")
     parser.add_argument("--only", nargs="+", choices=sorted(RUNS), default=sorted(RUNS),
                         help="measure these runs alone (default: every trained one)")
+    parser.add_argument("--side-by-side", nargs=2, metavar=("STEP", "PNG"),
+                        help="draw the --only runs' training grids of STEP side by side, and "
+                             "measure nothing")
     args = parser.parse_args(argv)
+    if args.side_by_side:
+        step, path = args.side_by_side
+        side_by_side(args.root, args.only, int(step), Path(path))
+        return 0
     figures = args.root / "figures"
     figures.mkdir(parents=True, exist_ok=True)
     lines = ["| run | step | MS-SSIM generated | MS-SSIM real | NN L2 gen -> real "
