@@ -36,4 +36,5 @@ train ring_minibatch 1 --method minibatch --steps 5000 --set model.minibatch_ker
 train grid_gan 2 --method gan --dataset grid
 train grid_unrolled 1 --method unrolled --dataset grid
 train grid_unrolled_stop 1 --method unrolled_stop --dataset grid
-train grid_pacgan 1 --method pacgan --dataset grid
+train grid_pacgan 8 --method pacgan --dataset grid
+train grid_feature_matching 8 --method feature_matching --dataset grid
