@@ -3,8 +3,8 @@
 Sec. 5 semi-supervised learning) as the authors' openai/improved-gan
 `mnist_svhn_cifar10/train_mnist_feature_matching.py` runs it and jgan implements it.
 
-Every function is pure: it takes and returns arrays (torch tensors inside, float32 unless the
-inputs are float64, NumPy at the edges), and every random draw of jgan's step comes in from outside: the z of both of G's passes,
+Every function is pure: it takes and returns arrays (float32 torch tensors inside, or float64
+with float64 inputs and torch's default dtype float64; NumPy at the edges), and every random draw of jgan's step comes in from outside: the z of both of G's passes,
 each labelled minibatch, and the draws of each of D's Gaussian noise layers in each of its five
 passes per step. So the twin, fed jgan's own draws, can agree with jgan's jitted step to float
 tolerance, step after step (tests/test_ssgan_twin.py).
