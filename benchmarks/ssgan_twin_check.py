@@ -61,6 +61,13 @@ def flat_variables(state: TrainState) -> dict:
     return flat
 
 
+def as_float64(tree):
+    """Every floating array of `tree` in float64 (needs jax_enable_x64): a state made in
+    float32, for both sides to start from in float64."""
+    return jax.tree.map(
+        lambda x: x.astype(jnp.float64) if jnp.issubdtype(x.dtype, jnp.floating) else x, tree)
+
+
 def noise_recorder(module, variables, batch_size: int, shape: tuple):
     """A jitted `(key, dtype) -> [draw, ...]`: the draws (std included) that D's GaussianNoise
     layers add in a training pass on images of `dtype` whose "dropout" key is `key`, input layer
@@ -128,20 +135,23 @@ def quantities(row: dict) -> dict:
     return {**losses, **row["variables"]}
 
 
-def first_difference(step: int, jgan: dict, twin: dict) -> str | None:
-    """The first quantity, losses before variables, where jgan and the twin part; None if none."""
+def first_difference(step: int, jgan: dict, twin: dict, tolerance=(RTOL, ATOL)) -> str | None:
+    """The first quantity, losses before variables, where jgan and the twin part beyond
+    `tolerance` (rtol, atol); None if none."""
+    rtol, atol = tolerance
     for name in jgan:
-        if not np.allclose(twin[name], jgan[name], rtol=RTOL, atol=ATOL):
+        if not np.allclose(twin[name], jgan[name], rtol=rtol, atol=atol):
             gap = np.max(np.abs(np.asarray(twin[name]) - np.asarray(jgan[name])))
             return f"step {step}: {name} differs by up to {gap:.3g}"
     return None
 
 
-def largest_gap(jgan: dict, twin: dict) -> tuple[float, str]:
-    """The largest |twin - jgan| / (ATOL + RTOL |jgan|) over all quantities, and where: 1 is
+def largest_gap(jgan: dict, twin: dict, tolerance=(RTOL, ATOL)) -> tuple[float, str]:
+    """The largest |twin - jgan| / (atol + rtol |jgan|) over all quantities, and where: 1 is
     the edge of `np.allclose`'s tolerance."""
+    rtol, atol = tolerance
     gaps = {name: float(np.max(np.abs(np.asarray(twin[name], np.float64) - jgan[name])
-                               / (ATOL + RTOL * np.abs(np.asarray(jgan[name], np.float64)))))
+                               / (atol + rtol * np.abs(np.asarray(jgan[name], np.float64)))))
             for name in jgan}
     name = max(gaps, key=gaps.get)
     return gaps[name], name
@@ -172,17 +182,14 @@ def main(argv=None) -> int:
                         help="both sides in float64 from the same (float32-made) initial state, "
                              "at float64 tolerances: separates rounding from a real difference")
     args = parser.parse_args(argv)
+    tolerance = (RTOL_64, ATOL_64) if args.float64 else (RTOL, ATOL)
     if args.float64:
-        global RTOL, ATOL
-        RTOL, ATOL = RTOL_64, ATOL_64
         jax.config.update("jax_enable_x64", True)
         torch.set_default_dtype(torch.float64)
     config, setup, state, labelled, run_key, loader = real_run(args.data_dir)
     unlabelled = [np.asarray(loader.batch(index)["image"]) for index in range(args.steps)]
     if args.float64:
-        state = jax.tree.map(
-            lambda x: x.astype(jnp.float64) if jnp.issubdtype(x.dtype, jnp.floating) else x,
-            state)
+        state = as_float64(state)
     batch_size, shape = config.train.batch_size, labelled[0].shape[1:]
     noise = noise_recorder(setup.networks["d"].module, state.nets["d"].variables(), batch_size,
                            shape)
@@ -195,14 +202,15 @@ def main(argv=None) -> int:
     worst, parted = 0.0, None
     for index, (jgan, twin) in enumerate(zip(jgan_rows, twin_rows), start=1):
         jgan, twin = quantities(jgan), quantities(twin)
-        gap, name = largest_gap(jgan, twin)
-        difference = first_difference(index, jgan, twin)
+        gap, name = largest_gap(jgan, twin, tolerance)
+        difference = first_difference(index, jgan, twin, tolerance)
         parted = parted or difference
         worst = max(worst, gap)
         print(f"step {index:4d}: largest gap {gap:8.3f} x tolerance ({name})"
               + (f"; first past it: {difference}" if difference else ""), flush=True)
-    print(f"{len(jgan_rows)} steps, largest gap {worst:.3f} x tolerance (rtol {RTOL}, atol "
-          f"{ATOL}): " + (f"parted first at {parted}" if parted else "within tolerance"))
+    print(f"{len(jgan_rows)} steps, largest gap {worst:.3f} x tolerance (rtol {tolerance[0]}, "
+          f"atol {tolerance[1]}): " + (f"parted first at {parted}" if parted else
+                                       "within tolerance"))
     return 0 if parted is None else 1
 
 
