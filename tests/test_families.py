@@ -12,8 +12,11 @@ from jgan import losses
 from jgan.config import override
 from jgan.data import BatchLoader, find_dataset
 from jgan.errors import UserError
+from jgan.families import latent
 from jgan.families.gan.step import make_gan_train_step
-from jgan.train.step_parts import ema_decay
+from jgan.generate import per_image_inputs
+from jgan.images import to_uint8
+from jgan.train.step_parts import ema_decay, prior
 
 
 def _tiny(*assignments, arch="dcgan"):
@@ -111,6 +114,38 @@ def test_ema_moves_by_its_half_life_and_is_used_for_sampling():
     with_params = setup.sample(new.replace(extra={"g_ema": new.nets["g"].params}), z)
     old_weights = setup.sample(new.replace(extra={"g_ema": state.nets["g"].params}), z)
     assert not np.allclose(with_ema, with_params) and not np.allclose(with_ema, old_weights)
+
+
+@pytest.mark.slow
+def test_ema_samples_with_standing_statistics_of_the_averaged_weights():
+    config = _tiny("train.ema_kimg=0.1")
+    setup, new, _ = _run(config, 2)
+    standing = setup.with_standing_statistics(new).extra["g_standing"]
+    # By hand: G at its own momentum 0.9, started from zero statistics, keeps 0.1 x each batch's
+    # moments, so 10 x what it keeps, averaged over the 16 batches, is the standing statistics.
+    g = setup.networks["g"].module
+    zeros = jax.tree.map(np.zeros_like, new.nets["g"].collections["batch_stats"])
+    kept = []
+    for key in jax.random.split(jax.random.key(latent.STANDING_SEED), latent.STANDING_BATCHES):
+        z = prior(jax.random.split(key)[0], latent.STANDING_BATCH_SIZE, setup.z_dim)
+        _, collections = g.apply({"params": new.extra["g_ema"], "batch_stats": zeros}, z,
+                                 train=True, mutable=["batch_stats"])
+        kept.append(collections["batch_stats"])
+    by_hand = jax.tree.map(lambda *values: 10 * np.mean(values, axis=0), *kept)
+    jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=2e-5, atol=1e-6),
+                 standing, by_hand)
+    # generate and the preview grid use them; the running statistics are another G
+    running = jax.tree.leaves(new.nets["g"].collections["batch_stats"])
+    assert max(float(np.abs(a - b).max()) for a, b in zip(jax.tree.leaves(standing), running)) > 1e-3
+    key = jax.random.key(4)
+    images = setup.generate(new, key, 4)
+    inputs = per_image_inputs(setup, key, 4)
+    with_standing = setup.sample(setup.with_standing_statistics(new), inputs)
+    np.testing.assert_array_equal(images, to_uint8(with_standing))
+    assert not np.array_equal(images, to_uint8(setup.sample(new, inputs)))
+    # without an EMA, the running statistics belong to the weights that sample, and stay
+    plain = build(_tiny())
+    assert plain.batch_moments is None and plain.with_standing_statistics(new) is new
 
 
 @pytest.mark.slow

@@ -8,17 +8,28 @@ show a grid of samples from a fixed `grid_z`. Each piece is written once here.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
+from typing import Callable
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from jgan.config import Bounds, check_bounds
 from jgan.errors import UserError
 from jgan.families.gan.dcgan import halves_down
+from jgan.nn.conditional_norm import standing_statistics
 from jgan.train.setup import Setup
 from jgan.train.state import TrainState, apply_network
 from jgan.train.step_parts import prior
+
+# Standing statistics (Brock et al. 2019, App. C.2): G's BatchNorm statistics averaged over this
+# many training-mode batches of fresh z (and uniform labels), drawn from a fixed key so sampling
+# stays a function of the state alone.
+STANDING_BATCHES = 16
+STANDING_BATCH_SIZE = 64
+STANDING_SEED = 20190225
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -91,10 +102,19 @@ def class_grid_inputs(key: jax.Array, grid_size: int, z_dim: int, num_classes: i
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class LatentSetup(Setup):
-    """A setup whose `state.nets["g"]` maps `(z, labels if conditional)` to images."""
+    """A setup whose `state.nets["g"]` maps `(z, labels if conditional)` to images.
+
+    With `batch_moments` set, `generate` and `preview` sample with standing statistics: G's
+    BatchNorm statistics recomputed for the weights that sample (`with_standing_statistics`),
+    not the running averages of the live G's training. An EMA of the weights needs them: its
+    BatchNorm layers see other activations than the live G's averages describe.
+    """
 
     z_dim: int
     ema: bool = False  # the state keeps an EMA of G's weights in extra["g_ema"]
+    # `(setup, variables, key) -> batch_stats`: G's BatchNorm moments of one training-mode batch
+    # of STANDING_BATCH_SIZE fresh draws from key; None: sample with the running averages.
+    batch_moments: Callable | None = None
 
     def init_state(self, key: jax.Array) -> TrainState:
         state = super().init_state(key)
@@ -110,15 +130,46 @@ class LatentSetup(Setup):
             raise UserError("this generator is unconditional: drop the labels")
         return {"z": prior(key, num, self.z_dim), "labels": labels}
 
+    def sampling_variables(self, state: TrainState) -> dict:
+        """G's variables for sampling: its EMA weights when kept, standing statistics when the
+        state holds them (`extra["g_standing"]`)."""
+        g = state.nets["g"]
+        variables = g.variables(state.extra.get("g_ema", g.params))
+        if "g_standing" in state.extra:
+            variables["batch_stats"] = state.extra["g_standing"]
+        return variables
+
     def sample(self, state: TrainState, inputs: dict) -> jax.Array:
         """Images in [-1, 1], BatchNorm in inference mode, G's EMA weights when kept."""
-        g = state.nets["g"]
-        params = state.extra.get("g_ema", g.params)
         labels = inputs.get("labels")
         args = (inputs["z"],) if labels is None else (inputs["z"], labels)
-        images, _ = apply_network(self.networks["g"].module, g.variables(params), *args,
-                                  train=False)
+        images, _ = apply_network(self.networks["g"].module, self.sampling_variables(state),
+                                  *args, train=False)
         return images
+
+    @functools.cached_property
+    def batch_moments_fn(self):
+        return jax.jit(lambda state, key: self.batch_moments(
+            self, self.sampling_variables(state), key))
+
+    def with_standing_statistics(self, state: TrainState) -> TrainState:
+        """The state with `extra["g_standing"]`: the sampling G's BatchNorm statistics averaged
+        over STANDING_BATCHES batches (BigGAN-PyTorch's `accumulate_standing_stats`); the state
+        unchanged without `batch_moments`."""
+        if self.batch_moments is None or "g_standing" in state.extra:
+            return state
+        keys = jax.random.split(jax.random.key(STANDING_SEED), STANDING_BATCHES)
+        # 16 calls of one compiled program, once per sampled state: a lax.map over the keys
+        # would be one dispatch, but XLA:CPU runs convolutions in a rolled loop body many times
+        # slower (jgan.families.gan.step).
+        moments = [self.batch_moments_fn(state, key) for key in keys]
+        return state.replace(extra={**state.extra, "g_standing": standing_statistics(moments)})
+
+    def generate(self, state: TrainState, key: jax.Array, num: int, **conditions) -> np.ndarray:
+        return super().generate(self.with_standing_statistics(state), key, num, **conditions)
+
+    def preview(self, state: TrainState, fixed) -> dict[str, np.ndarray]:
+        return super().preview(self.with_standing_statistics(state), fixed)
 
     def preview_inputs(self, key: jax.Array, grid_size: int, batch: dict):
         return class_grid_inputs(key, grid_size, self.z_dim, self.num_classes)

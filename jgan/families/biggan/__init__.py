@@ -11,7 +11,6 @@ threshold: z is drawn from a normal truncated to [-t, t] (Sec. 3.1; 0 draws the 
 from __future__ import annotations
 
 import dataclasses
-import functools
 
 import jax
 import jax.numpy as jnp
@@ -24,22 +23,17 @@ from jgan.errors import UserError
 from jgan.families.biggan.networks import (INITS, BigGANGenerator, ProjectionDiscriminator,
                                            discriminator_layout, generator_layout)
 from jgan.families.biggan.step import make_biggan_train_step
-from jgan.families.latent import LatentSetup, class_grid_inputs, single_image_shape
+from jgan.families.latent import (STANDING_BATCH_SIZE, LatentSetup, class_grid_inputs,
+                                  single_image_shape)
 from jgan.generate import check_truncation
 from jgan.images import make_grid, to_uint8
-from jgan.nn.conditional_norm import BATCH_MOMENTS, standing_statistics
+from jgan.nn.conditional_norm import BATCH_MOMENTS
 from jgan.optim import check_optim_config, make_optimizer
 from jgan.train.setup import Family, check_choices, refuse_first
-from jgan.train.state import Network, TrainState, apply_network
+from jgan.train.state import Network, TrainState
 from jgan.train.step_parts import prior
 
 TRUNCATIONS = (0.0, 2.0, 1.0, 0.5, 0.25)  # the rows of the truncation grid; 0: none
-# Standing statistics (App. C.2): G's BatchNorm statistics averaged over this many training-mode
-# batches of fresh z and uniform labels, drawn from a fixed key so sampling stays a function
-# of the state alone.
-STANDING_BATCHES = 16
-STANDING_BATCH_SIZE = 64
-STANDING_SEED = 20190225
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -130,8 +124,9 @@ def truncated_prior(key: jax.Array, num: int, z_dim: int, threshold: float) -> j
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class BigGANSetup(LatentSetup):
     """`state.nets["g"]` maps `(z, labels)` to images; samples come from G's EMA weights (when
-    kept) with standing statistics, which `generate` and `preview` put in the state they sample
-    (`with_standing_statistics`); `sample` on a state without them uses G's running averages."""
+    kept) with standing statistics (App. C.2), which `generate` and `preview` put in the state
+    they sample (`LatentSetup.with_standing_statistics`); `sample` on a state without them uses
+    G's running averages."""
 
     def sample_inputs(self, key: jax.Array, num: int, labels=None,
                       truncation: float = 0.0) -> dict:
@@ -140,48 +135,6 @@ class BigGANSetup(LatentSetup):
             raise UserError("BigGAN is conditional: pass labels, e.g. --labels 0,1,2")
         return {"z": truncated_prior(key, num, self.z_dim, truncation),
                 "labels": jnp.asarray(labels)}
-
-    def sampling_variables(self, state: TrainState) -> dict:
-        g = state.nets["g"]
-        variables = g.variables(state.extra.get("g_ema", g.params))
-        if "g_standing" in state.extra:
-            variables["batch_stats"] = state.extra["g_standing"]
-        return variables
-
-    def sample(self, state: TrainState, inputs: dict) -> jax.Array:
-        images, _ = apply_network(self.networks["g"].module, self.sampling_variables(state),
-                                  inputs["z"], inputs["labels"], train=False)
-        return images
-
-    @functools.cached_property
-    def batch_moments_fn(self):
-        """G's BatchNorm moments of one training-mode batch of fresh z and uniform labels."""
-        def moments(state, key):
-            k_z, k_labels = jax.random.split(key)
-            z = prior(k_z, STANDING_BATCH_SIZE, self.z_dim)
-            labels = jax.random.randint(k_labels, (STANDING_BATCH_SIZE,), 0, self.num_classes)
-            variables = self.sampling_variables(state)
-            _, collections = self.networks["g"].module.apply(
-                variables, z, labels, train=True, mutable=[*variables.keys() - {"params"},
-                                                           BATCH_MOMENTS])
-            return collections[BATCH_MOMENTS]
-
-        return jax.jit(moments)
-
-    def with_standing_statistics(self, state: TrainState) -> TrainState:
-        """The state with `extra["g_standing"]`: the sampling G's BatchNorm statistics averaged
-        over STANDING_BATCHES batches (BigGAN-PyTorch's `accumulate_standing_stats`)."""
-        if "g_standing" in state.extra:
-            return state
-        keys = jax.random.split(jax.random.key(STANDING_SEED), STANDING_BATCHES)
-        # 16 calls of one compiled program, once per sampled state: a lax.map over the keys
-        # would be one dispatch, but XLA:CPU runs convolutions in a rolled loop body many times
-        # slower (jgan.families.gan.step).
-        moments = [self.batch_moments_fn(state, key) for key in keys]
-        return state.replace(extra={**state.extra, "g_standing": standing_statistics(moments)})
-
-    def generate(self, state: TrainState, key: jax.Array, num: int, **conditions) -> np.ndarray:
-        return super().generate(self.with_standing_statistics(state), key, num, **conditions)
 
     def preview_inputs(self, key: jax.Array, grid_size: int, batch: dict):
         k_samples, k_grids = jax.random.split(key)
@@ -225,6 +178,17 @@ class BigGANSetup(LatentSetup):
         return make_grid(to_uint8(images), columns=steps)
 
 
+def batch_moments(setup: BigGANSetup, variables: dict, key: jax.Array) -> dict:
+    """G's BatchNorm moments of one training-mode batch of fresh z and uniform labels, as its
+    conditional BatchNorm sows them."""
+    k_z, k_labels = jax.random.split(key)
+    z = prior(k_z, STANDING_BATCH_SIZE, setup.z_dim)
+    labels = jax.random.randint(k_labels, (STANDING_BATCH_SIZE,), 0, setup.num_classes)
+    _, collections = setup.networks["g"].module.apply(
+        variables, z, labels, train=True, mutable=[*variables.keys() - {"params"}, BATCH_MOMENTS])
+    return collections[BATCH_MOMENTS]
+
+
 def build(config, spec) -> BigGANSetup:
     """G and D with their Adam rates, and the step."""
     shape = check(config, spec)
@@ -251,7 +215,8 @@ def build(config, spec) -> BigGANSetup:
         batch_size=train.batch_size, augment=augment)
     return BigGANSetup(networks=networks, example_inputs=example_inputs, train_step=step,
                        z_dim=model.z_dim, num_classes=num_classes,
-                       batches_per_step=train.n_critic, ema=train.ema_kimg > 0, augment=augment)
+                       batches_per_step=train.n_critic, ema=train.ema_kimg > 0, augment=augment,
+                       batch_moments=batch_moments)
 
 
 FAMILY = Family(name="biggan", model_config=BigGANModelConfig, loss_config=BigGANLossConfig,

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 
+import jax
 import jax.numpy as jnp
 
 from jgan import augment as augment_lib
@@ -24,12 +25,14 @@ from jgan.families.gan.mlp import (ConditionalMLPDiscriminator, ConditionalMLPGe
                                    MLPDiscriminator, MLPGenerator)
 from jgan.families.gan.step import lazy_regularization_interval, make_gan_train_step
 from jgan.families.gan.toy import ACTIVATIONS, ToyDiscriminator, ToyGenerator
-from jgan.families.latent import (ADVERSARIAL_LOSS_BOUNDS, AdversarialLossConfig, LatentModelConfig,
-                                  LatentSetup, check_convolutional_image, check_latent_model,
+from jgan.families.latent import (ADVERSARIAL_LOSS_BOUNDS, STANDING_BATCH_SIZE,
+                                  AdversarialLossConfig, LatentModelConfig, LatentSetup,
+                                  check_convolutional_image, check_latent_model,
                                   single_image_shape)
 from jgan.optim import check_optim_config, make_optimizer
 from jgan.train.setup import Family, check_choices, refuse_first
-from jgan.train.state import Network
+from jgan.train.state import Network, apply_network
+from jgan.train.step_parts import prior
 
 ARCHS = ("dcgan", "mlp", "toy")
 CONDITIONINGS = ("none", "input", "auxiliary")
@@ -195,8 +198,25 @@ def build_networks(model, image_shape: tuple[int, ...]) -> dict:
                                   pack=model.pack, **minibatch)}
 
 
+def batch_moments(setup: LatentSetup, variables: dict, key: jax.Array) -> dict:
+    """DCGAN G's BatchNorm moments of one training-mode batch of fresh z (and uniform labels if
+    conditional): G with momentum 0 writes them as its running statistics."""
+    k_z, k_labels = jax.random.split(key)
+    z = prior(k_z, STANDING_BATCH_SIZE, setup.z_dim)
+    labels = (jax.random.randint(k_labels, (STANDING_BATCH_SIZE,), 0, setup.num_classes),
+              ) if setup.num_classes else ()
+    module = setup.networks["g"].module.clone(bn_momentum=0.0)
+    _, collections = apply_network(module, variables, z, *labels, train=True)
+    return collections["batch_stats"]
+
+
 def build(config, spec) -> LatentSetup:
-    """G and D with their optimizers (one rate each: TTUR) and the alternating step."""
+    """G and D with their optimizers (one rate each: TTUR) and the alternating step.
+
+    G's EMA samples with standing statistics where G has BatchNorm (dcgan): the live G's
+    running averages do not describe the averaged weights' activations. Without an EMA they
+    do, and sampling keeps them.
+    """
     check(config, spec)
     model, loss_cfg, optim_cfg = config.model, config.loss, config.optim
     image_shape = single_image_shape(spec, family="gan")
@@ -215,10 +235,11 @@ def build(config, spec) -> LatentSetup:
     augment = augment_lib.from_config(config.train)
     step = make_gan_train_step(config, generator=networks["g"], discriminator=networks["d"],
                                augment=augment)
+    ema = config.train.ema_kimg > 0
     return LatentSetup(networks=networks, example_inputs=example_inputs, train_step=step,
                        z_dim=model.z_dim, num_classes=model.num_classes if conditional else 0,
-                       batches_per_step=config.train.n_critic, ema=config.train.ema_kimg > 0,
-                       augment=augment)
+                       batches_per_step=config.train.n_critic, ema=ema, augment=augment,
+                       batch_moments=batch_moments if ema and model.arch == "dcgan" else None)
 
 
 FAMILY = Family(name="gan", model_config=GANModelConfig, loss_config=GANLossConfig, build=build,

@@ -36,9 +36,13 @@ def _bn_scale_init(key, shape, dtype=jnp.float32):
     return 1.0 + 0.02 * nn.initializers.normal(1.0)(key, shape, dtype)
 
 
-def _batch_norm(train: bool, dtype: Any = jnp.float32) -> nn.BatchNorm:
-    # PyTorch's defaults (momentum 0.1 there), so the DCGAN twin in benchmarks/ is the same model.
-    return nn.BatchNorm(use_running_average=not train, momentum=0.9, epsilon=1e-5,
+# PyTorch's defaults (momentum 0.1 there), so the DCGAN twin in benchmarks/ is the same model.
+BN_MOMENTUM = 0.9
+
+
+def _batch_norm(train: bool, dtype: Any = jnp.float32, momentum: float = BN_MOMENTUM
+                ) -> nn.BatchNorm:
+    return nn.BatchNorm(use_running_average=not train, momentum=momentum, epsilon=1e-5,
                         scale_init=_bn_scale_init, dtype=dtype)
 
 
@@ -99,6 +103,8 @@ class DCGANGenerator(nn.Module):
     `head` "dense" projects z with a dense layer (DCGAN); "conv" makes G fully convolutional: z is
     a 1x1 map that a transposed convolution with an h x h kernel grows to the start resolution.
     `dtype`: the activations' (bfloat16: mixed precision); the image is float32 either way.
+    `bn_momentum` 0 makes a training call write its batch's moments as the running statistics
+    (`batch_moments`).
     """
 
     image_shape: tuple[int, int, int]
@@ -106,6 +112,7 @@ class DCGANGenerator(nn.Module):
     num_classes: int = 0  # > 0: conditional
     head: str = "dense"
     dtype: Any = jnp.float32
+    bn_momentum: float = BN_MOMENTUM
 
     @nn.compact
     def __call__(self, z, labels=None, *, train: bool = True):
@@ -121,13 +128,13 @@ class DCGANGenerator(nn.Module):
         else:
             x = nn.ConvTranspose(features, (start, start), padding="VALID", use_bias=False,
                                  kernel_init=dcgan_init, dtype=self.dtype)(z[:, None, None, :])
-        x = nn.relu(_batch_norm(train, self.dtype)(x))
+        x = nn.relu(_batch_norm(train, self.dtype, self.bn_momentum)(x))
         x = x.reshape(z.shape[0], start, start, features)
         for _ in range(stages - 1):
             features //= 2
             # jgan's ConvTranspose computes in its input's dtype.
             x = ConvTranspose(features, use_bias=False, kernel_init=dcgan_init)(x)
-            x = nn.relu(_batch_norm(train, self.dtype)(x))
+            x = nn.relu(_batch_norm(train, self.dtype, self.bn_momentum)(x))
         x = ConvTranspose(channels, kernel_init=dcgan_init)(x)
         return jnp.tanh(x).astype(jnp.float32)
 
