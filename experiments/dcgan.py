@@ -22,6 +22,8 @@ from jgan.config import Config
 from jgan.families.gan import GANModelConfig
 
 MINIBATCH_KERNELS = 50
+STEPS = 5000
+EMA_KIMG = 10.0  # G's EMA half-life: 10,000 images, 156 steps of 64
 
 
 def paper_config() -> Config:
@@ -33,7 +35,8 @@ def get_config() -> Config:
     return dataclasses.replace(
         paper, name="dcgan",
         model=dataclasses.replace(paper.model, minibatch_kernels=MINIBATCH_KERNELS),
-        train=dataclasses.replace(paper.train, augment="diffaugment"))
+        train=dataclasses.replace(paper.train, augment="diffaugment", steps=STEPS,
+                                  ema_kimg=EMA_KIMG))
 
 
 PRESETS = {"paper": paper_config()}
