@@ -27,8 +27,7 @@ from jgan.families.gan.step import lazy_regularization_interval, make_gan_train_
 from jgan.families.gan.toy import ACTIVATIONS, ToyDiscriminator, ToyGenerator
 from jgan.families.latent import (ADVERSARIAL_LOSS_BOUNDS, STANDING_BATCH_SIZE,
                                   AdversarialLossConfig, LatentModelConfig, LatentSetup,
-                                  check_convolutional_image, check_latent_model,
-                                  single_image_shape)
+                                  check_convolutional_image, check_latent_model, single_image_shape)
 from jgan.optim import check_optim_config, make_optimizer
 from jgan.train.setup import Family, check_choices, refuse_first
 from jgan.train.state import Network, apply_network
