@@ -122,11 +122,12 @@ def test_ema_samples_with_standing_statistics_of_the_averaged_weights():
     setup, new, _ = _run(config, 2)
     standing = setup.with_standing_statistics(new).extra["g_standing"]
     # By hand: G at its own momentum 0.9, started from zero statistics, keeps 0.1 x each batch's
-    # moments, so 10 x what it keeps, averaged over the 16 batches, is the standing statistics.
+    # moments, so 10 x what it keeps, averaged over the 64 batches, is the standing statistics.
     g = setup.networks["g"].module
     zeros = jax.tree.map(np.zeros_like, new.nets["g"].collections["batch_stats"])
     kept = []
-    for key in jax.random.split(jax.random.key(latent.STANDING_SEED), latent.STANDING_BATCHES):
+    assert setup.standing_batches == 64
+    for key in jax.random.split(jax.random.key(latent.STANDING_SEED), setup.standing_batches):
         z = prior(jax.random.split(key)[0], latent.STANDING_BATCH_SIZE, setup.z_dim)
         _, collections = g.apply({"params": new.extra["g_ema"], "batch_stats": zeros}, z,
                                  train=True, mutable=["batch_stats"])

@@ -115,6 +115,7 @@ class LatentSetup(Setup):
     # `(setup, variables, key) -> batch_stats`: G's BatchNorm moments of one training-mode batch
     # of STANDING_BATCH_SIZE fresh draws from key; None: sample with the running averages.
     batch_moments: Callable | None = None
+    standing_batches: int = STANDING_BATCHES  # how many such batches standing statistics average
 
     def init_state(self, key: jax.Array) -> TrainState:
         state = super().init_state(key)
@@ -154,12 +155,12 @@ class LatentSetup(Setup):
 
     def with_standing_statistics(self, state: TrainState) -> TrainState:
         """The state with `extra["g_standing"]`: the sampling G's BatchNorm statistics averaged
-        over STANDING_BATCHES batches (BigGAN-PyTorch's `accumulate_standing_stats`); the state
+        over `standing_batches` batches (BigGAN-PyTorch's `accumulate_standing_stats`); the state
         unchanged without `batch_moments`."""
         if self.batch_moments is None or "g_standing" in state.extra:
             return state
-        keys = jax.random.split(jax.random.key(STANDING_SEED), STANDING_BATCHES)
-        # 16 calls of one compiled program, once per sampled state: a lax.map over the keys
+        keys = jax.random.split(jax.random.key(STANDING_SEED), self.standing_batches)
+        # Calls of one compiled program, once per sampled state: a lax.map over the keys
         # would be one dispatch, but XLA:CPU runs convolutions in a rolled loop body many times
         # slower (jgan.families.gan.step).
         moments = [self.batch_moments_fn(state, key) for key in keys]

@@ -34,6 +34,9 @@ from jgan.train.state import Network, apply_network
 from jgan.train.step_parts import prior
 
 ARCHS = ("dcgan", "mlp", "toy")
+# Standing statistics of the EMA G over 64 batches of 64: over BigGAN's 16 the estimate moved the
+# quick start's classifier-FID by a point (61.7 at seed 0, step 5000, against 60.5 at 64 and 256).
+STANDING_BATCHES = 64
 CONDITIONINGS = ("none", "input", "auxiliary")
 
 
@@ -238,7 +241,8 @@ def build(config, spec) -> LatentSetup:
     return LatentSetup(networks=networks, example_inputs=example_inputs, train_step=step,
                        z_dim=model.z_dim, num_classes=model.num_classes if conditional else 0,
                        batches_per_step=config.train.n_critic, ema=ema, augment=augment,
-                       batch_moments=batch_moments if ema and model.arch == "dcgan" else None)
+                       batch_moments=batch_moments if ema and model.arch == "dcgan" else None,
+                       standing_batches=STANDING_BATCHES)
 
 
 FAMILY = Family(name="gan", model_config=GANModelConfig, loss_config=GANLossConfig, build=build,
