@@ -33,8 +33,8 @@ train ring_wgan_gp_gulrajani 2 --method wgan_gp_gulrajani --steps 5000
 # issue 31 (1.5 now): the measured run is 5 kernels of 3, 5,000 steps, from before the fix.
 train ring_minibatch 1 --method minibatch --steps 5000 --set model.minibatch_kernels=5 \
   --set model.minibatch_kernel_dim=3
-train grid_gan 2 --method gan --dataset grid
+train grid_gan 8 --method gan --dataset grid
 train grid_unrolled 1 --method unrolled --dataset grid
-train grid_unrolled_stop 1 --method unrolled_stop --dataset grid
+train grid_unrolled_stop 8 --method unrolled_stop --dataset grid
 train grid_pacgan 8 --method pacgan --dataset grid
 train grid_feature_matching 8 --method feature_matching --dataset grid
