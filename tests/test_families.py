@@ -15,7 +15,7 @@ from jgan.errors import UserError
 from jgan.families import latent
 from jgan.families.gan.step import make_gan_train_step
 from jgan.generate import per_image_inputs
-from jgan.images import to_uint8
+from jgan.images import make_grid, to_uint8
 from jgan.train.step_parts import ema_decay, prior
 
 
@@ -144,6 +144,10 @@ def test_ema_samples_with_standing_statistics_of_the_averaged_weights():
     with_standing = setup.sample(setup.with_standing_statistics(new), inputs)
     np.testing.assert_array_equal(images, to_uint8(with_standing))
     assert not np.array_equal(images, to_uint8(setup.sample(new, inputs)))
+    fixed = setup.preview_inputs(key, 4, None)
+    grid_inputs, columns = fixed
+    np.testing.assert_array_equal(setup.preview(new, fixed)[""], make_grid(to_uint8(
+        setup.sample_fn(setup.with_standing_statistics(new), grid_inputs)), columns=columns))
     # without an EMA, the running statistics belong to the weights that sample, and stay
     plain = build(_tiny())
     assert plain.batch_moments is None and plain.with_standing_statistics(new) is new
