@@ -21,7 +21,7 @@ train() {  # NAME SEEDS FLAGS...
   echo "$name $seeds seeds $((SECONDS - start)) s" >> "$out/wall_seconds.txt"
 }
 train ring_gan 8 --method gan
-train ring_unrolled 2 --method unrolled
+train ring_unrolled 8 --method unrolled
 train ring_unrolled_stop 8 --method unrolled_stop
 train ring_feature_matching 8 --method feature_matching
 train ring_pacgan 8 --method pacgan
