@@ -86,6 +86,16 @@ def check_convolutional_image(shape, *, dataset: str, arch: str) -> None:
                         "add --set data.image_size=64 (or 32, 96, ...) to crop and resize them")
 
 
+def standing_inputs(setup, key: jax.Array):
+    """`(z, labels)` of one standing-statistics batch: STANDING_BATCH_SIZE fresh z, and uniform
+    labels for a conditional G (None otherwise)."""
+    k_z, k_labels = jax.random.split(key)
+    z = prior(k_z, STANDING_BATCH_SIZE, setup.z_dim)
+    labels = (jax.random.randint(k_labels, (STANDING_BATCH_SIZE,), 0, setup.num_classes)
+              if setup.num_classes else None)
+    return z, labels
+
+
 def class_grid_inputs(key: jax.Array, grid_size: int, z_dim: int, num_classes: int):
     """`(inputs, columns)` of a sample grid.
 

@@ -23,8 +23,7 @@ from jgan.errors import UserError
 from jgan.families.biggan.networks import (INITS, BigGANGenerator, ProjectionDiscriminator,
                                            discriminator_layout, generator_layout)
 from jgan.families.biggan.step import make_biggan_train_step
-from jgan.families.latent import (STANDING_BATCH_SIZE, LatentSetup, class_grid_inputs,
-                                  single_image_shape)
+from jgan.families.latent import LatentSetup, class_grid_inputs, single_image_shape, standing_inputs
 from jgan.generate import check_truncation
 from jgan.images import make_grid, to_uint8
 from jgan.nn.conditional_norm import BATCH_MOMENTS
@@ -181,9 +180,7 @@ class BigGANSetup(LatentSetup):
 def batch_moments(setup: BigGANSetup, variables: dict, key: jax.Array) -> dict:
     """G's BatchNorm moments of one training-mode batch of fresh z and uniform labels, as its
     conditional BatchNorm sows them."""
-    k_z, k_labels = jax.random.split(key)
-    z = prior(k_z, STANDING_BATCH_SIZE, setup.z_dim)
-    labels = jax.random.randint(k_labels, (STANDING_BATCH_SIZE,), 0, setup.num_classes)
+    z, labels = standing_inputs(setup, key)
     _, collections = setup.networks["g"].module.apply(
         variables, z, labels, train=True, mutable=[*variables.keys() - {"params"}, BATCH_MOMENTS])
     return collections[BATCH_MOMENTS]

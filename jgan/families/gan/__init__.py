@@ -25,13 +25,12 @@ from jgan.families.gan.mlp import (ConditionalMLPDiscriminator, ConditionalMLPGe
                                    MLPDiscriminator, MLPGenerator)
 from jgan.families.gan.step import lazy_regularization_interval, make_gan_train_step
 from jgan.families.gan.toy import ACTIVATIONS, ToyDiscriminator, ToyGenerator
-from jgan.families.latent import (ADVERSARIAL_LOSS_BOUNDS, STANDING_BATCH_SIZE,
-                                  AdversarialLossConfig, LatentModelConfig, LatentSetup,
-                                  check_convolutional_image, check_latent_model, single_image_shape)
+from jgan.families.latent import (ADVERSARIAL_LOSS_BOUNDS, AdversarialLossConfig, LatentModelConfig,
+                                  LatentSetup, check_convolutional_image, check_latent_model,
+                                  single_image_shape, standing_inputs)
 from jgan.optim import check_optim_config, make_optimizer
 from jgan.train.setup import Family, check_choices, refuse_first
 from jgan.train.state import Network, apply_network
-from jgan.train.step_parts import prior
 
 ARCHS = ("dcgan", "mlp", "toy")
 CONDITIONINGS = ("none", "input", "auxiliary")
@@ -203,12 +202,10 @@ def build_networks(model, image_shape: tuple[int, ...]) -> dict:
 def batch_moments(setup: LatentSetup, variables: dict, key: jax.Array) -> dict:
     """DCGAN G's BatchNorm moments of one training-mode batch of fresh z (and uniform labels if
     conditional): G with momentum 0 writes them as its running statistics."""
-    k_z, k_labels = jax.random.split(key)
-    z = prior(k_z, STANDING_BATCH_SIZE, setup.z_dim)
-    labels = (jax.random.randint(k_labels, (STANDING_BATCH_SIZE,), 0, setup.num_classes),
-              ) if setup.num_classes else ()
+    z, labels = standing_inputs(setup, key)
     module = setup.networks["g"].module.clone(bn_momentum=0.0)
-    _, collections = apply_network(module, variables, z, *labels, train=True)
+    _, collections = apply_network(module, variables, z, *(() if labels is None else (labels,)),
+                                   train=True)
     return collections["batch_stats"]
 
 
