@@ -14,12 +14,18 @@ JAX runs the executables it finds in the cache, so jgan's own directory is used 
 else can have put them there: owned by the user, and writable by no one else. Otherwise the cache
 is turned off with a warning rather than the run refused: the cache only saves compile time, and
 results are the same without it.
+
+Runs started together share the directory. JAX writes an entry in place and, without a size limit,
+unlocked, so a second run could read a half-written one (a warning, then a compile): jgan's
+directory has a limit (`MAX_BYTES`, least recently used entries go first), under which every read
+and write holds the directory's file lock.
 """
 
 from __future__ import annotations
 
 import os
 import stat
+import time
 from pathlib import Path
 
 import jax
@@ -31,6 +37,10 @@ SWITCH_ENV = "JGAN_COMPILE_CACHE"
 # quick start's sampler (0.6 s on the 2 loaded cores here); below 0.1 s are the many small eager
 # ops (casts, broadcasts), each a file for next to no time saved.
 MIN_COMPILE_SECONDS = 0.1
+# Far above the few MiB an experiment's programs take; a limit at all is what buys the lock.
+MAX_BYTES = 2 * 2**30
+# JAX's names for an entry and for the time it was last used (jax._src.lru_cache).
+ENTRY_SUFFIX, USED_SUFFIX = "-cache", "-atime"
 
 
 def enable(on: bool = True, *, log=print) -> Path | None:
@@ -57,9 +67,21 @@ def enable(on: bool = True, *, log=print) -> Path | None:
             "it again)")
         jax.config.update("jax_enable_compilation_cache", False)
         return None
+    add_use_times(directory)
     jax.config.update("jax_compilation_cache_dir", str(directory))
     jax.config.update("jax_persistent_cache_min_compile_time_secs", MIN_COMPILE_SECONDS)
+    jax.config.update("jax_compilation_cache_max_size", MAX_BYTES)
     return directory
+
+
+def add_use_times(directory: Path) -> None:
+    """Give each entry that has none a last-use time of now. Entries written with no size limit
+    (jgan before the limit) have none, and with a limit JAX reads them all before each write."""
+    now = time.time_ns().to_bytes(8, "little")
+    for entry in directory.glob(f"*{ENTRY_SUFFIX}"):
+        used = entry.with_name(entry.name.removesuffix(ENTRY_SUFFIX) + USED_SUFFIX)
+        if not used.exists():
+            used.write_bytes(now)
 
 
 def untrusted(directory: Path) -> str:

@@ -107,3 +107,37 @@ def test_a_cache_that_others_can_write_is_not_used(tmp_path, monkeypatch, capsys
     lines = capsys.readouterr().out.splitlines()
     assert len(lines) == 1 and lines[0].startswith(f"warning: {tmp_path / 'xla'} can be "
                                                    "written by its group and others"), lines
+
+
+ENTRY_THEN_COMPILE = """
+import sys, warnings
+warnings.simplefilter("error")
+import jax, jax.numpy as jnp
+from jgan import compile_cache
+print(compile_cache.enable())
+jax.config.update("jax_persistent_cache_min_compile_time_secs", 0)
+print(jax.jit(lambda x: jnp.sin(x) @ x.T)(jnp.ones((8, 8))).sum())
+"""
+
+
+def test_jgans_cache_is_locked_and_takes_over_entries_of_an_unlimited_one(tmp_path):
+    """Two runs started together must not read each other's half-written entries: jgan's
+    directory has a size limit, with which JAX locks every read and write. An entry written before
+    the limit has no last-use time, which JAX's eviction reads before each write: it gets one."""
+    cache = tmp_path / "xla"
+    cache.mkdir(mode=0o700)
+    (cache / "jit_old-0123-cache").write_bytes(b"an entry from before the limit")
+    env = {**os.environ, "JGAN_CACHE_DIR": str(tmp_path)}
+    env.pop("JAX_COMPILATION_CACHE_DIR", None)
+    env.pop(compile_cache.SWITCH_ENV, None)
+    result = subprocess.run([sys.executable, "-c", ENTRY_THEN_COMPILE], cwd=REPO, env=env,
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0 and result.stderr == "", result.stderr[-2000:]
+    assert result.stdout.splitlines()[0] == str(cache)
+    names = sorted(path.name for path in cache.iterdir())
+    assert ".lockfile" in names
+    entries = [name for name in names if name.endswith(compile_cache.ENTRY_SUFFIX)]
+    assert "jit_old-0123-cache" in entries, names
+    assert any(name.startswith("jit__lambda-") for name in entries), names
+    for entry in entries:
+        assert entry.removesuffix(compile_cache.ENTRY_SUFFIX) + compile_cache.USED_SUFFIX in names

@@ -20,6 +20,7 @@ from jgan.metrics import classifier, distances, evaluation, features, inception,
 from jgan.metrics.reference import split_images
 from jgan.metrics.train_classifier import accuracy, train_classifier
 from jgan.tools import evaluate as evaluate_tool
+from jgan.tools import sample as sample_tool
 from jgan.train import loop
 
 
@@ -301,6 +302,22 @@ def test_resumed_evaluated_run_equals_the_uninterrupted_one(evaluated_run, tmp_p
     assert [{k: v for k, v in row.items() if k.startswith("eval/")} for row in _eval_rows(tmp_path)
             ] == [{k: v for k, v in row.items() if k.startswith("eval/")}
                   for row in _eval_rows(workdir)]
+
+
+@pytest.mark.slow
+def test_evaluate_refuses_a_metric_the_run_cannot_give_before_reading_its_state(evaluated_run,
+                                                                               monkeypatch):
+    workdir, _ = evaluated_run
+
+    def unread(*args, **kwargs):
+        raise AssertionError("the checkpoint was read before the request was checked")
+
+    monkeypatch.setattr(sample_tool, "abstract_train_state", unread)
+    for metrics, problem in ((("fid", "acc"), "drop acc"), (("ifid",), "drop ifid"),
+                             (("share",), "use --features classifier")):
+        with pytest.raises(UserError, match=problem):
+            evaluate_tool.evaluate_run(workdir, num=200, metrics=metrics, features="inception"
+                                       if metrics == ("share",) else "classifier")
 
 
 @pytest.mark.slow

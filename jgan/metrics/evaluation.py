@@ -211,6 +211,23 @@ class Evaluator:
         return {"is": inception_score, "is_std": std}
 
 
+def check_request(metrics, *, num_classes: int, num: int, ref_num: int | None,
+                  features: str) -> None:
+    """Refuse `metrics` that a generator with `num_classes` (0 if unconditional) or these
+    `features` cannot give, or image counts too small for them, before any image is drawn."""
+    # A conditional run's images must split evenly over the classes.
+    generated_labels = image_labels(None, num, num_classes)
+    if "share" in metrics and features != CLASS_SHARE_FEATURES:
+        raise UserError(f"class shares (share) need the dataset's classifier: drop share from "
+                        f"--metrics or use --features {CLASS_SHARE_FEATURES}")
+    if "acc" in metrics and not num_classes:
+        raise UserError("class accuracy (acc) needs a conditional generator: drop acc from "
+                        "--metrics for this run")
+    check_image_counts(num, ref_num, metrics)
+    if "ifid" in metrics:
+        check_generated_classes(generated_labels)
+
+
 def make_evaluator(*, dataset: str, num_classes: int, metrics=None, num: int = 10000,
                    seed: int = 0, features: str = "classifier", inception_weights=None,
                    split: str = "test", ref_num: int | None = None, data_dir=None,
@@ -220,21 +237,9 @@ def make_evaluator(*, dataset: str, num_classes: int, metrics=None, num: int = 1
     `num_classes` is the generator's (0 if unconditional). Default metrics: fid, kid, is, pr, plus
     share with the classifier features and acc for a conditional run (`default_metrics`).
     """
-    conditional = num_classes > 0
-    # A conditional run's images must split evenly over the classes.
-    generated_labels = image_labels(None, num, num_classes)
-    with_shares = features == CLASS_SHARE_FEATURES
-    metrics = tuple(default_metrics(num_classes, class_shares=with_shares) if metrics is None
-                    else metrics)
-    if "share" in metrics and not with_shares:
-        raise UserError(f"class shares (share) need the dataset's classifier: drop share from "
-                        f"--metrics or use --features {CLASS_SHARE_FEATURES}")
-    if "acc" in metrics and not conditional:
-        raise UserError("class accuracy (acc) needs a conditional generator: drop acc from "
-                        "--metrics for this run")
-    check_image_counts(num, ref_num, metrics)
-    if "ifid" in metrics:
-        check_generated_classes(generated_labels)
+    metrics = tuple(default_metrics(num_classes, class_shares=features == CLASS_SHARE_FEATURES)
+                    if metrics is None else metrics)
+    check_request(metrics, num_classes=num_classes, num=num, ref_num=ref_num, features=features)
     network = feature_network(features, dataset=dataset, inception_weights=inception_weights)
     ref = reference(network, dataset, split=split, num=ref_num, data_dir=data_dir, log=log)
     if "ifid" in metrics:

@@ -24,8 +24,8 @@ from jgan.compile_cache import enable as enable_compile_cache
 from jgan.errors import UserError, reports_errors
 from jgan.files import write_text
 from jgan.metrics.evaluation import (CLASS_SHARE_FEATURES, DEFAULT_METRICS, METRICS,
-                                     check_image_counts, default_metrics, make_evaluator,
-                                     parse_metrics)
+                                     check_image_counts, check_request, default_metrics,
+                                     make_evaluator, parse_metrics)
 from jgan.metrics.features import FEATURE_NETWORKS
 from jgan.tools.sample import check_output_file, load_run_and_spec
 
@@ -41,11 +41,20 @@ def evaluate_run(run_dir, *, num: int = 10000, metrics=None, features: str = "cl
     """The metrics of a run's checkpoint as a JSON-ready dict (see the module docstring)."""
     start = time.perf_counter()
     check_image_counts(num, ref_num, metrics or DEFAULT_METRICS)
-    setup, state, config, spec = load_run_and_spec(run_dir, step, best=best)
+
+    def requested(setup):
+        if metrics is not None:
+            return metrics
+        return default_metrics(setup.num_classes, intra_class=True,
+                               class_shares=features == CLASS_SHARE_FEATURES)
+
+    def check(setup):
+        check_request(requested(setup), num_classes=setup.num_classes, num=num, ref_num=ref_num,
+                      features=features)
+
+    setup, state, config, spec = load_run_and_spec(run_dir, step, best=best, check=check)
     check_fits_memory(num, spec.shape("image"))
-    if metrics is None:
-        metrics = default_metrics(setup.num_classes, intra_class=True,
-                                  class_shares=features == CLASS_SHARE_FEATURES)
+    metrics = requested(setup)
     evaluator = make_evaluator(
         dataset=config.data.dataset, num_classes=setup.num_classes, metrics=metrics,
         num=num, seed=seed, features=features, inception_weights=inception_weights, split=split,

@@ -153,11 +153,14 @@ def load_run(run_dir, step: int | None = None, *, best: bool = False):
     return load_run_and_spec(run_dir, step, best=best)[:3]
 
 
-def load_run_and_spec(run_dir, step: int | None = None, *, best: bool = False):
+def load_run_and_spec(run_dir, step: int | None = None, *, best: bool = False, check=None):
     """`(setup, state, config, data spec)` of a run directory's checkpoint (`read_checkpoint`);
-    the spec holds the image shape and the preprocessing."""
+    the spec holds the image shape and the preprocessing. `check(setup)`, if given, runs before
+    the state is read: a request the run cannot serve is refused before that work."""
 
     def read(checkpointer, step, meta, config, setup):
+        if check is not None:
+            check(setup)
         abstract = abstract_train_state(setup, run_keys(config.train.seed)["init"], make_mesh())
         state, _, _ = checkpointer.restore(step, abstract)
         return setup, state, config, run_data_spec(meta, config)
