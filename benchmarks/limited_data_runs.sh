@@ -10,10 +10,12 @@ root=${ROOT:-runs/limited}
 # ada100: ADA with p moving 5x faster than the paper's 500 kimg from 0 to 1, for runs of a few
 # hundred kimg (the paper's run for millions of images)
 variants=${VARIANTS:-none diffaugment ada ada100}
-old_quick_start=(--steps 4000 --set train.ema_kimg=0)
+old_quick_start=(--steps 4000 --set train.ema_kimg=0 --set optim.d_lr=2e-4)
 
 augment_flags() {
     case $1 in
+        # all three of DiffAugment's ops, as these ran (the quick start leaves cutout out now)
+        diffaugment) echo "--augment diffaugment --set train.augment_ops=color,translation,cutout" ;;
         ada100) echo "--augment ada --set train.ada_kimg=100" ;;
         *) echo "--augment $1" ;;
     esac
@@ -32,7 +34,8 @@ train_and_measure() {  # name, then the experiment's flags
 group() {
     case $1 in
         # The quick-start DCGAN (minibatch discrimination) on the first 500 / 2,000 MNIST digits,
-        # as it was when these ran: 4000 steps, no EMA (the quick start has 5000 and an EMA now)
+        # as it was when these ran: 4000 steps, no EMA, D at 2e-4 (the quick start has 5000
+        # steps, an EMA and D at 1e-4 now)
         dcgan500) train_and_measure dcgan500 experiments.dcgan --set data.split='train[:500]' \
             "${old_quick_start[@]}" ;;
         dcgan2000) train_and_measure dcgan2000 experiments.dcgan --set data.split='train[:2000]' \

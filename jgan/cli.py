@@ -63,7 +63,8 @@ def parse_config(default, argv, *, description: str, parents=(), presets=None):
     parser.add_argument("--augment", choices=AUGMENTS,
                         help="augment every image D sees, real and generated: DiffAugment or "
                              "adaptive (ADA), for small datasets (default "
-                             f"{default.train.augment}; docs/augmentation.md)")
+                             f"{default.train.augment}; another kind takes all of its ops, "
+                             "--set train.augment_ops=A,B picks some; docs/augmentation.md)")
     parser.add_argument("--eval-every", type=int,
                         help="measure FID/KID/IS/precision/recall every N steps into "
                              "history.csv and keep the best checkpoint by FID (default off)")
@@ -89,6 +90,11 @@ def _resolve(default, args) -> tuple[Any, str]:
              "train.eval_every": args.eval_every, "train.augment": args.augment}
     assignments = [f"{k}={v}" for k, v in flags.items() if v is not None] + args.set
     config = config_lib.override(default, assignments)
+    if (config.train.augment != default.train.augment
+            and not any(a.startswith("train.augment_ops=") for a in args.set)):
+        # The experiment's ops are those of its own kind: another kind takes all of its own.
+        config = dataclasses.replace(config, train=dataclasses.replace(config.train,
+                                                                       augment_ops=""))
     named = args.dataset is not None or any(a.startswith("data.dataset=") for a in args.set)
     if config.data.images is not None and not named:
         # config.json would otherwise name the experiment's default dataset, not what it trains on

@@ -170,3 +170,21 @@ def test_dcgan_preset_paper_is_the_old_quick_start():
                                    description="", presets=dcgan.PRESETS)
     assert config == paper and workdir == "runs/dcgan_paper_mnist"
     assert dcgan.get_config() != paper
+
+
+def test_the_quick_starts_ops_give_way_to_another_augmentation():
+    """The quick start picks DiffAugment's colour and translation; `--augment none` or `ada`
+    (or the same by --set) takes that kind with all of its ops, unless --set picks some."""
+    from experiments import dcgan
+    from jgan.cli import dry_run
+    from jgan.config import check
+
+    assert dry_run(dcgan.main, []).config.train.augment_ops == "color,translation"
+    for argv, ops in [(["--augment", "none"], ""), (["--augment", "ada"], ""),
+                      (["--set", "train.augment=ada"], ""),
+                      (["--augment", "ada", "--set", "train.augment_ops=xflip"], "xflip"),
+                      (["--augment", "diffaugment"], "color,translation"),
+                      (["--set", "train.augment_ops=cutout"], "cutout")]:
+        config = dry_run(dcgan.main, argv).config
+        assert config.train.augment_ops == ops, argv
+        check(config)
