@@ -15,10 +15,11 @@ import argparse
 
 import numpy as np
 
+from jgan.generate import draw_samples
 from jgan.images import make_grid, save_png
 from jgan.metrics.evaluation import softmax
 from jgan.metrics.features import classifier_network
-from jgan.tools.sample import generate_images, load_run_and_spec
+from jgan.tools.sample import load_run_and_spec
 
 SHOWN = 64
 
@@ -31,8 +32,9 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0, help="seed of the latents")
     parser.add_argument("--out", required=True, help="the grid, a .png")
     args = parser.parse_args()
-    _, _, config, _ = load_run_and_spec(args.run_dir)
-    images = generate_images(args.run_dir, args.num, seed=args.seed)
+    # The checkpoint read once; the images are those `jgan.tools.sample` draws at this seed.
+    setup, state, config, _ = load_run_and_spec(args.run_dir)
+    images, _ = draw_samples(setup, state, args.num, seed=args.seed)
     _, logits = classifier_network(config.data.dataset)(images)
     probabilities = softmax(logits)
     chosen = np.flatnonzero(probabilities.argmax(axis=1) == args.label)
