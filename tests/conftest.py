@@ -20,6 +20,7 @@ os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} {QUICK_COMPILE_FLA
 import jax  # noqa: E402
 import pytest  # noqa: E402
 
+from jgan import compile_cache
 from jgan.config import Config, DataConfig, OptimConfig, TrainConfig
 from jgan.data import DataSpec
 from jgan.families.bigan import BiGANLossConfig, BiGANModelConfig
@@ -30,6 +31,22 @@ SHARED_DATASETS = Path(__file__).resolve().parents[2] / "shared" / "datasets"
 REPO = Path(__file__).resolve().parents[1]
 
 
+# xdist hands a worker one whole file at a time, in collection order (--no-loadscope-reorder in
+# pyproject.toml; by default it would take the files with the most tests first). The files that
+# take longest go first, so that neither of CI's two workers is left alone with a long one at the
+# end. Their order is that of a --durations=0 run on 2 cores (docs/tests.md); the rest follow.
+LONGEST_FIRST = ("test_workflow_defects", "test_mode_collapse", "test_biggan", "test_d_augment",
+                 "test_stylegan", "test_families", "test_experiments", "test_parallel",
+                 "test_bigan", "test_translation_families", "test_ssgan", "test_evaluation",
+                 "test_interruptions", "test_train", "test_multiprocess", "test_family_protocol",
+                 "test_dann", "test_ssgan_twin", "test_benchmark_twins", "test_folders")
+
+
+def pytest_collection_modifyitems(items):
+    rank = {name: index for index, name in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.stem, len(rank)))  # stable within a file
+
+
 @pytest.fixture(scope="session", autouse=True)
 def isolated_cache(tmp_path_factory):
     """Prepared datasets go to a per-session cache; no test reads the user's environment."""
@@ -37,10 +54,26 @@ def isolated_cache(tmp_path_factory):
     os.environ.pop("JGAN_DATA_DIR", None)
     os.environ.pop("JGAN_INCEPTION_WEIGHTS", None)
     # A resumed run, a second experiment call and the sampler compile what an earlier test
-    # compiled: a session-wide XLA cache spares the CPU those compilations.
-    jax.config.update("jax_compilation_cache_dir", str(tmp_path_factory.mktemp("xla_cache")))
-    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
+    # compiled, often in another file, on the other xdist worker or in a subprocess: one XLA cache
+    # for the whole pytest run spares the CPU those compilations. Subprocesses inherit it through
+    # the environment. Its size limit makes JAX lock the folder for every read and write
+    # (jgan/compile_cache.py), so processes started together never read a half-written entry.
+    xla_cache = run_folder(tmp_path_factory) / "xla_cache"
+    xla_cache.mkdir(exist_ok=True)
+    for name, value in (("jax_compilation_cache_dir", str(xla_cache)),
+                        ("jax_persistent_cache_min_compile_time_secs",
+                         compile_cache.MIN_COMPILE_SECONDS),
+                        ("jax_compilation_cache_max_size", compile_cache.MAX_BYTES)):
+        jax.config.update(name, value)
+        os.environ[name.upper()] = str(value)
     yield
+
+
+def run_folder(tmp_path_factory) -> Path:
+    """The temporary folder of this pytest run, shared by its xdist workers (each has its own
+    folder below it)."""
+    base = tmp_path_factory.getbasetemp()
+    return base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
 
 
 @pytest.fixture

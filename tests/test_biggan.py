@@ -207,9 +207,7 @@ def worker(request, tmp_path_factory):
         yield None
         return
     root = tmp_path_factory.mktemp("biggan")
-    process = BackgroundWorker(WORKER, root, env={
-        "XLA_FLAGS": QUICK_COMPILE_FLAGS, "JAX_COMPILATION_CACHE_DIR": str(root / "xla_cache"),
-        "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0"})
+    process = BackgroundWorker(WORKER, root, env={"XLA_FLAGS": QUICK_COMPILE_FLAGS})
     yield root, process
     process.stop()
 

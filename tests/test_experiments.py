@@ -77,11 +77,7 @@ def experiment_runs(tmp_path_factory):
     """The folder of the runs, each trained 2 steps and resumed to 3 (bigan's then evaluated;
     ACGAN on Fashion-MNIST 2 steps, where ../shared has it), and the workers' output."""
     root = tmp_path_factory.mktemp("experiments")
-    # A cache of their own, shared by the two workers: programs compiled under these flags serve
-    # no other test.
-    env = {**os.environ, "XLA_FLAGS": QUICK_COMPILE_FLAGS,
-           "JAX_COMPILATION_CACHE_DIR": str(root / "xla_cache"),
-           "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0.1"}
+    env = {**os.environ, "XLA_FLAGS": QUICK_COMPILE_FLAGS}
     runs = [(name, name, []) for name in LONGEST_FIRST]
     if (SHARED_DATASETS / "fashion_mnist").is_dir():
         runs.append(("acgan_fashion_mnist", "acgan", FASHION_MNIST))

@@ -360,9 +360,7 @@ def workflow_calls(request, tmp_path_factory):
     for path in sorted(BRAIN.rglob("*.png"))[::19][:24]:
         shutil.copy(path, folder / path.name)
     worker = BackgroundWorker(WORKFLOW_CALLS, folder, root, REPO / "tests",
-                              env={"XLA_FLAGS": QUICK_COMPILE_FLAGS,
-                                   "JAX_COMPILATION_CACHE_DIR": str(root / "xla_cache"),
-                                   "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0"})
+                              env={"XLA_FLAGS": QUICK_COMPILE_FLAGS})
     yield root, worker
     worker.stop()
 

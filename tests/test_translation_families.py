@@ -60,9 +60,7 @@ def translation_runs(tmp_path_factory):
         images = make_folder(root / family / "data")
         workers[family] = BackgroundWorker(
             TRAIN_WORKER, family, images, root / family, STEPS,
-            env={"XLA_FLAGS": QUICK_COMPILE_FLAGS,
-                 "JAX_COMPILATION_CACHE_DIR": str(root / family / "xla_cache"),
-                 "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0"})
+            env={"XLA_FLAGS": QUICK_COMPILE_FLAGS})
 
     def finish(family):
         workers[family].result()
