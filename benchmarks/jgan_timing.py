@@ -13,11 +13,11 @@ from __future__ import annotations
 import time
 
 import jax
+from timing import median_step_seconds, peak_rss_mb, rss_mb, run_to  # noqa: E402  (on the path)
 
+from jgan.train.family_trainer import initial_state
 from jgan.train.parallel import jit_data_parallel, make_mesh, shard_batch
 from jgan.train.setup import build_setup
-
-from timing import median_step_seconds, peak_rss_mb, rss_mb, run_to  # noqa: E402  (on the path)
 
 
 def param_counts(state, names) -> dict[str, int]:
@@ -44,8 +44,8 @@ def time_jgan_step(config, spec, batches: list[dict], *, steps: int, warmup: int
     jax.config.update("jax_enable_compilation_cache", False)
     runtime_mb = rss_mb()
     setup = build_setup(config, spec)
-    state = jax.jit(setup.init_state)(jax.random.key(0))
     mesh = make_mesh()
+    state = initial_state(setup, jax.random.key(0), mesh)  # as a run makes it
     batches = [shard_batch(batch, mesh) for batch in batches]
     key = jax.random.key(1)
     start = time.perf_counter()

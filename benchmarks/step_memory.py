@@ -28,6 +28,8 @@ def measure(family: str, cache: str, donate: bool, steps: int) -> dict:
     jax.config.update("jax_compilation_cache_dir", cache)
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0)
     import vs_pytorch
+
+    from jgan.train.family_trainer import initial_state
     from jgan.train.parallel import batch_split, make_mesh, replicated, shard_batch
     from jgan.train.setup import build_setup
 
@@ -35,8 +37,8 @@ def measure(family: str, cache: str, donate: bool, steps: int) -> dict:
     config = vs_pytorch.experiment_config(family)
     inputs = vs_pytorch.row_inputs(family)
     setup = build_setup(config, vs_pytorch.data_spec(family, config))
-    state = jax.jit(setup.init_state)(jax.random.key(0))
     mesh = make_mesh()
+    state = initial_state(setup, jax.random.key(0), mesh)  # as a run makes it
     batch = shard_batch(random_batches(inputs["arrays"], inputs["rows"],
                                        num_classes=inputs["num_classes"])[0], mesh)
     key = jax.random.key(1)

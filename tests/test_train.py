@@ -94,6 +94,27 @@ def test_each_step_takes_the_last_states_buffers_and_the_loop_never_reads_them_a
     assert deleted == {**deleted, 0: True, 1: True, 2: True, 4: True, 5: True}, deleted
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("make_config", [tiny_everything_config, tiny_bigan_config],
+                         ids=["everything", "bigan"])
+def test_a_fresh_state_made_network_by_network_is_one_programs_with_no_shared_buffer(
+        make_config):
+    """A run's first state is made outside jit, one network's init program at a time, so that
+    one is in memory at a time (jgan.train.state.init_train_state): the same values as one
+    program for all, and no two leaves in one buffer. G's EMA starts as G's parameters, and the
+    donated step must not be given a buffer twice."""
+    setup = build(make_config())
+    whole = jax.jit(setup.init_state)(jax.random.key(5))
+    state = family_trainer.initial_state(setup, jax.random.key(5), make_mesh())
+    leaves = jax.tree.leaves(state)
+    assert jax.tree.structure(state) == jax.tree.structure(whole) and len(leaves) > 20
+    for a, b in zip(leaves, jax.tree.leaves(whole)):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    assert len({leaf.unsafe_buffer_pointer() for leaf in leaves}) == len(leaves)
+    if "g_ema" in state.extra:
+        assert len(jax.tree.leaves(state.extra["g_ema"])) > 5
+
+
 def build_setup_that_diverges(config, spec):
     """The config's setup, whose G loss is NaN from step 3 on."""
     setup = build_setup(config, spec)

@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 from jgan import config as config_lib
@@ -49,6 +50,16 @@ def run_keys(seed: int) -> dict[str, jax.Array]:
 def abstract_train_state(setup, key, mesh):
     """Shapes, dtypes and shardings of the initial state, without computing it."""
     return abstract_replicated(setup.init_state, key, mesh=mesh)
+
+
+def initial_state(setup, key: jax.Array, mesh):
+    """A run's first state, replicated over `mesh`. It is made outside jit, network by network
+    (jgan.train.state.init_train_state), so that one network's init program is in memory at a
+    time, then copied onto the mesh in one program. The copy also parts the arrays that a
+    family's extras share with a network (an EMA starts as G's parameters), which the donated
+    step must not be given twice."""
+    state = setup.init_state(key)
+    return jax.jit(lambda s: jax.tree.map(jnp.copy, s), out_shardings=replicated(mesh))(state)
 
 
 class FamilyTrainer(Trainer):
@@ -109,10 +120,9 @@ class FamilyTrainer(Trainer):
         return abstract_train_state(self.setup, self.keys["init"], self.mesh)
 
     def initial(self):
-        init = jax.jit(self.setup.init_state, out_shardings=replicated(self.mesh))
         # The run key is a global array too, so that every process can join its save.
         run_key = jax.jit(lambda key: key, out_shardings=replicated(self.mesh))(self.keys["run"])
-        return init(self.keys["init"]), run_key
+        return initial_state(self.setup, self.keys["init"], self.mesh), run_key
 
     def resumed(self, state, meta, workdir):
         latest = int(to_host(state.step))

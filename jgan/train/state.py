@@ -9,6 +9,7 @@ statistics, spectral-norm vectors). Family-specific extras (EMA weights, an imag
 from __future__ import annotations
 
 import dataclasses
+import functools
 from typing import Any
 
 import flax
@@ -17,6 +18,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from jgan.memory import return_freed_memory
 from jgan.nn.features import FEATURES_COLLECTION, sown_features
 
 
@@ -82,10 +84,21 @@ def init_network(network: Network, key: jax.Array, *example_inputs) -> NetworkSt
 
 def init_train_state(networks: dict[str, Network], key: jax.Array,
                      example_inputs: dict[str, tuple]) -> TrainState:
-    """Initialise each named network from its own key, folded in by its sorted position."""
-    nets = {name: init_network(networks[name], jax.random.fold_in(key, index),
-                               *example_inputs[name])
-            for index, name in enumerate(sorted(networks))}
+    """Initialise each named network from its own key, folded in by its sorted position.
+
+    Called outside `jit`, each network's init is a program of its own, compiled, run and freed
+    before the next: one program for all of them holds every initializer of every network at once
+    (BigGAN's took 400 MiB once loaded, docs/performance.md). Under `jit` (a traced key) they are
+    one program. The values are the same either way (tests/test_train.py)."""
+    nets = {}
+    for index, name in enumerate(sorted(networks)):
+        init = functools.partial(init_network, networks[name])
+        traced = isinstance(key, jax.core.Tracer)
+        nets[name] = (init if traced else jax.jit(init))(jax.random.fold_in(key, index),
+                                                          *example_inputs[name])
+        if not traced:
+            jax.block_until_ready(nets[name])
+            return_freed_memory()
     return TrainState(step=jnp.zeros((), jnp.int32), nets=nets)
 
 
