@@ -40,3 +40,4 @@ train grid_unrolled 1 --method unrolled --dataset grid
 train grid_unrolled_stop 8 --method unrolled_stop --dataset grid
 train grid_pacgan 8 --method pacgan --dataset grid
 train grid_feature_matching 8 --method feature_matching --dataset grid
+train grid_wgan_gp 8 --method wgan_gp --dataset grid
