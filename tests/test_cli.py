@@ -4,7 +4,6 @@ Each command runs in its own process, as typed; those that need no more than the
 start together.
 """
 
-import os
 import subprocess
 import sys
 
@@ -30,8 +29,7 @@ BAD_INPUT = {
 def _run_all(commands: dict) -> dict:
     """Run `python -m ARGS...` for each name at once; each one's CompletedProcess by name."""
     # They inherit the session's XLA cache: they compile what tests in-process compiled before.
-    env = os.environ
-    started = {name: subprocess.Popen([sys.executable, "-m", *map(str, args)], cwd=REPO, env=env,
+    started = {name: subprocess.Popen([sys.executable, "-m", *map(str, args)], cwd=REPO,
                                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
                for name, args in commands.items()}
     results = {}

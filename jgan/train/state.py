@@ -90,10 +90,10 @@ def init_train_state(networks: dict[str, Network], key: jax.Array,
     before the next: one program for all of them holds every initializer of every network at once
     (BigGAN's took 400 MiB once loaded, docs/performance.md). Under `jit` (a traced key) they are
     one program. The values are the same either way (tests/test_train.py)."""
+    traced = isinstance(key, jax.core.Tracer)
     nets = {}
     for index, name in enumerate(sorted(networks)):
         init = functools.partial(init_network, networks[name])
-        traced = isinstance(key, jax.core.Tracer)
         nets[name] = (init if traced else jax.jit(init))(jax.random.fold_in(key, index),
                                                           *example_inputs[name])
         if not traced:
