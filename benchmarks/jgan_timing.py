@@ -1,5 +1,5 @@
 """Time one jgan training step as training runs it: `build_setup`, the step jitted over all
-devices with `jit_data_parallel`, donating the state as the loop does, batches sharded with
+devices with `jit_train_step` (`jit_data_parallel`), donating the state as the loop does, batches sharded with
 `shard_batch`.
 
 compile_s is `jitted.lower(...).compile()`, cold (the persistent compilation cache is off here,
@@ -15,8 +15,8 @@ import time
 import jax
 from timing import median_step_seconds, peak_rss_mb, rss_mb, run_to  # noqa: E402  (on the path)
 
-from jgan.train.family_trainer import initial_state
-from jgan.train.parallel import jit_data_parallel, make_mesh, shard_batch
+from jgan.train.family_trainer import initial_state, jit_train_step
+from jgan.train.parallel import make_mesh, shard_batch
 from jgan.train.setup import build_setup
 
 
@@ -49,7 +49,7 @@ def time_jgan_step(config, spec, batches: list[dict], *, steps: int, warmup: int
     batches = [shard_batch(batch, mesh) for batch in batches]
     key = jax.random.key(1)
     start = time.perf_counter()
-    step = jit_data_parallel(setup.train_step, mesh, donate_state=True).lower(
+    step = jit_train_step(setup, mesh).lower(
         state, batches[0], key).compile()
     compile_s = time.perf_counter() - start
     holder = {"state": state, "k": 0}

@@ -29,8 +29,8 @@ def measure(family: str, cache: str, donate: bool, steps: int) -> dict:
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0)
     import vs_pytorch
 
-    from jgan.train.family_trainer import initial_state
-    from jgan.train.parallel import batch_split, make_mesh, replicated, shard_batch
+    from jgan.train.family_trainer import initial_state, jit_train_step
+    from jgan.train.parallel import make_mesh, shard_batch
     from jgan.train.setup import build_setup
 
     runtime_mb = rss_mb()
@@ -42,10 +42,7 @@ def measure(family: str, cache: str, donate: bool, steps: int) -> dict:
     batch = shard_batch(random_batches(inputs["arrays"], inputs["rows"],
                                        num_classes=inputs["num_classes"])[0], mesh)
     key = jax.random.key(1)
-    step = jax.jit(setup.train_step,
-                   in_shardings=(replicated(mesh), batch_split(mesh), replicated(mesh)),
-                   out_shardings=(replicated(mesh), replicated(mesh)),
-                   donate_argnums=(0,) if donate else ()).lower(state, batch, key).compile()
+    step = jit_train_step(setup, mesh, donate_state=donate).lower(state, batch, key).compile()
     peak_compiled_mb = peak_rss_mb()
     for _ in range(steps):
         state, metrics = step(state, batch, key)

@@ -3,7 +3,7 @@
 One step = draw z, run G once, update D on real and fake (Adam), update G with the non-saturating
 loss. The model is DCGAN for 28x28x1, z_dim 100, base_features 64, in three forms:
 
-  jgan            the library's step as training compiles it (`build_setup`, `jit_data_parallel`)
+  jgan            the library's step as training compiles it (`build_setup`, `jit_train_step`)
   jgan-xla-convT  the same step with G's up-sampling layers swapped for `flax.linen.ConvTranspose`,
                   whose kernel gradient XLA derives itself: what jgan's custom VJP buys
   pytorch         a layer-for-layer PyTorch twin of `jgan/families/gan/dcgan.py` with the training step
@@ -39,7 +39,8 @@ import jgan.families.gan.dcgan as dcgan
 from jgan.config import Config, TrainConfig
 from jgan.data import DataSpec
 from jgan.families.gan import GANModelConfig
-from jgan.train.parallel import jit_data_parallel, make_mesh, shard_batch
+from jgan.train.family_trainer import jit_train_step
+from jgan.train.parallel import make_mesh, shard_batch
 from jgan.train.setup import build_setup
 
 IMAGE_SHAPE = (28, 28, 1)
@@ -79,7 +80,7 @@ def time_jgan(framework: str, batch_size: int, steps: int, warmup: int) -> dict:
     batch = shard_batch({"image": images}, mesh)
     key = jax.random.key(1)
     start = time.perf_counter()
-    step = jit_data_parallel(setup.train_step, mesh, donate_state=True).lower(
+    step = jit_train_step(setup, mesh).lower(
         state, batch, key).compile()
     compile_s = time.perf_counter() - start
 

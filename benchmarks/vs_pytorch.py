@@ -13,7 +13,7 @@ Rows, one per (family, framework), for the default config of experiments.<family
   biggan    28x28x1 with labels, batch 32, spectral norm, attention, orthogonal
             regularization, G's EMA (`biggan_twin.py`)
 
-and frameworks: `jgan` (the step as training runs it: `build_setup`, `jit_data_parallel`),
+and frameworks: `jgan` (the step as training runs it: `build_setup`, `jit_train_step`),
 `pytorch` (eager; CUDA when available) and, with --torch-compile, `pytorch-compile` (each of the
 step's networks wrapped in `torch.compile`). The twins are the same layers (their parameter
 counts must equal jgan's: `params_match`) doing the same work per step; inputs are synthetic

@@ -11,6 +11,11 @@ from jgan.nn import SPECTRAL_STATS, Conv, ConvTranspose, Maxout, maybe_spectral_
     ((2, 7, 7, 16), 8, 4, 2, 1),  # DCGAN's 2x up-sampling
     ((2, 5, 6, 3), 4, 3, 2, 0),
     ((1, 4, 4, 8), 2, 5, 1, 2),
+    # Inputs smaller than the kernel once dilated, computed as taps (transposed_conv.py): the
+    # U-Net's innermost up-samplings, and a 1x1 projection.
+    ((2, 2, 2, 16), 8, 4, 2, 1),
+    ((2, 1, 3, 4), 3, 4, 2, 1),
+    ((3, 1, 1, 6), 5, 4, 1, 0),
 ])
 def test_conv_transpose_matches_flax_in_value_and_gradient(shape, features, kernel, stride,
                                                            padding):
@@ -89,6 +94,7 @@ def test_spectral_norm_sigma_is_about_one_after_power_iterations(layer, shape):
     ((2, 7, 7, 4), 3, 2, ((0, 0), (0, 0))),  # a row no window reaches
     ((2, 9, 9, 2), 4, 2, ((1, 2), (1, 2))),
     ((1, 8, 8, 3), 3, 1, ((1, 1), (1, 1))),
+    ((2, 4, 4, 3), 4, 2, ((1, 1), (1, 1))),  # its input gradient up-samples a 2x2 map as taps
 ])
 def test_conv_matches_flax_to_second_order(shape, kernel, stride, padding):
     x = jax.random.normal(jax.random.key(0), shape)

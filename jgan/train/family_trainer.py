@@ -219,6 +219,13 @@ class FamilyTrainer(Trainer):
         return state
 
 
+def jit_train_step(setup, mesh, *, donate_state: bool = True):
+    """`setup.train_step` jitted over `mesh` as a run compiles it: taking the state's buffers for
+    the new one, with the family's choice of library for convolutions on the CPU."""
+    return jit_data_parallel(setup.train_step, mesh, donate_state=donate_state,
+                             cpu_convolutions=setup.cpu_convolutions)
+
+
 def compile_step(setup, mesh, keys, batch, *, log, memory: int | None = None):
     """The data-parallel train step, compiled for the state's shapes and `batch`'s (taking the
     state's buffers for the new one: the loop never reads a state it passed on), or a
@@ -228,7 +235,7 @@ def compile_step(setup, mesh, keys, batch, *, log, memory: int | None = None):
     start = time.perf_counter()
     run_key = jax.ShapeDtypeStruct(keys["run"].shape, keys["run"].dtype,
                                    sharding=replicated(mesh))
-    compiled = jit_data_parallel(setup.train_step, mesh, donate_state=True).lower(
+    compiled = jit_train_step(setup, mesh).lower(
         abstract_train_state(setup, keys["init"], mesh), batch, run_key).compile()
     need, memory = compiled_memory(compiled), memory or device_memory()
     if need > memory:

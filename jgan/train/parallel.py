@@ -13,6 +13,25 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from jgan.errors import UserError
 
+# XLA:CPU runs a convolution with YNNPACK (its default) or, with YNNPACK's convolutions turned
+# off, with Eigen. Neither is faster for every network: on 2 CPU cores Eigen takes StyleGAN's
+# step from 412 to 315 ms and BigGAN's from 164 to 115, and YNNPACK takes CycleGAN's from 290 to
+# 254 (docs/performance.md). So each family names the faster one for its step. "eigen" is
+# XLA's default list of YNNPACK fusions (single dots, single convolutions, reductions) less the
+# convolutions.
+CPU_CONVOLUTIONS = {"ynnpack": None,
+                    "eigen": {"xla_cpu_experimental_ynn_fusion_type":
+                              "LIBRARY_FUSION_TYPE_INDIVIDUAL_DOT,LIBRARY_FUSION_TYPE_REDUCE"}}
+
+
+def cpu_compiler_options(cpu_convolutions: str) -> dict[str, str] | None:
+    """XLA's compiler options that make XLA:CPU run convolutions with `cpu_convolutions`, one of
+    `CPU_CONVOLUTIONS`; None (XLA's defaults) off the CPU."""
+    if cpu_convolutions not in CPU_CONVOLUTIONS:
+        raise ValueError(f"cpu_convolutions={cpu_convolutions!r}: use one of "
+                         f"{', '.join(map(repr, CPU_CONVOLUTIONS))}")
+    return CPU_CONVOLUTIONS[cpu_convolutions] if jax.default_backend() == "cpu" else None
+
 
 def make_mesh(devices=None) -> Mesh:
     """All devices (of every process) on one "data" axis, each process's devices side by side,
@@ -49,13 +68,17 @@ def shard_batch(batch: dict, mesh: Mesh) -> dict:
     return jax.device_put(batch, batch_split(mesh))
 
 
-def jit_data_parallel(step, mesh: Mesh, *, donate_state: bool = False):
+def jit_data_parallel(step, mesh: Mesh, *, donate_state: bool = False,
+                      cpu_convolutions: str = "ynnpack"):
     """`jax.jit(step)` for `(state, batch, key) -> (state, metrics)` over the mesh.
 
     `donate_state`: the new state reuses the old one's buffers, which are deleted by the call, so
     that one state is in memory instead of two (the loop's runs, `jgan.train.loop`); the caller
     must not read the state it passed in. A buffer still viewed from NumPy (a checkpoint being
-    written) is copied instead."""
+    written) is copied instead.
+    `cpu_convolutions`: the library that runs the step's convolutions on XLA:CPU
+    (`cpu_compiler_options`); a family's `Setup.cpu_convolutions`."""
     return jax.jit(step, in_shardings=(replicated(mesh), batch_split(mesh), replicated(mesh)),
                    out_shardings=(replicated(mesh), replicated(mesh)),
-                   donate_argnums=(0,) if donate_state else ())
+                   donate_argnums=(0,) if donate_state else (),
+                   compiler_options=cpu_compiler_options(cpu_convolutions))

@@ -66,6 +66,9 @@ class Setup:
       (`jgan.augment.from_config(config.train)`); None for a family whose D takes no images it
       can augment, which then refuses `train.augment`. An adaptive one keeps its p in
       `state.extra["ada"]`.
+    cpu_convolutions: which library runs the step's convolutions on XLA:CPU, "ynnpack" (XLA's
+      default) or "eigen": whichever runs the family's default step faster
+      (`jgan.train.parallel.CPU_CONVOLUTIONS`). Other backends ignore it.
     """
 
     networks: dict[str, Network]
@@ -76,6 +79,7 @@ class Setup:
     directions: tuple[str, ...] = ()
     takes_centred_data: bool = False
     augment: Augment | None = None
+    cpu_convolutions: str = "ynnpack"
 
     def init_state(self, key: jax.Array) -> TrainState:
         state = init_train_state(self.networks, key, self.example_inputs)
