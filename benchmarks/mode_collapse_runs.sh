@@ -36,7 +36,7 @@ train ring_wgan_gp_gulrajani 2 --method wgan_gp_gulrajani --steps 5000
 train ring_minibatch 1 --method minibatch --steps 5000 --set model.minibatch_kernels=5 \
   --set model.minibatch_kernel_dim=3
 train grid_gan 8 --method gan --dataset grid
-train grid_unrolled 1 --method unrolled --dataset grid
+train grid_unrolled 8 --method unrolled --dataset grid
 train grid_unrolled_stop 8 --method unrolled_stop --dataset grid
 train grid_pacgan 8 --method pacgan --dataset grid
 train grid_feature_matching 8 --method feature_matching --dataset grid
