@@ -12,8 +12,8 @@ features) lets D see how alike a batch's samples are: classifier-FID from 129.8 
 bundled subset. DiffAugment (Zhao et al. 2020) colours and translates every image D sees, real
 and generated, which keeps D from memorising the 10,000 digits; its third op, cutout, erases
 half of a thin digit and is left out. An EMA of G's weights samples with standing BatchNorm
-statistics, and D learns at 1e-4, half of G's rate. Together: 45.3 and 44.7 at seeds 0 and 1
-(9 min 10 s on 2 CPU cores; docs/gan.md#the-quick-start).
+statistics, and D learns at 1e-4, half of G's rate. Together: 43.7 and 43.2 at seeds 0 and 1
+(8 min 8 s on 2 CPU cores; docs/gan.md#the-quick-start).
 """
 
 import dataclasses
