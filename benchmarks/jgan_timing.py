@@ -1,6 +1,6 @@
 """Time one jgan training step as training runs it: `build_setup`, the step jitted over all
-devices with `jit_train_step` (`jit_data_parallel`), donating the state as the loop does, batches sharded with
-`shard_batch`.
+devices with `jit_train_step` (`jit_data_parallel`), donating the state as the loop does,
+batches sharded with `shard_batch`.
 
 compile_s is `jitted.lower(...).compile()`, cold (the persistent compilation cache is off here,
 whatever the environment sets); seconds is the median of `steps` steps after `warmup`
@@ -49,8 +49,7 @@ def time_jgan_step(config, spec, batches: list[dict], *, steps: int, warmup: int
     batches = [shard_batch(batch, mesh) for batch in batches]
     key = jax.random.key(1)
     start = time.perf_counter()
-    step = jit_train_step(setup, mesh).lower(
-        state, batches[0], key).compile()
+    step = jit_train_step(setup, mesh).lower(state, batches[0], key).compile()
     compile_s = time.perf_counter() - start
     holder = {"state": state, "k": 0}
 

@@ -80,8 +80,7 @@ def time_jgan(framework: str, batch_size: int, steps: int, warmup: int) -> dict:
     batch = shard_batch({"image": images}, mesh)
     key = jax.random.key(1)
     start = time.perf_counter()
-    step = jit_train_step(setup, mesh).lower(
-        state, batch, key).compile()
+    step = jit_train_step(setup, mesh).lower(state, batch, key).compile()
     compile_s = time.perf_counter() - start
 
     def run_step():

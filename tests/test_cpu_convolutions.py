@@ -8,7 +8,7 @@ import pytest
 from jax import lax
 
 from conftest import build, tiny_config
-from jgan.train import family_trainer
+from jgan.train import family_trainer, parallel
 from jgan.train.parallel import cpu_compiler_options, jit_data_parallel, make_mesh
 
 
@@ -51,6 +51,16 @@ def test_a_familys_step_compiles_with_the_familys_choice():
 
     assert convolutions(setup) > convolutions(dataclasses.replace(setup,
                                                                   cpu_convolutions="ynnpack"))
+
+
+def test_options_that_this_xla_refuses_fall_back_to_its_defaults(monkeypatch):
+    monkeypatch.setitem(parallel.CPU_CONVOLUTIONS, "eigen",
+                        {"xla_cpu_experimental_ynn_fusion_type": "LIBRARY_FUSION_TYPE_RENAMED"})
+    assert parallel.cpu_compiler_options("eigen") is None
+    kernel, batch = jnp.ones((4, 4, 16, 32)), {"image": jnp.ones((8, 14, 14, 16))}
+    compiled = jit_data_parallel(conv_step, make_mesh(), cpu_convolutions="eigen").lower(
+        kernel, batch, jax.random.key(0)).compile()
+    assert entry_convolutions(compiled) == 0
 
 
 def test_an_unknown_library_is_refused_in_one_line():

@@ -7,6 +7,8 @@ one device, and the same code runs on 1 CPU, 8 forced CPU devices or a GPU host.
 
 from __future__ import annotations
 
+import functools
+
 import jax
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
@@ -26,11 +28,24 @@ CPU_CONVOLUTIONS = {"ynnpack": None,
 
 def cpu_compiler_options(cpu_convolutions: str) -> dict[str, str] | None:
     """XLA's compiler options that make XLA:CPU run convolutions with `cpu_convolutions`, one of
-    `CPU_CONVOLUTIONS`; None (XLA's defaults) off the CPU."""
+    `CPU_CONVOLUTIONS`; None (XLA's defaults) off the CPU, and where this jaxlib's XLA refuses
+    them (the option is experimental, so a later XLA may rename it)."""
     if cpu_convolutions not in CPU_CONVOLUTIONS:
         raise ValueError(f"cpu_convolutions={cpu_convolutions!r}: use one of "
                          f"{', '.join(map(repr, CPU_CONVOLUTIONS))}")
-    return CPU_CONVOLUTIONS[cpu_convolutions] if jax.default_backend() == "cpu" else None
+    options = CPU_CONVOLUTIONS[cpu_convolutions]
+    if options is None or jax.default_backend() != "cpu":
+        return None
+    return options if _xla_accepts(tuple(options.items())) else None
+
+
+@functools.cache
+def _xla_accepts(options: tuple[tuple[str, str], ...]) -> bool:
+    try:
+        jax.jit(lambda x: x + 1, compiler_options=dict(options)).lower(np.float32(0)).compile()
+    except jax.errors.JaxRuntimeError:
+        return False
+    return True
 
 
 def make_mesh(devices=None) -> Mesh:
