@@ -11,8 +11,8 @@ from jgan.nn import SPECTRAL_STATS, Conv, ConvTranspose, Maxout, maybe_spectral_
     ((2, 7, 7, 16), 8, 4, 2, 1),  # DCGAN's 2x up-sampling
     ((2, 5, 6, 3), 4, 3, 2, 0),
     ((1, 4, 4, 8), 2, 5, 1, 2),
-    # Inputs smaller than the kernel once dilated, computed as taps (transposed_conv.py): the
-    # U-Net's innermost up-samplings, and a 1x1 projection.
+    # Inputs smaller than the kernel once dilated, which XLA:CPU convolves with its operands
+    # swapped: the U-Net's innermost up-samplings, and a 1x1 projection.
     ((2, 2, 2, 16), 8, 4, 2, 1),
     ((2, 1, 3, 4), 3, 4, 2, 1),
     ((3, 1, 1, 6), 5, 4, 1, 0),
@@ -94,7 +94,7 @@ def test_spectral_norm_sigma_is_about_one_after_power_iterations(layer, shape):
     ((2, 7, 7, 4), 3, 2, ((0, 0), (0, 0))),  # a row no window reaches
     ((2, 9, 9, 2), 4, 2, ((1, 2), (1, 2))),
     ((1, 8, 8, 3), 3, 1, ((1, 1), (1, 1))),
-    ((2, 4, 4, 3), 4, 2, ((1, 1), (1, 1))),  # its input gradient up-samples a 2x2 map as taps
+    ((2, 4, 4, 3), 4, 2, ((1, 1), (1, 1))),  # its input gradient up-samples a 2x2 map
 ])
 def test_conv_matches_flax_to_second_order(shape, kernel, stride, padding):
     x = jax.random.normal(jax.random.key(0), shape)
