@@ -25,12 +25,15 @@ def conv_step(kernel, batch, key):
                                             dimension_numbers=("NHWC", "HWIO", "NHWC"))
 
 
+def compiled_conv_step(choice: str):
+    kernel, batch = jnp.ones((4, 4, 16, 32)), {"image": jnp.ones((8, 14, 14, 16))}
+    return jit_data_parallel(conv_step, make_mesh(), cpu_convolutions=choice).lower(
+        kernel, batch, jax.random.key(0)).compile()
+
+
 @pytest.mark.parametrize("choice,eigen", [("eigen", 1), ("ynnpack", 0)])
 def test_a_step_runs_its_convolutions_with_the_library_it_names(choice, eigen):
-    kernel, batch = jnp.ones((4, 4, 16, 32)), {"image": jnp.ones((8, 14, 14, 16))}
-    compiled = jit_data_parallel(conv_step, make_mesh(), cpu_convolutions=choice).lower(
-        kernel, batch, jax.random.key(0)).compile()
-    assert entry_convolutions(compiled) == eigen
+    assert entry_convolutions(compiled_conv_step(choice)) == eigen
 
 
 def test_a_familys_step_compiles_with_the_familys_choice():
@@ -57,10 +60,7 @@ def test_options_that_this_xla_refuses_fall_back_to_its_defaults(monkeypatch):
     monkeypatch.setitem(parallel.CPU_CONVOLUTIONS, "eigen",
                         {"xla_cpu_experimental_ynn_fusion_type": "LIBRARY_FUSION_TYPE_RENAMED"})
     assert parallel.cpu_compiler_options("eigen") is None
-    kernel, batch = jnp.ones((4, 4, 16, 32)), {"image": jnp.ones((8, 14, 14, 16))}
-    compiled = jit_data_parallel(conv_step, make_mesh(), cpu_convolutions="eigen").lower(
-        kernel, batch, jax.random.key(0)).compile()
-    assert entry_convolutions(compiled) == 0
+    assert entry_convolutions(compiled_conv_step("eigen")) == 0
 
 
 def test_an_unknown_library_is_refused_in_one_line():
